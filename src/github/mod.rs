@@ -1,0 +1,2 @@
+//! The GitHub boundary (being written).
+pub mod types;

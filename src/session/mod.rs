@@ -1,0 +1,4 @@
+//! Sessions: the record of one attempt to fix one issue, and the parsers that fill it.
+
+pub mod issue_body;
+pub mod repo_config;

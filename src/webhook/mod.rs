@@ -1,0 +1,3 @@
+//! Webhook intake: signature check, typed events, event -> command.
+
+pub mod command;
