@@ -1,1 +1,1 @@
-//! Settings (being written).
+//! (being written)

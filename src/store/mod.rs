@@ -1,1 +1,257 @@
-//! store (being written).
+//! Durable storage: deliveries, installations, sessions, their events, and the job queue.
+//!
+//! `Store` is the one trait the core uses. Two implementations exist, chosen by the scheme of
+//! `DATABASE_URL`: [`SqliteStore`] (the default, one file) and [`PostgresStore`] (several
+//! replicas). Both run the same portable SQL (see `sql.rs`) and differ only in connection set-up,
+//! migrations and the job-claim lock; one conformance suite (`tests/store_conformance.rs`)
+//! runs every operation on both.
+//!
+//! Invariants:
+//! - A delivery, and everything it causes (session, job, installation change), is committed in
+//!   one transaction before the webhook is answered; a redelivered id changes nothing.
+//! - A job is claimed under a lease; a worker that dies loses the lease and another worker
+//!   claims the job again, so a crash resumes or fails a session visibly, never silently.
+
+mod intake;
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use intake::IntakeQueue;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+use crate::session::{EventLevel, NewSession, Session, SessionEvent, SessionStatus};
+
+/// Storage failures. The message never contains a secret (URLs are redacted before use).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported DATABASE_URL scheme `{0}`: use sqlite:// or postgres://")]
+    UnsupportedScheme(String),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("the intake queue is shut down")]
+    IntakeClosed,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The facts of one webhook delivery that we keep.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliveryRecord {
+    pub delivery_id: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub installation_id: Option<i64>,
+    pub repository: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A stored delivery with the outcome decided for it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    pub record: DeliveryRecord,
+    pub outcome: String,
+    pub session_id: Option<String>,
+}
+
+/// A change to the installations table caused by `installation*` events.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InstallationChange {
+    Upsert { installation_id: i64, account: String, repositories: Vec<String> },
+    Delete { installation_id: i64 },
+    Suspend { installation_id: i64, suspended: bool },
+    AddRepositories { installation_id: i64, repositories: Vec<String> },
+    RemoveRepositories { installation_id: i64, repositories: Vec<String> },
+}
+
+/// What a delivery causes besides its own row.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IntakeEffect {
+    /// Recorded only (ignored events, ping).
+    None,
+    /// A queued session and the job that will run it.
+    StartSession(NewSession),
+    /// A job for a command that needs the worker (cancel, status, help, ...).
+    Job { kind: String, payload: serde_json::Value },
+    Installation(InstallationChange),
+}
+
+/// One delivery to record, with its outcome and effect decided by the trigger rules.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Intake {
+    pub delivery: DeliveryRecord,
+    pub outcome: String,
+    pub effect: IntakeEffect,
+}
+
+/// The answer to recording one delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// Newly stored (with the session it created, if any).
+    Accepted { session_id: Option<String> },
+    /// The delivery id was already stored: nothing was done.
+    Duplicate,
+}
+
+/// A stored installation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Installation {
+    pub installation_id: i64,
+    pub account: String,
+    pub repositories: Vec<String>,
+    pub suspended: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Fields a worker changes as a session advances; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SessionPatch {
+    pub status: Option<SessionStatus>,
+    pub branch: Option<String>,
+    pub repro_command: Option<String>,
+    pub issue_title: Option<String>,
+    pub bug_description: Option<String>,
+    pub patch_diff: Option<String>,
+    pub pr_url: Option<String>,
+    pub error_message: Option<String>,
+    pub base_sha: Option<String>,
+    pub head_sha: Option<String>,
+    pub head_branch: Option<String>,
+    pub check_run_id: Option<i64>,
+    pub progress_comment_id: Option<i64>,
+    pub pr_number: Option<i64>,
+    pub attempt_count: Option<i64>,
+    /// Added to the stored totals.
+    pub add_input_tokens: Option<i64>,
+    pub add_output_tokens: Option<i64>,
+}
+
+/// Filter for listing sessions, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct SessionFilter {
+    pub repository: Option<String>,
+    pub issue_number: Option<i64>,
+    pub status: Option<SessionStatus>,
+    pub limit: i64,
+}
+
+/// A unit of work for the worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub session_id: Option<String>,
+    pub payload: serde_json::Value,
+    /// How many times it has been claimed, this claim included.
+    pub attempts: i64,
+}
+
+/// How a claimed job ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobOutcome {
+    Done,
+    /// Failed for good; the message is kept for operators.
+    Failed(String),
+    /// Try again later (a transient error).
+    Retry { after: Duration, error: String },
+}
+
+/// The storage the core uses. Every method is one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Applies pending migrations.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Cheap reachability check for `/healthz`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Records many deliveries in ONE transaction (group commit); results are in order.
+    /// On error nothing of the batch is stored.
+    async fn record_deliveries(&self, batch: &[Intake]) -> StoreResult<Vec<Recorded>>;
+    async fn get_delivery(&self, delivery_id: &str) -> StoreResult<Option<Delivery>>;
+    /// Changes a delivery's outcome (e.g. after the worker rejects a sender).
+    async fn set_delivery_outcome(&self, delivery_id: &str, outcome: &str) -> StoreResult<()>;
+
+    async fn get_installation(&self, installation_id: i64) -> StoreResult<Option<Installation>>;
+
+    /// Creates a queued session and its job (the API and CLI path).
+    async fn create_session(&self, new: NewSession) -> StoreResult<Session>;
+    async fn get_session(&self, id: &str) -> StoreResult<Option<Session>>;
+    async fn list_sessions(&self, filter: &SessionFilter) -> StoreResult<Vec<Session>>;
+    /// The queued or running session of an issue, if any (oldest first).
+    async fn active_session_for_issue(
+        &self,
+        repository: &str,
+        issue_number: i64,
+    ) -> StoreResult<Option<Session>>;
+    async fn update_session(&self, id: &str, patch: &SessionPatch) -> StoreResult<()>;
+    /// Flags an active session for cancellation; false when it is not active.
+    async fn request_cancel(&self, id: &str) -> StoreResult<bool>;
+
+    async fn append_event(
+        &self,
+        session_id: &str,
+        step: &str,
+        level: EventLevel,
+        message: &str,
+    ) -> StoreResult<i64>;
+    /// Events with an id greater than `after_id`, oldest first.
+    async fn events_after(
+        &self,
+        session_id: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<SessionEvent>>;
+
+    async fn enqueue_job(
+        &self,
+        kind: &str,
+        session_id: Option<&str>,
+        payload: &serde_json::Value,
+    ) -> StoreResult<i64>;
+    /// Claims the oldest runnable job (queued, or running with an expired lease).
+    async fn claim_job(
+        &self,
+        owner: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Job>>;
+    /// Extends a lease; false when the lease was lost to another worker.
+    async fn heartbeat(&self, job_id: i64, owner: &str, lease: Duration) -> StoreResult<bool>;
+    async fn finish_job(&self, job_id: i64, owner: &str, outcome: &JobOutcome) -> StoreResult<()>;
+}
+
+/// Opens the store named by `database_url` (`sqlite:` or `postgres:`/`postgresql:`).
+pub async fn connect(database_url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
+    let scheme = database_url.split(':').next().unwrap_or_default();
+    match scheme {
+        "sqlite" => Ok(std::sync::Arc::new(SqliteStore::connect(database_url).await?)),
+        "postgres" | "postgresql" => {
+            Ok(std::sync::Arc::new(PostgresStore::connect(database_url).await?))
+        }
+        other => Err(StoreError::UnsupportedScheme(other.to_owned())),
+    }
+}
+
+/// `DATABASE_URL` without its password, for logs.
+pub fn redact_url(database_url: &str) -> String {
+    match url::Url::parse(database_url) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => database_url.to_owned(),
+    }
+}

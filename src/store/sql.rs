@@ -1,0 +1,682 @@
+//! The portable SQL shared by both backends.
+//!
+//! sqlx's runtime queries are typed by database (`Sqlite`, `Postgres`), and writing the
+//! same method bodies generic over `sqlx::Database` needs a wall of higher-ranked bounds.
+//! Instead `impl_store!` expands the one body below for each backend; the only differences
+//! (migrations, the job-claim lock clause) are macro arguments. Placeholders are `$n`,
+//! which both SQLite and PostgreSQL accept.
+
+use chrono::{DateTime, Utc};
+
+use super::{Installation, Job, StoreError, StoreResult};
+use crate::session::{EventLevel, Session, SessionEvent};
+
+pub(super) const SESSION_COLUMNS: &str = "id, repo_url, branch, bug_description, repro_command, \
+    status, patch_diff, pr_url, error_message, created_at, updated_at, installation_id, \
+    repository, issue_number, issue_title, trigger_kind, triggered_by, trigger_comment_id, \
+    delivery_id, feedback, attempt_count, input_tokens, output_tokens, base_sha, head_sha, \
+    head_branch, check_run_id, progress_comment_id, pr_number, cancel_requested";
+
+pub(super) const INSERT_SESSION: &str = "INSERT INTO sessions (id, repo_url, branch, \
+    bug_description, repro_command, status, created_at, updated_at, installation_id, repository, \
+    issue_number, issue_title, trigger_kind, triggered_by, trigger_comment_id, delivery_id, \
+    feedback) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+
+/// Picks the oldest runnable job; `{lock}` is the backend's row-lock clause.
+pub(super) const CLAIM_JOB: &str = "UPDATE jobs SET status = 'running', lease_owner = $1, \
+    lease_expires_at = $2, attempts = attempts + 1 WHERE id = (SELECT id FROM jobs \
+    WHERE (status = 'queued' AND run_after <= $3) OR (status = 'running' AND lease_expires_at < $3) \
+    ORDER BY id LIMIT 1 {lock}) RETURNING id, kind, session_id, payload, attempts";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionRow {
+    id: String,
+    repo_url: String,
+    branch: Option<String>,
+    bug_description: String,
+    repro_command: Option<String>,
+    status: String,
+    patch_diff: Option<String>,
+    pr_url: Option<String>,
+    error_message: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    installation_id: Option<i64>,
+    repository: Option<String>,
+    issue_number: Option<i64>,
+    issue_title: Option<String>,
+    trigger_kind: String,
+    triggered_by: Option<String>,
+    trigger_comment_id: Option<i64>,
+    delivery_id: Option<String>,
+    feedback: Option<String>,
+    attempt_count: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    base_sha: Option<String>,
+    head_sha: Option<String>,
+    head_branch: Option<String>,
+    check_run_id: Option<i64>,
+    progress_comment_id: Option<i64>,
+    pr_number: Option<i64>,
+    cancel_requested: bool,
+}
+
+impl TryFrom<SessionRow> for Session {
+    type Error = StoreError;
+
+    fn try_from(row: SessionRow) -> StoreResult<Self> {
+        Ok(Session {
+            status: row.status.parse().map_err(StoreError::Corrupt)?,
+            trigger_kind: row.trigger_kind.parse().map_err(StoreError::Corrupt)?,
+            id: row.id,
+            repo_url: row.repo_url,
+            branch: row.branch,
+            bug_description: row.bug_description,
+            repro_command: row.repro_command,
+            patch_diff: row.patch_diff,
+            pr_url: row.pr_url,
+            error_message: row.error_message,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            installation_id: row.installation_id,
+            repository: row.repository,
+            issue_number: row.issue_number,
+            issue_title: row.issue_title,
+            triggered_by: row.triggered_by,
+            trigger_comment_id: row.trigger_comment_id,
+            delivery_id: row.delivery_id,
+            feedback: row.feedback,
+            attempt_count: row.attempt_count,
+            input_tokens: row.input_tokens,
+            output_tokens: row.output_tokens,
+            base_sha: row.base_sha,
+            head_sha: row.head_sha,
+            head_branch: row.head_branch,
+            check_run_id: row.check_run_id,
+            progress_comment_id: row.progress_comment_id,
+            pr_number: row.pr_number,
+            cancel_requested: row.cancel_requested,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct EventRow {
+    id: i64,
+    session_id: String,
+    at: DateTime<Utc>,
+    step: String,
+    level: String,
+    message: String,
+}
+
+impl TryFrom<EventRow> for SessionEvent {
+    type Error = StoreError;
+
+    fn try_from(row: EventRow) -> StoreResult<Self> {
+        Ok(SessionEvent {
+            level: row.level.parse::<EventLevel>().map_err(StoreError::Corrupt)?,
+            id: row.id,
+            session_id: row.session_id,
+            at: row.at,
+            step: row.step,
+            message: row.message,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct JobRow {
+    id: i64,
+    kind: String,
+    session_id: Option<String>,
+    payload: String,
+    attempts: i64,
+}
+
+impl TryFrom<JobRow> for Job {
+    type Error = StoreError;
+
+    fn try_from(row: JobRow) -> StoreResult<Self> {
+        Ok(Job {
+            payload: serde_json::from_str(&row.payload)
+                .map_err(|err| StoreError::Corrupt(format!("job {} payload: {err}", row.id)))?,
+            id: row.id,
+            kind: row.kind,
+            session_id: row.session_id,
+            attempts: row.attempts,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct InstallationRow {
+    installation_id: i64,
+    account: String,
+    repositories: String,
+    suspended: bool,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<InstallationRow> for Installation {
+    type Error = StoreError;
+
+    fn try_from(row: InstallationRow) -> StoreResult<Self> {
+        Ok(Installation {
+            repositories: parse_repositories(&row.repositories)?,
+            installation_id: row.installation_id,
+            account: row.account,
+            suspended: row.suspended,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+pub(super) fn parse_repositories(json: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(json).map_err(|err| StoreError::Corrupt(format!("repositories: {err}")))
+}
+
+pub(super) fn repositories_json(repositories: &[String]) -> String {
+    serde_json::to_string(repositories).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Sorted, deduplicated union or difference of repository lists.
+pub(super) fn merge_repositories(current: Vec<String>, add: &[String], remove: &[String]) -> Vec<String> {
+    let mut merged: Vec<String> = current
+        .into_iter()
+        .chain(add.iter().cloned())
+        .filter(|repo| !remove.contains(repo))
+        .collect();
+    merged.sort();
+    merged.dedup();
+    merged
+}
+
+pub(super) fn lease_deadline(lease: std::time::Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::hours(1))
+}
+
+/// Expands the shared `Store` implementation for one backend.
+macro_rules! impl_store {
+    ($store:ty, $db:ty, backend = $backend:literal, lock = $lock:literal, migrator = $migrator:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn migrate(&self) -> $crate::store::StoreResult<()> {
+                $migrator.run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn ping(&self) -> $crate::store::StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn record_deliveries(
+                &self,
+                batch: &[$crate::store::Intake],
+            ) -> $crate::store::StoreResult<Vec<$crate::store::Recorded>> {
+                use $crate::store::{IntakeEffect, Recorded};
+                let mut tx = self.pool.begin().await?;
+                let mut results = Vec::with_capacity(batch.len());
+                for intake in batch {
+                    let d = &intake.delivery;
+                    let session_id = match &intake.effect {
+                        IntakeEffect::StartSession(_) => Some(uuid::Uuid::now_v7().to_string()),
+                        _ => None,
+                    };
+                    let inserted = sqlx::query(
+                        "INSERT INTO deliveries (delivery_id, event, action, installation_id, \
+                         repository, received_at, outcome, session_id) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (delivery_id) DO NOTHING",
+                    )
+                    .bind(&d.delivery_id)
+                    .bind(&d.event)
+                    .bind(&d.action)
+                    .bind(d.installation_id)
+                    .bind(&d.repository)
+                    .bind(d.received_at)
+                    .bind(&intake.outcome)
+                    .bind(&session_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if inserted == 0 {
+                        results.push(Recorded::Duplicate);
+                        continue;
+                    }
+                    match &intake.effect {
+                        IntakeEffect::None => {}
+                        IntakeEffect::StartSession(new) => {
+                            let id = session_id.as_deref().unwrap_or_default();
+                            insert_session(&mut tx, id, new, Some(&d.delivery_id)).await?;
+                            insert_job(&mut tx, "session", Some(id), &serde_json::json!({})).await?;
+                        }
+                        IntakeEffect::Job { kind, payload } => {
+                            insert_job(&mut tx, kind, None, payload).await?;
+                        }
+                        IntakeEffect::Installation(change) => {
+                            apply_installation_change(&mut tx, change).await?;
+                        }
+                    }
+                    results.push(Recorded::Accepted { session_id });
+                }
+                tx.commit().await?;
+                Ok(results)
+            }
+
+            async fn get_delivery(
+                &self,
+                delivery_id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Delivery>> {
+                type Row = (String, String, Option<String>, Option<i64>, Option<String>,
+                    chrono::DateTime<chrono::Utc>, String, Option<String>);
+                let row: Option<Row> = sqlx::query_as(
+                    "SELECT delivery_id, event, action, installation_id, repository, received_at, \
+                     outcome, session_id FROM deliveries WHERE delivery_id = $1",
+                )
+                .bind(delivery_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(delivery_id, event, action, installation_id, repository, received_at, outcome, session_id)| {
+                    $crate::store::Delivery {
+                        record: $crate::store::DeliveryRecord {
+                            delivery_id, event, action, installation_id, repository, received_at,
+                        },
+                        outcome,
+                        session_id,
+                    }
+                }))
+            }
+
+            async fn set_delivery_outcome(
+                &self,
+                delivery_id: &str,
+                outcome: &str,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query("UPDATE deliveries SET outcome = $1 WHERE delivery_id = $2")
+                    .bind(outcome)
+                    .bind(delivery_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn get_installation(
+                &self,
+                installation_id: i64,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Installation>> {
+                let row: Option<$crate::store::sql::InstallationRow> = sqlx::query_as(
+                    "SELECT installation_id, account, repositories, suspended, updated_at \
+                     FROM installations WHERE installation_id = $1",
+                )
+                .bind(installation_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn create_session(
+                &self,
+                new: $crate::session::NewSession,
+            ) -> $crate::store::StoreResult<$crate::session::Session> {
+                let id = uuid::Uuid::now_v7().to_string();
+                let mut tx = self.pool.begin().await?;
+                insert_session(&mut tx, &id, &new, None).await?;
+                insert_job(&mut tx, "session", Some(&id), &serde_json::json!({})).await?;
+                tx.commit().await?;
+                self.get_session(&id)
+                    .await?
+                    .ok_or_else(|| $crate::store::StoreError::Corrupt(format!("session {id} vanished")))
+            }
+
+            async fn get_session(
+                &self,
+                id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::session::Session>> {
+                let sql = format!(
+                    "SELECT {} FROM sessions WHERE id = $1",
+                    $crate::store::sql::SESSION_COLUMNS
+                );
+                let row: Option<$crate::store::sql::SessionRow> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn list_sessions(
+                &self,
+                filter: &$crate::store::SessionFilter,
+            ) -> $crate::store::StoreResult<Vec<$crate::session::Session>> {
+                let mut query = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM sessions WHERE 1 = 1",
+                    $crate::store::sql::SESSION_COLUMNS
+                ));
+                if let Some(repository) = &filter.repository {
+                    query.push(" AND repository = ").push_bind(repository.clone());
+                }
+                if let Some(issue) = filter.issue_number {
+                    query.push(" AND issue_number = ").push_bind(issue);
+                }
+                if let Some(status) = filter.status {
+                    query.push(" AND status = ").push_bind(status.as_str());
+                }
+                let limit = if filter.limit <= 0 { 50 } else { filter.limit.min(500) };
+                query.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit);
+                let rows: Vec<$crate::store::sql::SessionRow> =
+                    query.build_query_as().fetch_all(&self.pool).await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn active_session_for_issue(
+                &self,
+                repository: &str,
+                issue_number: i64,
+            ) -> $crate::store::StoreResult<Option<$crate::session::Session>> {
+                let sql = format!(
+                    "SELECT {} FROM sessions WHERE repository = $1 AND issue_number = $2 \
+                     AND status IN ('queued', 'running') ORDER BY created_at, id LIMIT 1",
+                    $crate::store::sql::SESSION_COLUMNS
+                );
+                let row: Option<$crate::store::sql::SessionRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(repository)
+                    .bind(issue_number)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn update_session(
+                &self,
+                id: &str,
+                patch: &$crate::store::SessionPatch,
+            ) -> $crate::store::StoreResult<()> {
+                let mut query = sqlx::QueryBuilder::<$db>::new("UPDATE sessions SET updated_at = ");
+                query.push_bind(chrono::Utc::now());
+                macro_rules! set {
+                    ($field:ident, $column:literal) => {
+                        if let Some(value) = patch.$field.clone() {
+                            query.push(concat!(", ", $column, " = ")).push_bind(value);
+                        }
+                    };
+                }
+                if let Some(status) = patch.status {
+                    query.push(", status = ").push_bind(status.as_str());
+                }
+                set!(branch, "branch");
+                set!(repro_command, "repro_command");
+                set!(issue_title, "issue_title");
+                set!(bug_description, "bug_description");
+                set!(patch_diff, "patch_diff");
+                set!(pr_url, "pr_url");
+                set!(error_message, "error_message");
+                set!(base_sha, "base_sha");
+                set!(head_sha, "head_sha");
+                set!(head_branch, "head_branch");
+                set!(check_run_id, "check_run_id");
+                set!(progress_comment_id, "progress_comment_id");
+                set!(pr_number, "pr_number");
+                set!(attempt_count, "attempt_count");
+                if let Some(tokens) = patch.add_input_tokens {
+                    query.push(", input_tokens = input_tokens + ").push_bind(tokens);
+                }
+                if let Some(tokens) = patch.add_output_tokens {
+                    query.push(", output_tokens = output_tokens + ").push_bind(tokens);
+                }
+                query.push(" WHERE id = ").push_bind(id.to_owned());
+                query.build().execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn request_cancel(&self, id: &str) -> $crate::store::StoreResult<bool> {
+                let changed = sqlx::query(
+                    "UPDATE sessions SET cancel_requested = TRUE, updated_at = $1 \
+                     WHERE id = $2 AND status IN ('queued', 'running')",
+                )
+                .bind(chrono::Utc::now())
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(changed > 0)
+            }
+
+            async fn append_event(
+                &self,
+                session_id: &str,
+                step: &str,
+                level: $crate::session::EventLevel,
+                message: &str,
+            ) -> $crate::store::StoreResult<i64> {
+                let (id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO session_events (session_id, at, step, level, message) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(session_id)
+                .bind(chrono::Utc::now())
+                .bind(step)
+                .bind(level.as_str())
+                .bind(message)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(id)
+            }
+
+            async fn events_after(
+                &self,
+                session_id: &str,
+                after_id: i64,
+                limit: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::session::SessionEvent>> {
+                let rows: Vec<$crate::store::sql::EventRow> = sqlx::query_as(
+                    "SELECT id, session_id, at, step, level, message FROM session_events \
+                     WHERE session_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                )
+                .bind(session_id)
+                .bind(after_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn enqueue_job(
+                &self,
+                kind: &str,
+                session_id: Option<&str>,
+                payload: &serde_json::Value,
+            ) -> $crate::store::StoreResult<i64> {
+                let mut tx = self.pool.begin().await?;
+                let id = insert_job(&mut tx, kind, session_id, payload).await?;
+                tx.commit().await?;
+                Ok(id)
+            }
+
+            async fn claim_job(
+                &self,
+                owner: &str,
+                lease: std::time::Duration,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Job>> {
+                let sql = $crate::store::sql::CLAIM_JOB.replace("{lock}", $lock);
+                let expires = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::hours(1));
+                let row: Option<$crate::store::sql::JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(owner)
+                    .bind(expires)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn heartbeat(
+                &self,
+                job_id: i64,
+                owner: &str,
+                lease: std::time::Duration,
+            ) -> $crate::store::StoreResult<bool> {
+                let changed = sqlx::query(
+                    "UPDATE jobs SET lease_expires_at = $1 \
+                     WHERE id = $2 AND lease_owner = $3 AND status = 'running'",
+                )
+                .bind($crate::store::sql::lease_deadline(lease))
+                .bind(job_id)
+                .bind(owner)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(changed > 0)
+            }
+
+            async fn finish_job(
+                &self,
+                job_id: i64,
+                owner: &str,
+                outcome: &$crate::store::JobOutcome,
+            ) -> $crate::store::StoreResult<()> {
+                use $crate::store::JobOutcome;
+                let (status, error, run_after) = match outcome {
+                    JobOutcome::Done => ("done", None, chrono::Utc::now()),
+                    JobOutcome::Failed(error) => ("failed", Some(error.clone()), chrono::Utc::now()),
+                    JobOutcome::Retry { after, error } => (
+                        "queued",
+                        Some(error.clone()),
+                        $crate::store::sql::lease_deadline(*after),
+                    ),
+                };
+                sqlx::query(
+                    "UPDATE jobs SET status = $1, last_error = $2, run_after = $3, \
+                     lease_owner = NULL, lease_expires_at = NULL WHERE id = $4 AND lease_owner = $5",
+                )
+                .bind(status)
+                .bind(error)
+                .bind(run_after)
+                .bind(job_id)
+                .bind(owner)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+        }
+
+        async fn insert_session(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            id: &str,
+            new: &$crate::session::NewSession,
+            delivery_id: Option<&str>,
+        ) -> $crate::store::StoreResult<()> {
+            let kind = new.trigger_kind.unwrap_or($crate::session::TriggerKind::Api);
+            sqlx::query($crate::store::sql::INSERT_SESSION)
+                .bind(id)
+                .bind(&new.repo_url)
+                .bind(&new.branch)
+                .bind(&new.bug_description)
+                .bind(&new.repro_command)
+                .bind(chrono::Utc::now())
+                .bind(new.installation_id)
+                .bind(&new.repository)
+                .bind(new.issue_number)
+                .bind(&new.issue_title)
+                .bind(kind.as_str())
+                .bind(&new.triggered_by)
+                .bind(new.trigger_comment_id)
+                .bind(delivery_id)
+                .bind(&new.feedback)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
+        async fn insert_job(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            kind: &str,
+            session_id: Option<&str>,
+            payload: &serde_json::Value,
+        ) -> $crate::store::StoreResult<i64> {
+            let (id,): (i64,) = sqlx::query_as(concat!(
+                "INSERT INTO jobs (kind, session_id, payload, status, attempts, run_after, created_at) ",
+                "VALUES ($1, $2, $3, 'queued', 0, $4, $4) RETURNING id"
+            ))
+            .bind(kind)
+            .bind(session_id)
+            .bind(payload.to_string())
+            .bind(chrono::Utc::now())
+            .fetch_one(&mut **tx)
+            .await?;
+            Ok(id)
+        }
+
+        async fn apply_installation_change(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            change: &$crate::store::InstallationChange,
+        ) -> $crate::store::StoreResult<()> {
+            use $crate::store::InstallationChange;
+            use $crate::store::sql::{merge_repositories, parse_repositories, repositories_json};
+            let now = chrono::Utc::now();
+            match change {
+                InstallationChange::Upsert { installation_id, account, repositories } => {
+                    sqlx::query(
+                        "INSERT INTO installations (installation_id, account, repositories, suspended, updated_at) \
+                         VALUES ($1, $2, $3, FALSE, $4) ON CONFLICT (installation_id) DO UPDATE SET \
+                         account = excluded.account, repositories = excluded.repositories, updated_at = excluded.updated_at",
+                    )
+                    .bind(installation_id)
+                    .bind(account)
+                    .bind(repositories_json(&merge_repositories(repositories.clone(), &[], &[])))
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                InstallationChange::Delete { installation_id } => {
+                    sqlx::query("DELETE FROM installations WHERE installation_id = $1")
+                        .bind(installation_id)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                InstallationChange::Suspend { installation_id, suspended } => {
+                    sqlx::query("UPDATE installations SET suspended = $1, updated_at = $2 WHERE installation_id = $3")
+                        .bind(suspended)
+                        .bind(now)
+                        .bind(installation_id)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                InstallationChange::AddRepositories { installation_id, repositories: add }
+                | InstallationChange::RemoveRepositories { installation_id, repositories: add } => {
+                    let removing = matches!(change, InstallationChange::RemoveRepositories { .. });
+                    let current: Option<(String,)> = sqlx::query_as(
+                        "SELECT repositories FROM installations WHERE installation_id = $1",
+                    )
+                    .bind(installation_id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    let current = match current {
+                        Some((json,)) => parse_repositories(&json)?,
+                        None => Vec::new(),
+                    };
+                    let merged = if removing {
+                        merge_repositories(current, &[], add)
+                    } else {
+                        merge_repositories(current, add, &[])
+                    };
+                    sqlx::query(
+                        "INSERT INTO installations (installation_id, account, repositories, suspended, updated_at) \
+                         VALUES ($1, '', $2, FALSE, $3) ON CONFLICT (installation_id) DO UPDATE SET \
+                         repositories = excluded.repositories, updated_at = excluded.updated_at",
+                    )
+                    .bind(installation_id)
+                    .bind(repositories_json(&merged))
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+            }
+            Ok(())
+        }
+    };
+}
+
+pub(super) use impl_store;
