@@ -5,6 +5,7 @@
 //! core; `github`, `store`, `llm` and `sandbox` are boundaries, each behind a small trait.
 
 pub mod agent;
+pub mod app;
 pub mod config;
 pub mod github;
 pub mod llm;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use patchpilot::session::{EventLevel, NewSession, SessionStatus, TriggerKind};
 use patchpilot::store::{
-    DeliveryRecord, Intake, IntakeEffect, InstallationChange, JobOutcome, Recorded, SessionFilter,
+    DeliveryRecord, InstallationChange, Intake, IntakeEffect, JobOutcome, Recorded, SessionFilter,
     SessionPatch,
 };
 

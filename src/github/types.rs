@@ -14,7 +14,10 @@ pub struct RepoName {
 
 impl RepoName {
     pub fn new(owner: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { owner: owner.into(), name: name.into() }
+        Self {
+            owner: owner.into(),
+            name: name.into(),
+        }
     }
 
     /// Parses `owner/name`; anything else (empty parts, extra slashes) is `None`.
@@ -80,7 +83,10 @@ mod tests {
 
     #[test]
     fn repo_name_parses_owner_and_name_only() {
-        assert_eq!(RepoName::parse("octo/hello").unwrap().to_string(), "octo/hello");
+        assert_eq!(
+            RepoName::parse("octo/hello").unwrap().to_string(),
+            "octo/hello"
+        );
         for bad in ["", "octo", "octo/", "/hello", "a/b/c", "a b/c"] {
             assert!(RepoName::parse(bad).is_none(), "{bad:?} should not parse");
         }

@@ -237,7 +237,10 @@ mod tests {
 
     #[test]
     fn only_queued_and_running_are_active() {
-        let active: Vec<_> = SessionStatus::ALL.into_iter().filter(|s| s.is_active()).collect();
+        let active: Vec<_> = SessionStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_active())
+            .collect();
         assert_eq!(active, [SessionStatus::Queued, SessionStatus::Running]);
     }
 }

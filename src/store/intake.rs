@@ -34,7 +34,10 @@ impl IntakeQueue {
     /// Records one delivery; returns once it is committed (or failed).
     pub async fn record(&self, intake: Intake) -> StoreResult<Recorded> {
         let (reply, answer) = oneshot::channel();
-        self.sender.send((intake, reply)).await.map_err(|_| StoreError::IntakeClosed)?;
+        self.sender
+            .send((intake, reply))
+            .await
+            .map_err(|_| StoreError::IntakeClosed)?;
         answer.await.map_err(|_| StoreError::IntakeClosed)?
     }
 }

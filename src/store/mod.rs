@@ -68,11 +68,26 @@ pub struct Delivery {
 /// A change to the installations table caused by `installation*` events.
 #[derive(Clone, Debug, PartialEq)]
 pub enum InstallationChange {
-    Upsert { installation_id: i64, account: String, repositories: Vec<String> },
-    Delete { installation_id: i64 },
-    Suspend { installation_id: i64, suspended: bool },
-    AddRepositories { installation_id: i64, repositories: Vec<String> },
-    RemoveRepositories { installation_id: i64, repositories: Vec<String> },
+    Upsert {
+        installation_id: i64,
+        account: String,
+        repositories: Vec<String>,
+    },
+    Delete {
+        installation_id: i64,
+    },
+    Suspend {
+        installation_id: i64,
+        suspended: bool,
+    },
+    AddRepositories {
+        installation_id: i64,
+        repositories: Vec<String>,
+    },
+    RemoveRepositories {
+        installation_id: i64,
+        repositories: Vec<String>,
+    },
 }
 
 /// What a delivery causes besides its own row.
@@ -83,7 +98,10 @@ pub enum IntakeEffect {
     /// A queued session and the job that will run it.
     StartSession(NewSession),
     /// A job for a command that needs the worker (cancel, status, help, ...).
-    Job { kind: String, payload: serde_json::Value },
+    Job {
+        kind: String,
+        payload: serde_json::Value,
+    },
     Installation(InstallationChange),
 }
 
@@ -164,7 +182,10 @@ pub enum JobOutcome {
     /// Failed for good; the message is kept for operators.
     Failed(String),
     /// Try again later (a transient error).
-    Retry { after: Duration, error: String },
+    Retry {
+        after: Duration,
+        error: String,
+    },
 }
 
 /// The storage the core uses. Every method is one transaction.
@@ -237,10 +258,12 @@ pub trait Store: Send + Sync + 'static {
 pub async fn connect(database_url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
     let scheme = database_url.split(':').next().unwrap_or_default();
     match scheme {
-        "sqlite" => Ok(std::sync::Arc::new(SqliteStore::connect(database_url).await?)),
-        "postgres" | "postgresql" => {
-            Ok(std::sync::Arc::new(PostgresStore::connect(database_url).await?))
-        }
+        "sqlite" => Ok(std::sync::Arc::new(
+            SqliteStore::connect(database_url).await?,
+        )),
+        "postgres" | "postgresql" => Ok(std::sync::Arc::new(
+            PostgresStore::connect(database_url).await?,
+        )),
         other => Err(StoreError::UnsupportedScheme(other.to_owned())),
     }
 }

@@ -31,4 +31,10 @@ impl PostgresStore {
     }
 }
 
-impl_store!(PostgresStore, Postgres, backend = "postgres", lock = "FOR UPDATE SKIP LOCKED", migrator = MIGRATOR);
+impl_store!(
+    PostgresStore,
+    Postgres,
+    backend = "postgres",
+    lock = "FOR UPDATE SKIP LOCKED",
+    migrator = MIGRATOR
+);

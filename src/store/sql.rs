@@ -116,7 +116,10 @@ impl TryFrom<EventRow> for SessionEvent {
 
     fn try_from(row: EventRow) -> StoreResult<Self> {
         Ok(SessionEvent {
-            level: row.level.parse::<EventLevel>().map_err(StoreError::Corrupt)?,
+            level: row
+                .level
+                .parse::<EventLevel>()
+                .map_err(StoreError::Corrupt)?,
             id: row.id,
             session_id: row.session_id,
             at: row.at,
@@ -182,7 +185,11 @@ pub(super) fn repositories_json(repositories: &[String]) -> String {
 }
 
 /// Sorted, deduplicated union or difference of repository lists.
-pub(super) fn merge_repositories(current: Vec<String>, add: &[String], remove: &[String]) -> Vec<String> {
+pub(super) fn merge_repositories(
+    current: Vec<String>,
+    add: &[String],
+    remove: &[String],
+) -> Vec<String> {
     let mut merged: Vec<String> = current
         .into_iter()
         .chain(add.iter().cloned())

@@ -30,9 +30,18 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
         Ok(Self { pool })
     }
 }
 
-impl_store!(SqliteStore, Sqlite, backend = "sqlite", lock = "", migrator = MIGRATOR);
+impl_store!(
+    SqliteStore,
+    Sqlite,
+    backend = "sqlite",
+    lock = "",
+    migrator = MIGRATOR
+);

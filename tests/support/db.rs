@@ -23,7 +23,11 @@ pub async fn fresh_sqlite() -> TestDb {
     let url = format!("sqlite://{}/patchpilot.db", dir.path().display());
     let store = SqliteStore::connect(&url).await.expect("open sqlite");
     store.migrate().await.expect("migrate sqlite");
-    TestDb { store: Arc::new(store), url, _dir: Some(dir) }
+    TestDb {
+        store: Arc::new(store),
+        url,
+        _dir: Some(dir),
+    }
 }
 
 /// A fresh, migrated PostgreSQL database, or `None` (outside CI) when none is reachable.
@@ -43,9 +47,15 @@ pub async fn fresh_postgres() -> Option<TestDb> {
             return None;
         }
     };
-    let store = PostgresStore::connect(&url).await.expect("connect to fresh postgres database");
+    let store = PostgresStore::connect(&url)
+        .await
+        .expect("connect to fresh postgres database");
     store.migrate().await.expect("migrate postgres");
-    Some(TestDb { store: Arc::new(store), url, _dir: None })
+    Some(TestDb {
+        store: Arc::new(store),
+        url,
+        _dir: None,
+    })
 }
 
 async fn create_database(admin_url: &str) -> Result<String, sqlx::Error> {
@@ -55,7 +65,8 @@ async fn create_database(admin_url: &str) -> Result<String, sqlx::Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await?;
-    let mut url = url::Url::parse(admin_url).map_err(|err| sqlx::Error::Configuration(err.into()))?;
+    let mut url =
+        url::Url::parse(admin_url).map_err(|err| sqlx::Error::Configuration(err.into()))?;
     url.set_path(&name);
     Ok(url.to_string())
 }

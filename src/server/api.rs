@@ -1,0 +1,307 @@
+//! The session API: create, list, read, follow (Server-Sent Events) and cancel sessions.
+//!
+//! Access: writes (create, cancel) and listings need `Authorization: Bearer
+//! $PATCHPILOT_API_TOKEN` and are disabled when no token is configured. Reading one session
+//! by id is open: ids are random UUIDs, so a session URL works as a capability link, which is
+//! what the progress comment on the issue links to.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use crate::session::{NewSession, Session, TriggerKind};
+use crate::store::SessionFilter;
+
+/// An API error: status and a sentence.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(err: crate::store::StoreError) -> Self {
+        tracing::error!(error = %err, "store error in API");
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage is unavailable; try again".to_owned(),
+        )
+    }
+}
+
+fn require_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &state.api_token else {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this route is disabled: set PATCHPILOT_API_TOKEN on the server to enable it"
+                .to_owned(),
+        ));
+    };
+    let presented = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if bool::from(presented.as_bytes().ct_eq(token.expose_secret().as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token".to_owned(),
+        ))
+    }
+}
+
+/// `POST /api/sessions` body (the seed prototype's fields).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateSession {
+    pub repo_url: String,
+    #[serde(default)]
+    pub branch: Option<String>,
+    pub bug_description: String,
+    pub repro_command: String,
+}
+
+/// Checks a create request; the error is a sentence for the caller.
+pub fn validate(request: &CreateSession) -> Result<(), String> {
+    let url = url::Url::parse(&request.repo_url)
+        .map_err(|_| "repoUrl must be an http(s) URL".to_owned())?;
+    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+        return Err("repoUrl must be an http(s) URL".to_owned());
+    }
+    if request.bug_description.trim().is_empty() {
+        return Err("bugDescription must not be empty".to_owned());
+    }
+    if request.repro_command.trim().is_empty() {
+        return Err("reproCommand must not be empty".to_owned());
+    }
+    if let Some(branch) = &request.branch
+        && (branch.is_empty() || branch.starts_with('-') || branch.contains(".."))
+    {
+        return Err("branch is not a valid branch name".to_owned());
+    }
+    Ok(())
+}
+
+pub async fn create_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CreateSession>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_token(&state, &headers)?;
+    let Json(request) = body.map_err(|err| ApiError(StatusCode::BAD_REQUEST, err.body_text()))?;
+    validate(&request).map_err(|message| ApiError(StatusCode::BAD_REQUEST, message))?;
+    let session = state
+        .store
+        .create_session(NewSession {
+            repo_url: request.repo_url,
+            branch: request.branch,
+            bug_description: request.bug_description,
+            repro_command: Some(request.repro_command),
+            trigger_kind: Some(TriggerKind::Api),
+            ..NewSession::default()
+        })
+        .await?;
+    state.worker_wakeup.notify_one();
+    let url = super::session_url(state.public_url.as_ref(), &session.id);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": session.id, "url": url })),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    repository: Option<String>,
+    issue: Option<i64>,
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Vec<Session>>, ApiError> {
+    require_token(&state, &headers)?;
+    let status = query
+        .status
+        .map(|s| s.parse())
+        .transpose()
+        .map_err(|message| ApiError(StatusCode::BAD_REQUEST, message))?;
+    let filter = SessionFilter {
+        repository: query.repository,
+        issue_number: query.issue,
+        status,
+        limit: query.limit.unwrap_or(50),
+    };
+    Ok(Json(state.store.list_sessions(&filter).await?))
+}
+
+async fn find(state: &AppState, id: &str) -> Result<Session, ApiError> {
+    state
+        .store
+        .get_session(id)
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no session `{id}`")))
+}
+
+/// `GET /api/sessions/{id}`: the session, with `logs` (its recent events as text).
+pub async fn get_session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let session = find(&state, &id).await?;
+    let events = state.store.events_after(&id, 0, 2_000).await?;
+    let logs: String = events
+        .iter()
+        .map(|e| {
+            format!(
+                "[{}] {} {}: {}\n",
+                e.at.format("%H:%M:%S"),
+                e.step,
+                e.level.as_str(),
+                e.message
+            )
+        })
+        .collect();
+    let mut value = serde_json::to_value(&session).unwrap_or_default();
+    value["logs"] = json!(logs);
+    value["url"] = json!(super::session_url(state.public_url.as_ref(), &id));
+    Ok(Json(value).into_response())
+}
+
+pub async fn cancel_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_token(&state, &headers)?;
+    let session = find(&state, &id).await?;
+    if state.store.request_cancel(&id).await? {
+        state.worker_wakeup.notify_waiters();
+        Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "id": id, "cancelRequested": true })),
+        )
+            .into_response())
+    } else {
+        Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("session `{id}` is already {}", session.status),
+        ))
+    }
+}
+
+/// `GET /api/sessions/{id}/events`: the session's events as SSE, then status changes, until
+/// the session ends. Resumes after `Last-Event-ID`. The store is polled so that events written
+/// by a worker on another replica arrive too.
+pub async fn session_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    find(&state, &id).await?;
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0);
+    let stream = futures::stream::unfold(
+        (state, id, after, None::<String>, false),
+        |(state, id, mut after, mut last_status, done)| async move {
+            if done {
+                return None;
+            }
+            let mut batch = Vec::new();
+            loop {
+                let events = state
+                    .store
+                    .events_after(&id, after, 200)
+                    .await
+                    .unwrap_or_default();
+                for event in &events {
+                    after = event.id;
+                    let data = serde_json::to_string(event).unwrap_or_default();
+                    batch.push(Ok(SseEvent::default()
+                        .id(event.id.to_string())
+                        .event("log")
+                        .data(data)));
+                }
+                let session = state.store.get_session(&id).await.ok().flatten();
+                let status = session.as_ref().map(|s| s.status.to_string());
+                if status != last_status {
+                    last_status = status.clone();
+                    if let Some(session) = &session {
+                        let data = serde_json::to_string(session).unwrap_or_default();
+                        batch.push(Ok(SseEvent::default().event("session").data(data)));
+                    }
+                }
+                let finished =
+                    session.as_ref().is_none_or(|s| !s.status.is_active()) && events.is_empty();
+                if !batch.is_empty() || finished {
+                    let stream = futures::stream::iter(batch);
+                    return Some((stream, (state, id, after, last_status, finished)));
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        },
+    );
+    use futures::StreamExt;
+    Ok(Sse::new(stream.flatten()).keep_alive(KeepAlive::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(url: &str) -> CreateSession {
+        CreateSession {
+            repo_url: url.to_owned(),
+            branch: None,
+            bug_description: "it breaks".to_owned(),
+            repro_command: "pytest".to_owned(),
+        }
+    }
+
+    #[test]
+    fn validation_names_the_bad_field() {
+        assert_eq!(validate(&request("https://github.com/o/r")), Ok(()));
+        assert_eq!(
+            validate(&request("file:///etc")),
+            Err("repoUrl must be an http(s) URL".into())
+        );
+        assert_eq!(
+            validate(&request("not a url")),
+            Err("repoUrl must be an http(s) URL".into())
+        );
+        let mut empty = request("https://github.com/o/r");
+        empty.repro_command = "  ".into();
+        assert_eq!(
+            validate(&empty),
+            Err("reproCommand must not be empty".into())
+        );
+        let mut branch = request("https://github.com/o/r");
+        branch.branch = Some("--upload-pack=x".into());
+        assert_eq!(
+            validate(&branch),
+            Err("branch is not a valid branch name".into())
+        );
+    }
+}

@@ -1,0 +1,342 @@
+//! Event -> command: the trigger rules, pure and unit-tested.
+//!
+//! The webhook handler only verifies, decides and records; everything that needs GitHub
+//! (permission checks, replies, reactions) happens in the worker, driven by the job recorded
+//! here in the same transaction as the delivery.
+
+use serde::{Deserialize, Serialize};
+
+use super::command::{SlashCommand, parse_comment};
+use super::events::{
+    Account, Event, InstallationEvent, InstallationRepositoriesEvent, Issue, Repository,
+};
+use crate::session::issue_body::{Repro, parse_issue_body};
+use crate::session::{NewSession, TriggerKind};
+use crate::store::{InstallationChange, IntakeEffect};
+
+/// The check run PatchPilot creates; `check_run.rerequested` on it starts a new attempt.
+pub const CHECK_RUN_NAME: &str = "PatchPilot";
+
+/// The check run's `external_id` ties it to its issue: `patchpilot:issue=<n>`.
+pub fn check_run_external_id(issue_number: i64) -> String {
+    format!("patchpilot:issue={issue_number}")
+}
+
+fn issue_from_external_id(external_id: &str) -> Option<i64> {
+    external_id.strip_prefix("patchpilot:issue=")?.parse().ok()
+}
+
+/// Settings the rules depend on.
+#[derive(Clone, Debug)]
+pub struct TriggerSettings {
+    /// The label that starts a session (compared case-insensitively, as GitHub does).
+    pub label: String,
+    /// Our own bot login (`<slug>[bot]`), whose comments never trigger anything.
+    pub bot_login: Option<String>,
+    /// Our App id; a rerequested check run of another App is ignored.
+    pub app_id: Option<i64>,
+}
+
+impl Default for TriggerSettings {
+    fn default() -> Self {
+        Self {
+            label: "patchpilot".to_owned(),
+            bot_login: None,
+            app_id: None,
+        }
+    }
+}
+
+/// What a delivery leads to: the outcome recorded with it and its effect.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub outcome: String,
+    pub effect: IntakeEffect,
+}
+
+impl Decision {
+    fn ignored(reason: impl std::fmt::Display) -> Self {
+        Self {
+            outcome: format!("ignored: {reason}"),
+            effect: IntakeEffect::None,
+        }
+    }
+}
+
+/// Commands the worker carries out that do not start a session by themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandKind {
+    Cancel,
+    Status,
+    Help,
+    /// `/patchpilot <text>` on a pull request: feedback for a new iteration if the PR is ours.
+    Feedback,
+}
+
+/// Payload of a `command` job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommandJob {
+    pub command: CommandKind,
+    pub installation_id: i64,
+    pub repository: String,
+    pub clone_url: String,
+    pub issue_number: i64,
+    pub is_pull_request: bool,
+    pub comment_id: i64,
+    pub sender: String,
+    /// The text after `/patchpilot` (feedback, or the unknown sub-command).
+    pub text: String,
+}
+
+/// Job kind for [`CommandJob`]s.
+pub const COMMAND_JOB: &str = "command";
+
+/// Applies the trigger rules to one verified event.
+pub fn decide(event: &Event, settings: &TriggerSettings) -> Decision {
+    match event {
+        Event::Ping => Decision {
+            outcome: "ping".to_owned(),
+            effect: IntakeEffect::None,
+        },
+        Event::Issues(e) if e.action != "labeled" => {
+            Decision::ignored(format!("issues.{}", e.action))
+        }
+        Event::Issues(e) => {
+            let label = e
+                .label
+                .as_ref()
+                .map(|l| l.name.as_str())
+                .unwrap_or_default();
+            if !label.eq_ignore_ascii_case(&settings.label) {
+                return Decision::ignored(format!("label `{label}` is not `{}`", settings.label));
+            }
+            let Some(installation) = &e.installation else {
+                return Decision::ignored("no installation in payload");
+            };
+            if let Some(reason) = sender_refusal(&e.sender, settings) {
+                return Decision::ignored(reason);
+            }
+            start(
+                &e.repository,
+                installation.id,
+                &e.issue,
+                &e.sender,
+                TriggerKind::Label,
+                None,
+                None,
+            )
+        }
+        Event::IssueComment(e) if e.action != "created" => {
+            Decision::ignored(format!("issue_comment.{}", e.action))
+        }
+        Event::IssueComment(e) => {
+            if let Some(reason) = sender_refusal(&e.comment.user, settings) {
+                return Decision::ignored(reason);
+            }
+            let Some(command) = parse_comment(&e.comment.body) else {
+                return Decision::ignored("no /patchpilot command");
+            };
+            let Some(installation) = &e.installation else {
+                return Decision::ignored("no installation in payload");
+            };
+            let is_pr = e.issue.pull_request.is_some();
+            let job = |command, text: &str| {
+                let payload = CommandJob {
+                    command,
+                    installation_id: installation.id,
+                    repository: e.repository.full_name.clone(),
+                    clone_url: e.repository.clone_url.clone(),
+                    issue_number: e.issue.number,
+                    is_pull_request: is_pr,
+                    comment_id: e.comment.id,
+                    sender: e.sender.login.clone(),
+                    text: text.to_owned(),
+                };
+                Decision {
+                    outcome: format!("command: {command:?}").to_lowercase(),
+                    effect: IntakeEffect::Job {
+                        kind: COMMAND_JOB.to_owned(),
+                        payload: serde_json::to_value(payload).unwrap_or_default(),
+                    },
+                }
+            };
+            let comment = Some(e.comment.id);
+            match command {
+                SlashCommand::Cancel => job(CommandKind::Cancel, ""),
+                SlashCommand::Status => job(CommandKind::Status, ""),
+                SlashCommand::Help => job(CommandKind::Help, ""),
+                SlashCommand::Other(text) if is_pr => job(CommandKind::Feedback, &text),
+                SlashCommand::Other(text) => job(CommandKind::Help, &text),
+                SlashCommand::Start | SlashCommand::Retry | SlashCommand::Repro(_) if is_pr => {
+                    job(CommandKind::Feedback, "")
+                }
+                SlashCommand::Start => start(
+                    &e.repository,
+                    installation.id,
+                    &e.issue,
+                    &e.sender,
+                    TriggerKind::Comment,
+                    comment,
+                    None,
+                ),
+                SlashCommand::Retry => start(
+                    &e.repository,
+                    installation.id,
+                    &e.issue,
+                    &e.sender,
+                    TriggerKind::Retry,
+                    comment,
+                    None,
+                ),
+                SlashCommand::Repro(cmd) => start(
+                    &e.repository,
+                    installation.id,
+                    &e.issue,
+                    &e.sender,
+                    TriggerKind::Comment,
+                    comment,
+                    Some(cmd),
+                ),
+            }
+        }
+        Event::CheckRun(e) if e.action != "rerequested" => {
+            Decision::ignored(format!("check_run.{}", e.action))
+        }
+        Event::CheckRun(e) => {
+            let ours = e.check_run.name == CHECK_RUN_NAME
+                && match (settings.app_id, &e.check_run.app) {
+                    (Some(ours), Some(app)) => app.id == ours,
+                    _ => true,
+                };
+            let issue = e
+                .check_run
+                .external_id
+                .as_deref()
+                .and_then(issue_from_external_id);
+            let (true, Some(issue_number), Some(installation)) = (ours, issue, &e.installation)
+            else {
+                return Decision::ignored("check run is not PatchPilot's");
+            };
+            if let Some(reason) = sender_refusal(&e.sender, settings) {
+                return Decision::ignored(reason);
+            }
+            let new = NewSession {
+                repo_url: e.repository.clone_url.clone(),
+                branch: None,
+                installation_id: Some(installation.id),
+                repository: Some(e.repository.full_name.clone()),
+                issue_number: Some(issue_number),
+                trigger_kind: Some(TriggerKind::CheckRun),
+                triggered_by: Some(e.sender.login.clone()),
+                ..NewSession::default()
+            };
+            Decision {
+                outcome: "session".to_owned(),
+                effect: IntakeEffect::StartSession(new),
+            }
+        }
+        Event::Installation(e) => installation_decision(e),
+        Event::InstallationRepositories(e) => installation_repositories_decision(e),
+        Event::Other { name } => Decision::ignored(format!("event {name}")),
+    }
+}
+
+/// Bots, Apps and PatchPilot itself never start work.
+fn sender_refusal(sender: &Account, settings: &TriggerSettings) -> Option<&'static str> {
+    if settings.bot_login.as_deref() == Some(sender.login.as_str()) {
+        Some("our own comment")
+    } else if sender.is_bot() {
+        Some("sender is a bot")
+    } else {
+        None
+    }
+}
+
+fn start(
+    repository: &Repository,
+    installation_id: i64,
+    issue: &Issue,
+    sender: &Account,
+    kind: TriggerKind,
+    comment_id: Option<i64>,
+    repro_override: Option<String>,
+) -> Decision {
+    let body = issue.body.as_deref().unwrap_or_default();
+    let parsed = parse_issue_body(body);
+    let repro_from_body = match parsed.repro {
+        Repro::Found { command, .. } => Some(command),
+        Repro::Missing | Repro::Ambiguous(_) => None,
+    };
+    let new = NewSession {
+        repo_url: repository.clone_url.clone(),
+        branch: parsed.branch,
+        bug_description: format!("{}\n\n{}", issue.title, body).trim_end().to_owned(),
+        repro_command: repro_override.or(repro_from_body),
+        installation_id: Some(installation_id),
+        repository: Some(repository.full_name.clone()),
+        issue_number: Some(issue.number),
+        issue_title: Some(issue.title.clone()),
+        trigger_kind: Some(kind),
+        triggered_by: Some(sender.login.clone()),
+        trigger_comment_id: comment_id,
+        feedback: None,
+    };
+    Decision {
+        outcome: "session".to_owned(),
+        effect: IntakeEffect::StartSession(new),
+    }
+}
+
+fn installation_decision(e: &InstallationEvent) -> Decision {
+    let id = e.installation.id;
+    let change = match e.action.as_str() {
+        "created" => InstallationChange::Upsert {
+            installation_id: id,
+            account: e.installation.account.login.clone(),
+            repositories: e
+                .repositories
+                .iter()
+                .flatten()
+                .map(|r| r.full_name.clone())
+                .collect(),
+        },
+        "deleted" => InstallationChange::Delete {
+            installation_id: id,
+        },
+        "suspend" => InstallationChange::Suspend {
+            installation_id: id,
+            suspended: true,
+        },
+        "unsuspend" => InstallationChange::Suspend {
+            installation_id: id,
+            suspended: false,
+        },
+        other => return Decision::ignored(format!("installation.{other}")),
+    };
+    Decision {
+        outcome: format!("installation.{}", e.action),
+        effect: IntakeEffect::Installation(change),
+    }
+}
+
+fn installation_repositories_decision(e: &InstallationRepositoriesEvent) -> Decision {
+    let id = e.installation.id;
+    let names =
+        |repos: &[super::events::RepoRef]| repos.iter().map(|r| r.full_name.clone()).collect();
+    let change = match e.action.as_str() {
+        "added" => InstallationChange::AddRepositories {
+            installation_id: id,
+            repositories: names(&e.repositories_added),
+        },
+        "removed" => InstallationChange::RemoveRepositories {
+            installation_id: id,
+            repositories: names(&e.repositories_removed),
+        },
+        other => return Decision::ignored(format!("installation_repositories.{other}")),
+    };
+    Decision {
+        outcome: format!("installation_repositories.{}", e.action),
+        effect: IntakeEffect::Installation(change),
+    }
+}
