@@ -10,6 +10,12 @@ pub mod server;
 
 /// The real example payloads GitHub publishes (through Octokit), as (event, payload) pairs.
 pub fn octokit_examples() -> Vec<(String, serde_json::Value)> {
+    static EXAMPLES: std::sync::OnceLock<Vec<(String, serde_json::Value)>> =
+        std::sync::OnceLock::new();
+    EXAMPLES.get_or_init(load_examples).clone()
+}
+
+fn load_examples() -> Vec<(String, serde_json::Value)> {
     let raw = include_str!("../fixtures/webhooks/octokit-examples.json");
     let events: Vec<serde_json::Value> = serde_json::from_str(raw).expect("examples parse");
     events

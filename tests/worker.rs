@@ -1,0 +1,176 @@
+//! The worker loop against a real store: runs, retries, cancellation, crash recovery,
+//! shutdown hand-back. The handler here is a test double of the pipeline (the worker's own
+//! seam), so what is under test is the claiming, leasing and cancelling.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use patchpilot::session::NewSession;
+use patchpilot::store::{Job, Store};
+use patchpilot::worker::{JobError, JobHandler, WorkerConfig, WorkerPool};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Copy)]
+enum Behaviour {
+    Succeed,
+    FailOnceThenSucceed,
+    WaitForCancel,
+}
+
+struct Recorder {
+    behaviour: Behaviour,
+    runs: Mutex<Vec<(i64, i64)>>,
+    cancelled: Mutex<Vec<i64>>,
+    given_up: Mutex<Vec<(i64, String)>>,
+    started: Notify,
+}
+
+impl Recorder {
+    fn new(behaviour: Behaviour) -> Arc<Self> {
+        Arc::new(Self {
+            behaviour,
+            runs: Mutex::default(),
+            cancelled: Mutex::default(),
+            given_up: Mutex::default(),
+            started: Notify::new(),
+        })
+    }
+}
+
+#[async_trait]
+impl JobHandler for Recorder {
+    async fn run(&self, job: &Job, cancel: CancellationToken) -> Result<(), JobError> {
+        self.runs.lock().unwrap().push((job.id, job.attempts));
+        self.started.notify_one();
+        match self.behaviour {
+            Behaviour::Succeed => Ok(()),
+            Behaviour::FailOnceThenSucceed if job.attempts == 1 => {
+                Err(JobError::Transient("github 502".into()))
+            }
+            Behaviour::FailOnceThenSucceed => Ok(()),
+            Behaviour::WaitForCancel => {
+                cancel.cancelled().await;
+                self.cancelled.lock().unwrap().push(job.id);
+                Err(JobError::Permanent("cancelled".into()))
+            }
+        }
+    }
+
+    async fn give_up(&self, job: &Job, error: &str) {
+        self.given_up
+            .lock()
+            .unwrap()
+            .push((job.id, error.to_owned()));
+    }
+}
+
+fn config() -> WorkerConfig {
+    WorkerConfig {
+        concurrency: 2,
+        lease: Duration::from_secs(2),
+        heartbeat: Duration::from_millis(200),
+        idle_poll: Duration::from_millis(50),
+        cancel_poll: Duration::from_millis(50),
+        max_attempts: 3,
+        shutdown_grace: Duration::from_millis(200),
+        retry_base: Duration::from_millis(100),
+    }
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn session() -> NewSession {
+    NewSession {
+        repo_url: "https://example.com/r.git".into(),
+        bug_description: "bug".into(),
+        ..Default::default()
+    }
+}
+
+on_both_backends! {
+    async fn runs_each_job_once(db) {
+        let handler = Recorder::new(Behaviour::Succeed);
+        let pool = WorkerPool::start(db.store.clone(), handler.clone(), Arc::new(Notify::new()), config());
+        for _ in 0..5 {
+            db.store.create_session(session()).await.unwrap();
+        }
+        eventually("5 runs", || handler.runs.lock().unwrap().len() == 5).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(handler.runs.lock().unwrap().len(), 5, "no job ran twice");
+        pool.shutdown().await;
+    }
+
+    async fn transient_failures_are_retried(db) {
+        let handler = Recorder::new(Behaviour::FailOnceThenSucceed);
+        let pool = WorkerPool::start(db.store.clone(), handler.clone(), Arc::new(Notify::new()), config());
+        db.store.create_session(session()).await.unwrap();
+        eventually("a second attempt", || handler.runs.lock().unwrap().len() == 2).await;
+        let attempts: Vec<i64> = handler.runs.lock().unwrap().iter().map(|r| r.1).collect();
+        assert_eq!(attempts, vec![1, 2]);
+        assert!(handler.given_up.lock().unwrap().is_empty());
+        pool.shutdown().await;
+    }
+
+    async fn cancellation_reaches_the_running_job(db) {
+        let handler = Recorder::new(Behaviour::WaitForCancel);
+        let pool = WorkerPool::start(db.store.clone(), handler.clone(), Arc::new(Notify::new()), config());
+        let s = db.store.create_session(session()).await.unwrap();
+        handler.started.notified().await;
+        assert!(db.store.request_cancel(&s.id).await.unwrap());
+        eventually("the job sees the cancellation", || handler.cancelled.lock().unwrap().len() == 1).await;
+        pool.shutdown().await;
+    }
+
+    async fn a_crashed_workers_job_is_resumed_then_given_up(db) {
+        // A worker claimed the job and died: its lease runs out.
+        let s = db.store.create_session(session()).await.unwrap();
+        let dead = db.store.claim_job("dead-worker", Duration::from_millis(300), Utc::now()).await.unwrap().unwrap();
+        assert_eq!(dead.session_id.as_deref(), Some(s.id.as_str()));
+        let handler = Recorder::new(Behaviour::Succeed);
+        let pool = WorkerPool::start(db.store.clone(), handler.clone(), Arc::new(Notify::new()), config());
+        eventually("the job is resumed", || handler.runs.lock().unwrap().len() == 1).await;
+        assert_eq!(handler.runs.lock().unwrap()[0], (dead.id, 2));
+        pool.shutdown().await;
+
+        // A job that keeps crashing its workers is failed visibly, not retried forever.
+        let s2 = db.store.create_session(session()).await.unwrap();
+        for i in 1..=3 {
+            // Each claim happens just after the previous 1 ms lease ran out.
+            let at = Utc::now() + chrono::Duration::milliseconds(10 * i);
+            db.store.claim_job("crashy", Duration::from_millis(1), at).await.unwrap().unwrap();
+        }
+        let handler = Recorder::new(Behaviour::Succeed);
+        let store: Arc<dyn Store> = db.store.clone();
+        let pool = WorkerPool::start(store, handler.clone(), Arc::new(Notify::new()), config());
+        eventually("the job is given up", || !handler.given_up.lock().unwrap().is_empty()).await;
+        let (_, error) = handler.given_up.lock().unwrap()[0].clone();
+        assert!(error.contains("gave up after 3 attempts"), "{error}");
+        assert!(handler.runs.lock().unwrap().is_empty(), "it was not run a fourth time");
+        let _ = s2;
+        pool.shutdown().await;
+    }
+
+    async fn shutdown_hands_running_jobs_back(db) {
+        let handler = Recorder::new(Behaviour::WaitForCancel);
+        let pool = WorkerPool::start(db.store.clone(), handler.clone(), Arc::new(Notify::new()), config());
+        db.store.create_session(session()).await.unwrap();
+        handler.started.notified().await;
+        pool.shutdown().await;
+        assert_eq!(handler.cancelled.lock().unwrap().len(), 1, "cancelled after the grace period");
+        let job = db.store.claim_job("next", Duration::from_secs(5), Utc::now()).await.unwrap();
+        assert!(job.is_some(), "the interrupted job is queued again");
+    }
+}
