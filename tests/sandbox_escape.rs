@@ -75,6 +75,19 @@ async fn run_script(sb: &Arc<dyn Sandbox>, work: &Path, script: &str) -> RunOutc
     run(sb, SandboxCommand::new(script, work)).await
 }
 
+/// Runs an escape attempt followed by a marker, and checks the attempt really ran (so a
+/// sandbox that fails to start cannot pass the suite).
+async fn attempt(sb: &Arc<dyn Sandbox>, work: &Path, script: &str) -> RunOutcome {
+    let out = run_script(sb, work, &format!("{script}\necho ATTEMPT-RAN")).await;
+    assert!(
+        out.output.text().contains("ATTEMPT-RAN"),
+        "{}: the attempt did not run: {}",
+        sb.describe(),
+        out.output.text()
+    );
+    out
+}
+
 /// Host processes whose command line contains `marker`.
 fn host_processes_with(marker: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -133,8 +146,7 @@ async fn a_planted_secret_outside_the_work_tree_is_unreadable() {
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
         let work = work_tree();
         let script = format!("cat {} /root/.npmrc /etc/shadow", secret.display());
-        let out = run_script(&sb, work.path(), &script).await;
-        assert!(!out.success(), "{}", sb.describe());
+        let out = attempt(&sb, work.path(), &script).await;
         assert!(!out.output.text().contains("TOP-SECRET-VALUE"), "{}", sb.describe());
     }
 }
@@ -151,7 +163,7 @@ async fn the_servers_environment_is_unreachable_even_through_proc() {
             "env; cat /proc/{pid}/environ /proc/1/environ; for f in /proc/[0-9]*/environ; do cat $f; done",
             pid = std::process::id()
         );
-        let out = run_script(&sb, work.path(), &script).await;
+        let out = attempt(&sb, work.path(), &script).await;
         let text = out.output.text();
         assert!(!text.contains(marker), "{}: {text}", sb.describe());
         assert!(text.contains("CI=true"), "{text}");
@@ -182,7 +194,7 @@ async fn a_listener_on_the_hosts_loopback_cannot_be_reached() {
         let port = listener.local_addr().unwrap().port();
         let work = work_tree();
         let script = format!("bash -c 'echo hi > /dev/tcp/127.0.0.1/{port}' && echo CONNECTED");
-        let out = run_script(&sb, work.path(), &script).await;
+        let out = attempt(&sb, work.path(), &script).await;
         assert!(!out.output.text().contains("CONNECTED"), "{}", sb.describe());
         let accepted = listener.accept();
         assert!(
@@ -204,7 +216,7 @@ async fn writes_outside_the_work_tree_do_not_reach_the_host() {
             target.display(),
             std::process::id()
         );
-        run_script(&sb, work.path(), &script).await;
+        attempt(&sb, work.path(), &script).await;
         assert!(!target.exists(), "{}", sb.describe());
         assert!(!Path::new("/etc/pwned").exists());
         assert!(!Path::new("/usr/pwned").exists());
@@ -223,7 +235,8 @@ async fn a_symlink_in_the_work_tree_pointing_outside_is_not_followed_out() {
         let work = work_tree();
         std::os::unix::fs::symlink(&secret, work.path().join("link")).unwrap();
         std::os::unix::fs::symlink(outside.path(), work.path().join("dirlink")).unwrap();
-        let out = run_script(&sb, work.path(), "cat link; echo overwritten > link; echo new > dirlink/new").await;
+        let script = "cat link; echo overwritten > link; echo new > dirlink/new";
+        let out = attempt(&sb, work.path(), script).await;
         assert!(!out.output.text().contains("LINKED-SECRET"), "{}", sb.describe());
         assert_eq!(std::fs::read_to_string(&secret).unwrap(), "LINKED-SECRET");
         assert!(!outside.path().join("new").exists(), "{}", sb.describe());
