@@ -32,7 +32,8 @@ fn uids() -> UidPool {
 fn bubblewrap() -> Arc<dyn Sandbox> {
     let toolchains = SandboxArgs::default().toolchains();
     let sb = BubblewrapSandbox::new("bwrap".into(), toolchains, uids()).unwrap();
-    sb.self_test().expect("bubblewrap must work on this machine");
+    sb.self_test()
+        .expect("bubblewrap must work on this machine");
     Arc::new(sb)
 }
 
@@ -111,13 +112,22 @@ async fn commands_run_and_report_their_exit_status() {
         assert!(!out.success());
         let text = out.output.text();
         assert!(text.contains("hello"), "{text}");
-        assert!(text.contains(&work.path().display().to_string()), "same path inside: {text}");
+        assert!(
+            text.contains(&work.path().display().to_string()),
+            "same path inside: {text}"
+        );
         let ok = run_script(&sb, work.path(), "echo made > file.txt").await;
         assert!(ok.success(), "{}: {}", sb.describe(), ok.output.text());
-        assert_eq!(std::fs::read_to_string(work.path().join("file.txt")).unwrap(), "made\n");
+        assert_eq!(
+            std::fs::read_to_string(work.path().join("file.txt")).unwrap(),
+            "made\n"
+        );
         // The server owns its work tree again after the run.
         let meta = std::fs::metadata(work.path().join("file.txt")).unwrap();
-        assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), nix::unistd::getuid().as_raw());
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            nix::unistd::getuid().as_raw()
+        );
     }
 }
 
@@ -127,7 +137,10 @@ async fn output_is_streamed_line_by_line() {
         let work = work_tree();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let cmd = SandboxCommand::new("echo one; echo two >&2; printf three", work.path());
-        let out = sb.run(cmd, Some(tx), CancellationToken::new()).await.unwrap();
+        let out = sb
+            .run(cmd, Some(tx), CancellationToken::new())
+            .await
+            .unwrap();
         assert!(out.success());
         let mut lines = Vec::new();
         while let Ok(line) = rx.try_recv() {
@@ -147,7 +160,11 @@ async fn a_planted_secret_outside_the_work_tree_is_unreadable() {
         let work = work_tree();
         let script = format!("cat {} /root/.npmrc /etc/shadow", secret.display());
         let out = attempt(&sb, work.path(), &script).await;
-        assert!(!out.output.text().contains("TOP-SECRET-VALUE"), "{}", sb.describe());
+        assert!(
+            !out.output.text().contains("TOP-SECRET-VALUE"),
+            "{}",
+            sb.describe()
+        );
     }
 }
 
@@ -156,7 +173,10 @@ async fn the_servers_environment_is_unreachable_even_through_proc() {
     // cargo sets CARGO_PKG_NAME in this test process's environment: it stands for a secret.
     let marker = "CARGO_PKG_NAME=patchpilot";
     let own = std::fs::read_to_string("/proc/self/environ").unwrap();
-    assert!(own.contains(marker), "the marker must be in the server's environment");
+    assert!(
+        own.contains(marker),
+        "the marker must be in the server's environment"
+    );
     for sb in tiers() {
         let work = work_tree();
         let script = format!(
@@ -175,8 +195,20 @@ async fn the_servers_environment_is_unreachable_even_through_proc() {
         for name in names {
             assert!(
                 [
-                    "PATH", "HOME", "TMPDIR", "LANG", "CI", "CARGO_NET_OFFLINE", "PIP_NO_INDEX",
-                    "RUSTUP_HOME", "CARGO_HOME", "PYENV_ROOT", "PWD", "SHLVL", "OLDPWD", "_"
+                    "PATH",
+                    "HOME",
+                    "TMPDIR",
+                    "LANG",
+                    "CI",
+                    "CARGO_NET_OFFLINE",
+                    "PIP_NO_INDEX",
+                    "RUSTUP_HOME",
+                    "CARGO_HOME",
+                    "PYENV_ROOT",
+                    "PWD",
+                    "SHLVL",
+                    "OLDPWD",
+                    "_"
                 ]
                 .contains(&name),
                 "{}: unexpected variable {name}",
@@ -195,7 +227,11 @@ async fn a_listener_on_the_hosts_loopback_cannot_be_reached() {
         let work = work_tree();
         let script = format!("bash -c 'echo hi > /dev/tcp/127.0.0.1/{port}' && echo CONNECTED");
         let out = attempt(&sb, work.path(), &script).await;
-        assert!(!out.output.text().contains("CONNECTED"), "{}", sb.describe());
+        assert!(
+            !out.output.text().contains("CONNECTED"),
+            "{}",
+            sb.describe()
+        );
         let accepted = listener.accept();
         assert!(
             matches!(&accepted, Err(e) if e.kind() == ErrorKind::WouldBlock),
@@ -237,7 +273,11 @@ async fn a_symlink_in_the_work_tree_pointing_outside_is_not_followed_out() {
         std::os::unix::fs::symlink(outside.path(), work.path().join("dirlink")).unwrap();
         let script = "cat link; echo overwritten > link; echo new > dirlink/new";
         let out = attempt(&sb, work.path(), script).await;
-        assert!(!out.output.text().contains("LINKED-SECRET"), "{}", sb.describe());
+        assert!(
+            !out.output.text().contains("LINKED-SECRET"),
+            "{}",
+            sb.describe()
+        );
         assert_eq!(std::fs::read_to_string(&secret).unwrap(), "LINKED-SECRET");
         assert!(!outside.path().join("new").exists(), "{}", sb.describe());
     }
@@ -247,14 +287,24 @@ async fn a_symlink_in_the_work_tree_pointing_outside_is_not_followed_out() {
 async fn a_fork_bomb_is_contained_and_cleaned_up() {
     for sb in tiers() {
         let work = work_tree();
-        let mut cmd = SandboxCommand::new("bomb() { bomb | bomb & }; bomb; sleep 4242", work.path());
+        let mut cmd =
+            SandboxCommand::new("bomb() { bomb | bomb & }; bomb; sleep 4242", work.path());
         cmd.limits.max_processes = 64;
         cmd.limits.timeout = Duration::from_secs(3);
         let out = run(&sb, cmd).await;
         assert!(!out.success(), "{}", sb.describe());
-        assert!(host_processes_with("sleep 4242").is_empty(), "{}", sb.describe());
+        assert!(
+            host_processes_with("sleep 4242").is_empty(),
+            "{}",
+            sb.describe()
+        );
         // The host can still start processes.
-        assert!(std::process::Command::new("true").status().unwrap().success());
+        assert!(
+            std::process::Command::new("true")
+                .status()
+                .unwrap()
+                .success()
+        );
     }
 }
 
@@ -262,7 +312,12 @@ async fn a_fork_bomb_is_contained_and_cleaned_up() {
 async fn five_gigabytes_of_output_keep_server_memory_bounded() {
     for sb in tiers() {
         let work = work_tree();
-        let out = run_script(&sb, work.path(), "head -c 5000000000 /dev/zero; echo; echo THE-END").await;
+        let out = run_script(
+            &sb,
+            work.path(),
+            "head -c 5000000000 /dev/zero; echo; echo THE-END",
+        )
+        .await;
         assert!(out.success(), "{}", sb.describe());
         assert_eq!(out.output.total_bytes(), 5_000_000_000 + 9);
         assert!(out.output.dropped_bytes() > 4_990_000_000);
@@ -287,7 +342,11 @@ async fn sleep_1000_is_killed_at_the_timeout() {
         let out = run(&sb, cmd).await;
         assert!(out.timed_out, "{}", sb.describe());
         assert!(!out.success());
-        assert!(host_processes_with("sleep 1000").is_empty(), "{}", sb.describe());
+        assert!(
+            host_processes_with("sleep 1000").is_empty(),
+            "{}",
+            sb.describe()
+        );
     }
 }
 
@@ -308,7 +367,11 @@ async fn cancellation_kills_the_command() {
             .expect("cancellation must end the run")
             .unwrap();
         assert!(out.cancelled, "{}", sb.describe());
-        assert!(host_processes_with("sleep 1717").is_empty(), "{}", sb.describe());
+        assert!(
+            host_processes_with("sleep 1717").is_empty(),
+            "{}",
+            sb.describe()
+        );
     }
 }
 
@@ -349,7 +412,11 @@ async fn a_daemonised_grandchild_is_killed_at_the_end() {
         let script = "setsid sh -c 'sleep 2929 & exit 0' & sleep 0.3; (nohup sleep 2929 >/dev/null 2>&1 &); exit 0";
         let out = run_script(&sb, work.path(), script).await;
         assert!(out.success(), "{}: {}", sb.describe(), out.output.text());
-        assert!(host_processes_with("sleep 2929").is_empty(), "{}", sb.describe());
+        assert!(
+            host_processes_with("sleep 2929").is_empty(),
+            "{}",
+            sb.describe()
+        );
     }
 }
 
@@ -365,7 +432,11 @@ async fn network_is_available_only_when_asked() {
     );
     cmd.network = true;
     let out = run(&sb, cmd).await;
-    assert!(out.output.text().contains("CONNECTED"), "{}", out.output.text());
+    assert!(
+        out.output.text().contains("CONNECTED"),
+        "{}",
+        out.output.text()
+    );
 }
 
 #[tokio::test]
@@ -374,7 +445,11 @@ async fn tier_c_refuses_without_the_operators_consent() {
     assert_eq!(sb.tier(), Tier::Refused);
     let work = work_tree();
     let err = sb
-        .run(SandboxCommand::new("true", work.path()), None, CancellationToken::new())
+        .run(
+            SandboxCommand::new("true", work.path()),
+            None,
+            CancellationToken::new(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, SandboxError::Refused));

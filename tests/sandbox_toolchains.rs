@@ -16,9 +16,10 @@ static NEXT_UID_BASE: AtomicU32 = AtomicU32::new(330_000);
 
 fn sandbox() -> Arc<dyn Sandbox> {
     let uids = UidPool::new(NEXT_UID_BASE.fetch_add(16, Ordering::SeqCst), 4);
-    let sb = BubblewrapSandbox::new("bwrap".into(), SandboxArgs::default().toolchains(), uids)
-        .unwrap();
-    sb.self_test().expect("bubblewrap must work on this machine");
+    let sb =
+        BubblewrapSandbox::new("bwrap".into(), SandboxArgs::default().toolchains(), uids).unwrap();
+    sb.self_test()
+        .expect("bubblewrap must work on this machine");
     Arc::new(sb)
 }
 
@@ -34,9 +35,16 @@ async fn run(script: &str, work: &std::path::Path) -> RunOutcome {
 #[tokio::test]
 async fn python_and_node_run() {
     let work = tempfile::tempdir().unwrap();
-    std::fs::write(work.path().join("test_x.py"), "import sys\nprint('py', sys.version_info[0])\n")
-        .unwrap();
-    let out = run("python3 test_x.py && node -e 'console.log(\"node\", 1 + 1)'", work.path()).await;
+    std::fs::write(
+        work.path().join("test_x.py"),
+        "import sys\nprint('py', sys.version_info[0])\n",
+    )
+    .unwrap();
+    let out = run(
+        "python3 test_x.py && node -e 'console.log(\"node\", 1 + 1)'",
+        work.path(),
+    )
+    .await;
     assert!(out.success(), "{}", out.output.text());
     assert!(out.output.text().contains("py 3"));
     assert!(out.output.text().contains("node 2"));

@@ -138,7 +138,14 @@ impl BubblewrapSandbox {
         if cmd.network {
             a.add(["--share-net"]);
         }
-        a.add(["--uid", INNER_ID, "--gid", INNER_ID, "--hostname", "sandbox"]);
+        a.add([
+            "--uid",
+            INNER_ID,
+            "--gid",
+            INNER_ID,
+            "--hostname",
+            "sandbox",
+        ]);
         a.add(["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]);
         for dir in ["/bin", "/sbin", "/lib", "/lib32", "/lib64"] {
             system_dir(&mut a, Path::new(dir));
@@ -200,7 +207,11 @@ impl Sandbox for BubblewrapSandbox {
             Some(_) => "dedicated uids",
             None => "the server's uid",
         };
-        format!("{} (bwrap: {}, as {who})", self.tier(), self.bwrap.display())
+        format!(
+            "{} (bwrap: {}, as {who})",
+            self.tier(),
+            self.bwrap.display()
+        )
     }
 
     async fn run(
@@ -256,7 +267,13 @@ fn launcher_setup(
         let none: Option<&str> = None;
         mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)?;
         for (src, dst) in stage_binds {
-            mount(Some(src), dst, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)?;
+            mount(
+                Some(src),
+                dst,
+                none,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                none,
+            )?;
         }
     }
     limits.apply_rlimits()?;
@@ -319,11 +336,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wd = dir.path().to_string_lossy().into_owned();
         let args = args_of(&sb, &SandboxCommand::new("echo hi", dir.path()));
-        assert!(window(&args, &["--unshare-all", "--die-with-parent", "--new-session"]));
+        assert!(window(
+            &args,
+            &["--unshare-all", "--die-with-parent", "--new-session"]
+        ));
         assert!(!args.contains(&"--share-net".to_string()));
         assert!(window(&args, &["--bind", &wd, &wd]));
         assert!(window(&args, &["--chdir", &wd]));
-        assert!(window(&args, &["--size", &(512u64 << 20).to_string(), "--tmpfs", "/tmp"]));
+        assert!(window(
+            &args,
+            &["--size", &(512u64 << 20).to_string(), "--tmpfs", "/tmp"]
+        ));
         assert!(window(&args, &["--setenv", "CI", "true"]));
         assert!(window(&args, &["--", "/bin/sh", "-c", "echo hi"]));
     }

@@ -23,49 +23,102 @@ pub enum TierChoice {
 #[derive(clap::Args, Debug, Clone)]
 pub struct SandboxArgs {
     /// Sandbox tier: `auto` picks the strongest the machine supports.
-    #[arg(long = "sandbox-tier", env = "PATCHPILOT_SANDBOX_TIER", value_enum, default_value_t)]
+    #[arg(
+        long = "sandbox-tier",
+        env = "PATCHPILOT_SANDBOX_TIER",
+        value_enum,
+        default_value_t
+    )]
     pub tier: TierChoice,
     /// Run repro and test commands without any sandbox when neither bubblewrap nor Landlock
     /// works. Every comment and check run then says so.
     #[arg(long, env = "PATCHPILOT_ALLOW_UNSANDBOXED", default_value_t = false)]
     pub allow_unsandboxed: bool,
     /// The bubblewrap executable.
-    #[arg(long = "sandbox-bwrap", env = "PATCHPILOT_SANDBOX_BWRAP", default_value = "bwrap")]
+    #[arg(
+        long = "sandbox-bwrap",
+        env = "PATCHPILOT_SANDBOX_BWRAP",
+        default_value = "bwrap"
+    )]
     pub bwrap: PathBuf,
     /// First uid of the range the sandbox runs as (one uid per concurrent command) when the
     /// server runs as root.
-    #[arg(long = "sandbox-uid-base", env = "PATCHPILOT_SANDBOX_UID_BASE", default_value_t = 200_000)]
+    #[arg(
+        long = "sandbox-uid-base",
+        env = "PATCHPILOT_SANDBOX_UID_BASE",
+        default_value_t = 200_000
+    )]
     pub uid_base: u32,
     /// How many uids (so how many concurrent commands) the range holds.
-    #[arg(long = "sandbox-uid-count", env = "PATCHPILOT_SANDBOX_UID_COUNT", default_value_t = 64)]
+    #[arg(
+        long = "sandbox-uid-count",
+        env = "PATCHPILOT_SANDBOX_UID_COUNT",
+        default_value_t = 64
+    )]
     pub uid_count: u32,
     /// Comma-separated toolchain directories bound read-only at the same path. Default: the
     /// server's `~/.rustup`, `~/.cargo`, `~/.pyenv`, `~/.nvm` and `/opt`, where they exist.
-    #[arg(long = "sandbox-toolchains", env = "PATCHPILOT_SANDBOX_TOOLCHAINS", value_delimiter = ',')]
+    #[arg(
+        long = "sandbox-toolchains",
+        env = "PATCHPILOT_SANDBOX_TOOLCHAINS",
+        value_delimiter = ','
+    )]
     pub toolchains: Option<Vec<PathBuf>>,
     /// Wall-clock limit per command, in seconds.
-    #[arg(long = "sandbox-timeout-secs", env = "PATCHPILOT_SANDBOX_TIMEOUT_SECS", default_value_t = 600)]
+    #[arg(
+        long = "sandbox-timeout-secs",
+        env = "PATCHPILOT_SANDBOX_TIMEOUT_SECS",
+        default_value_t = 600
+    )]
     pub timeout_secs: u64,
     /// Address-space limit per process, in MiB.
-    #[arg(long = "sandbox-memory-mb", env = "PATCHPILOT_SANDBOX_MEMORY_MB", default_value_t = 16_384)]
+    #[arg(
+        long = "sandbox-memory-mb",
+        env = "PATCHPILOT_SANDBOX_MEMORY_MB",
+        default_value_t = 16_384
+    )]
     pub memory_mb: u64,
     /// Maximum processes and threads per command.
-    #[arg(long = "sandbox-max-processes", env = "PATCHPILOT_SANDBOX_MAX_PROCESSES", default_value_t = 512)]
+    #[arg(
+        long = "sandbox-max-processes",
+        env = "PATCHPILOT_SANDBOX_MAX_PROCESSES",
+        default_value_t = 512
+    )]
     pub max_processes: u64,
     /// Largest file a command may write, in MiB.
-    #[arg(long = "sandbox-max-file-mb", env = "PATCHPILOT_SANDBOX_MAX_FILE_MB", default_value_t = 1024)]
+    #[arg(
+        long = "sandbox-max-file-mb",
+        env = "PATCHPILOT_SANDBOX_MAX_FILE_MB",
+        default_value_t = 1024
+    )]
     pub max_file_mb: u64,
     /// Open files per process.
-    #[arg(long = "sandbox-max-open-files", env = "PATCHPILOT_SANDBOX_MAX_OPEN_FILES", default_value_t = 4096)]
+    #[arg(
+        long = "sandbox-max-open-files",
+        env = "PATCHPILOT_SANDBOX_MAX_OPEN_FILES",
+        default_value_t = 4096
+    )]
     pub max_open_files: u64,
     /// CPU seconds per process.
-    #[arg(long = "sandbox-cpu-secs", env = "PATCHPILOT_SANDBOX_CPU_SECS", default_value_t = 1800)]
+    #[arg(
+        long = "sandbox-cpu-secs",
+        env = "PATCHPILOT_SANDBOX_CPU_SECS",
+        default_value_t = 1800
+    )]
     pub cpu_secs: u64,
     /// Size of the private `/tmp`, in MiB.
-    #[arg(long = "sandbox-tmp-mb", env = "PATCHPILOT_SANDBOX_TMP_MB", default_value_t = 512)]
+    #[arg(
+        long = "sandbox-tmp-mb",
+        env = "PATCHPILOT_SANDBOX_TMP_MB",
+        default_value_t = 512
+    )]
     pub tmp_mb: u64,
     /// Output kept per command (head and tail), in KiB.
-    #[arg(long = "sandbox-output-kb", env = "PATCHPILOT_SANDBOX_OUTPUT_KB", default_value_t = 1024)]
+    #[arg(
+        long = "sandbox-output-kb",
+        env = "PATCHPILOT_SANDBOX_OUTPUT_KB",
+        default_value_t = 1024
+    )]
     pub output_kb: usize,
 }
 
@@ -118,7 +171,11 @@ impl SandboxArgs {
 
 fn default_toolchain_paths(home: Option<PathBuf>) -> Vec<PathBuf> {
     let mut paths: Vec<PathBuf> = home
-        .map(|h| [".rustup", ".cargo", ".pyenv", ".nvm"].map(|d| h.join(d)).to_vec())
+        .map(|h| {
+            [".rustup", ".cargo", ".pyenv", ".nvm"]
+                .map(|d| h.join(d))
+                .to_vec()
+        })
         .unwrap_or_default();
     paths.push(PathBuf::from("/opt"));
     paths
@@ -180,8 +237,15 @@ impl Toolchains {
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
         parts.extend(
-            ["/usr/local/bin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/sbin", "/sbin"]
-                .map(String::from),
+            [
+                "/usr/local/bin",
+                "/usr/bin",
+                "/bin",
+                "/usr/local/sbin",
+                "/usr/sbin",
+                "/sbin",
+            ]
+            .map(String::from),
         );
         parts.join(":")
     }
@@ -203,8 +267,14 @@ mod tests {
         assert!(t.env.contains(&("RUSTUP_HOME".into(), "/h/.rustup".into())));
         assert!(t.env.contains(&("CARGO_HOME".into(), "/h/.cargo".into())));
         assert!(t.env.contains(&("PYENV_ROOT".into(), "/h/.pyenv".into())));
-        assert!(t.path_var().starts_with("/h/.cargo/bin:/h/.pyenv/shims:/h/.pyenv/bin:"));
-        assert!(t.path_var().ends_with("/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"));
+        assert!(
+            t.path_var()
+                .starts_with("/h/.cargo/bin:/h/.pyenv/shims:/h/.pyenv/bin:")
+        );
+        assert!(
+            t.path_var()
+                .ends_with("/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin")
+        );
     }
 
     #[test]

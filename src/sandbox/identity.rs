@@ -103,7 +103,9 @@ fn chown_walk(path: &Path, uid: u32, gid: u32, dev: u64, top: bool) -> std::io::
 /// while being killed). Must only be called with a uid that is not the server's own.
 pub async fn sweep(uid: u32) -> std::io::Result<()> {
     if uid == Uid::effective().as_raw() {
-        return Err(std::io::Error::other("refusing to sweep the server's own uid"));
+        return Err(std::io::Error::other(
+            "refusing to sweep the server's own uid",
+        ));
     }
     let mut cmd = std::process::Command::new("/bin/true");
     // SAFETY: the closure runs in the forked child and only makes system calls

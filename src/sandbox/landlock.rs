@@ -77,7 +77,11 @@ mod tests {
 
     #[test]
     fn standard_rules_keep_the_work_tree_writable_and_the_system_read_only() {
-        let r = Rules::standard(&[PathBuf::from("/opt/tool")], vec![PathBuf::from("/w")], false);
+        let r = Rules::standard(
+            &[PathBuf::from("/opt/tool")],
+            vec![PathBuf::from("/w")],
+            false,
+        );
         assert!(r.read_only.contains(&PathBuf::from("/usr")));
         assert!(r.read_only.contains(&PathBuf::from("/opt/tool")));
         assert!(r.read_write.contains(&PathBuf::from("/w")));

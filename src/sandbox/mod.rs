@@ -158,7 +158,12 @@ pub trait Sandbox: Send + Sync {
 
 /// Variables the sandbox sets itself; the repository config cannot override them.
 const RESERVED_ENV: &[&str] = &[
-    "PATH", "HOME", "TMPDIR", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT",
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "LD_AUDIT",
 ];
 
 /// Checks the command and builds its complete environment (an allow-list).
@@ -214,7 +219,16 @@ mod tests {
         let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             names,
-            ["PATH", "HOME", "TMPDIR", "LANG", "CI", "CARGO_NET_OFFLINE", "PIP_NO_INDEX", "RUST_BACKTRACE"]
+            [
+                "PATH",
+                "HOME",
+                "TMPDIR",
+                "LANG",
+                "CI",
+                "CARGO_NET_OFFLINE",
+                "PIP_NO_INDEX",
+                "RUST_BACKTRACE"
+            ]
         );
     }
 

@@ -59,8 +59,8 @@ pub(crate) fn spawn(
     limits: &Limits,
     lines: Option<UnboundedSender<String>>,
 ) -> Result<Running, SandboxError> {
-    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
-        .map_err(|e| SandboxError::Spawn(e.into()))?;
+    let (read, write) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SandboxError::Spawn(e.into()))?;
     let write_err = write.try_clone().map_err(SandboxError::Spawn)?;
     cmd.stdin(std::process::Stdio::null())
         .stdout(write)
