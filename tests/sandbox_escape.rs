@@ -284,6 +284,26 @@ async fn a_symlink_in_the_work_tree_pointing_outside_is_not_followed_out() {
 }
 
 #[tokio::test]
+async fn repository_metadata_is_read_only() {
+    for sb in tiers() {
+        let work = work_tree();
+        std::fs::create_dir_all(work.path().join(".git/hooks")).unwrap();
+        std::fs::write(work.path().join(".git/config"), "[core]\n").unwrap();
+        let script = "echo evil >> .git/config; echo hook > .git/hooks/post-checkout";
+        attempt(&sb, work.path(), script).await;
+        assert_eq!(
+            std::fs::read_to_string(work.path().join(".git/config")).unwrap(),
+            "[core]\n"
+        );
+        assert!(
+            !work.path().join(".git/hooks/post-checkout").exists(),
+            "{}",
+            sb.describe()
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_fork_bomb_is_contained_and_cleaned_up() {
     for sb in tiers() {
         let work = work_tree();

@@ -26,7 +26,7 @@ use nix::unistd::{Gid, Uid, setgid, setgroups, setsid, setuid};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use super::identity::{UidLease, UidPool, chown_tree, server_is_root, sweep};
+use super::identity::{UidLease, UidPool, chown_tree, server_is_root, sweep, with_work_tree_lent};
 use super::{
     Limits, RunOutcome, Sandbox, SandboxCommand, SandboxError, Tier, Toolchains, command_env,
     runner,
@@ -229,29 +229,6 @@ impl Sandbox for BubblewrapSandbox {
         })
         .await
     }
-}
-
-/// Lends the work tree to `uid` for the duration of `run`, then takes it back for the server.
-pub(crate) async fn with_work_tree_lent<T>(
-    work_dir: &Path,
-    uid: u32,
-    run: impl Future<Output = Result<T, SandboxError>>,
-) -> Result<T, SandboxError> {
-    let chown = |uid: u32, gid: u32| {
-        let dir = work_dir.to_path_buf();
-        async move {
-            tokio::task::spawn_blocking(move || chown_tree(&dir, uid, gid))
-                .await
-                .map_err(|e| SandboxError::Setup(e.to_string()))?
-                .map_err(|e| SandboxError::Setup(format!("changing owner of the work tree: {e}")))
-        }
-    };
-    chown(uid, uid).await?;
-    let result = run.await;
-    let back = chown(Uid::effective().as_raw(), Gid::effective().as_raw()).await;
-    let out = result?;
-    back?;
-    Ok(out)
 }
 
 /// In the forked launcher: new session, staging binds in a private mount namespace, rlimits,

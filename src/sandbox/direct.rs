@@ -21,8 +21,7 @@ use nix::unistd::{Gid, Uid, setgid, setgroups, setsid, setuid};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use super::bwrap::with_work_tree_lent;
-use super::identity::{UidLease, UidPool, server_is_root, sweep};
+use super::identity::{UidLease, UidPool, server_is_root, sweep, with_work_tree_lent};
 use super::landlock::Rules;
 use super::{
     RunOutcome, Sandbox, SandboxCommand, SandboxError, Tier, Toolchains, command_env, runner,

@@ -137,6 +137,29 @@ pub async fn sweep(uid: u32) -> std::io::Result<()> {
     }
 }
 
+/// Lends the work tree to `uid` for the duration of `run`, then takes it back for the server.
+pub(crate) async fn with_work_tree_lent<T>(
+    work_dir: &Path,
+    uid: u32,
+    run: impl Future<Output = Result<T, SandboxError>>,
+) -> Result<T, SandboxError> {
+    let chown = |uid: u32, gid: u32| {
+        let dir = work_dir.to_path_buf();
+        async move {
+            tokio::task::spawn_blocking(move || chown_tree(&dir, uid, gid))
+                .await
+                .map_err(|e| SandboxError::Setup(e.to_string()))?
+                .map_err(|e| SandboxError::Setup(format!("changing owner of the work tree: {e}")))
+        }
+    };
+    chown(uid, uid).await?;
+    let result = run.await;
+    let back = chown(Uid::effective().as_raw(), Gid::effective().as_raw()).await;
+    let out = result?;
+    back?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
