@@ -475,3 +475,28 @@ async fn tier_c_refuses_without_the_operators_consent() {
     assert!(matches!(err, SandboxError::Refused));
     assert!(err.to_string().contains("PATCHPILOT_ALLOW_UNSANDBOXED=1"));
 }
+
+#[tokio::test]
+async fn commands_run_in_a_cgroup_of_their_own_that_is_removed_after() {
+    // Tier B shares the host's cgroup view, so the group is visible from inside.
+    let sb = landlock();
+    let work = work_tree();
+    let mut cmd = SandboxCommand::new(
+        "g=$(grep ':memory:' /proc/self/cgroup | cut -d: -f3); echo \"GROUP=$g\"; cat /sys/fs/cgroup/memory$g/memory.limit_in_bytes",
+        work.path(),
+    );
+    cmd.limits.memory_bytes = 256 << 20;
+    let out = run(&sb, cmd).await;
+    let text = out.output.text();
+    let group = text
+        .lines()
+        .find_map(|l| l.strip_prefix("GROUP="))
+        .expect("the command reports its cgroup");
+    assert!(group.contains("/patchpilot-"), "{text}");
+    assert!(text.contains(&(256u64 << 20).to_string()), "{text}");
+    let dir = format!("/sys/fs/cgroup/memory{group}");
+    assert!(
+        !Path::new(&dir).exists(),
+        "{dir} must be removed after the run"
+    );
+}

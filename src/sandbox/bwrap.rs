@@ -19,6 +19,7 @@ use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
@@ -26,6 +27,7 @@ use nix::unistd::{Gid, Uid, setgid, setgroups, setsid, setuid};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
+use super::cgroup::{Cgroups, RunCgroup};
 use super::identity::{UidLease, UidPool, chown_tree, server_is_root, sweep, with_work_tree_lent};
 use super::{
     Limits, RunOutcome, Sandbox, SandboxCommand, SandboxError, Tier, Toolchains, command_env,
@@ -43,6 +45,7 @@ pub struct BubblewrapSandbox {
     /// `Some` when the server is root: commands run as leased uids.
     uids: Option<UidPool>,
     stage: tempfile::TempDir,
+    cgroups: Cgroups,
 }
 
 /// Where a path is visible to bwrap: itself, or its staging copy.
@@ -65,6 +68,7 @@ impl BubblewrapSandbox {
             toolchains,
             uids: server_is_root().then_some(uids),
             stage,
+            cgroups: Cgroups::detect(),
         })
     }
 
@@ -78,7 +82,7 @@ impl BubblewrapSandbox {
             chown_tree(dir.path(), lease.uid, lease.uid).map_err(|e| e.to_string())?;
         }
         let mut command = self
-            .command(&cmd, lease.as_ref())
+            .command(&cmd, lease.as_ref(), Arc::default())
             .map_err(|e| e.to_string())?;
         let out = command.output().map_err(|e| e.to_string())?;
         if out.status.success() {
@@ -97,6 +101,7 @@ impl BubblewrapSandbox {
         &self,
         cmd: &SandboxCommand,
         lease: Option<&UidLease>,
+        cgroup: Arc<RunCgroup>,
     ) -> Result<std::process::Command, SandboxError> {
         let env = command_env(cmd, &self.toolchains, "/tmp")?;
         let plan = self.plan(cmd, &env, lease)?;
@@ -106,11 +111,11 @@ impl BubblewrapSandbox {
         let limits = cmd.limits.clone();
         let stage_binds = plan.stage_binds;
         // SAFETY: runs in the forked child before exec. It only makes system calls
-        // (setsid, unshare, mount, setrlimit, setgroups, setgid, setuid, prctl) on data
+        // (setsid, write to cgroup.procs, unshare, mount, setrlimit, setgroups, setgid, setuid, prctl) on data
         // prepared before the fork; nix passes short paths through stack buffers.
         #[allow(unsafe_code)]
         unsafe {
-            command.pre_exec(move || launcher_setup(&stage_binds, uid, &limits));
+            command.pre_exec(move || launcher_setup(&stage_binds, uid, &limits, &cgroup));
         }
         Ok(command)
     }
@@ -185,14 +190,20 @@ impl BubblewrapSandbox {
         lines: Option<UnboundedSender<String>>,
         cancel: &CancellationToken,
     ) -> Result<RunOutcome, SandboxError> {
-        let command = self.command(cmd, lease)?;
-        let mut running = runner::spawn(command, &cmd.limits, lines)?;
-        let ended = running.wait(cmd.limits.timeout, cancel).await;
-        if let Some(lease) = lease {
-            // The pid namespace is already gone with bwrap; this is a second line of defence.
-            let _ = sweep(lease.uid).await;
+        let cgroup = Arc::new(self.cgroups.create(&cgroup_name(), &cmd.limits));
+        let result = async {
+            let command = self.command(cmd, lease, cgroup.clone())?;
+            let mut running = runner::spawn(command, &cmd.limits, lines)?;
+            let ended = running.wait(cmd.limits.timeout, cancel).await;
+            if let Some(lease) = lease {
+                // The pid namespace is already gone with bwrap; this is a second line of defence.
+                let _ = sweep(lease.uid).await;
+            }
+            Ok(running.finish(ended).await)
         }
-        Ok(running.finish(ended).await)
+        .await;
+        remove_cgroup(cgroup).await;
+        result
     }
 }
 
@@ -237,8 +248,10 @@ fn launcher_setup(
     stage_binds: &[(PathBuf, PathBuf)],
     uid: Option<u32>,
     limits: &Limits,
+    cgroup: &RunCgroup,
 ) -> std::io::Result<()> {
     setsid()?;
+    cgroup.enter()?;
     if !stage_binds.is_empty() {
         unshare(CloneFlags::CLONE_NEWNS)?;
         let none: Option<&str> = None;
@@ -260,6 +273,21 @@ fn launcher_setup(
         setuid(Uid::from_raw(uid))?;
     }
     Ok(())
+}
+
+/// A unique cgroup name for one run.
+pub(crate) fn cgroup_name() -> String {
+    format!("patchpilot-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Removes a run's cgroups once the spawned command (which held a reference) is gone.
+pub(crate) async fn remove_cgroup(cgroup: Arc<RunCgroup>) {
+    match Arc::try_unwrap(cgroup) {
+        Ok(cgroup) => {
+            let _ = tokio::task::spawn_blocking(move || cgroup.remove()).await;
+        }
+        Err(_) => tracing::warn!("sandbox cgroup still referenced; not removed"),
+    }
 }
 
 /// `/bin` and friends: a symlink on merged-/usr systems, a directory elsewhere.

@@ -16,11 +16,14 @@
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nix::unistd::{Gid, Uid, setgid, setgroups, setsid, setuid};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
+use super::bwrap::{cgroup_name, remove_cgroup};
+use super::cgroup::{Cgroups, RunCgroup};
 use super::identity::{UidLease, UidPool, server_is_root, sweep, with_work_tree_lent};
 use super::landlock::Rules;
 use super::{
@@ -34,6 +37,7 @@ pub struct DirectSandbox {
     uids: Option<UidPool>,
     landlock: bool,
     tmp_root: tempfile::TempDir,
+    cgroups: Cgroups,
 }
 
 impl DirectSandbox {
@@ -57,6 +61,7 @@ impl DirectSandbox {
             uids: server_is_root().then_some(uids),
             landlock,
             tmp_root,
+            cgroups: Cgroups::detect(),
         })
     }
 
@@ -88,6 +93,7 @@ impl DirectSandbox {
         cmd: &SandboxCommand,
         private_tmp: &Path,
         uid: Option<u32>,
+        cgroup: Arc<RunCgroup>,
     ) -> Result<std::process::Command, SandboxError> {
         let tmp = private_tmp.to_string_lossy().into_owned();
         let mut env = command_env(cmd, &self.toolchains, &tmp)?;
@@ -116,11 +122,12 @@ impl DirectSandbox {
             .env_clear()
             .envs(env);
         // SAFETY: runs in the forked child before exec; it only makes system calls (setsid,
-        // setrlimit, setgroups, setgid, setuid, prctl, landlock) on data prepared before fork.
+        // write to cgroup.procs, setrlimit, setgroups, setgid, setuid, prctl, landlock) on data prepared before fork.
         #[allow(unsafe_code)]
         unsafe {
             command.pre_exec(move || {
                 setsid()?;
+                cgroup.enter()?;
                 limits.apply_rlimits()?;
                 if let Some(uid) = uid {
                     setgroups(&[])?;
@@ -146,8 +153,9 @@ impl DirectSandbox {
     ) -> Result<RunOutcome, SandboxError> {
         let uid = lease.map(|l| l.uid);
         let private_tmp = self.private_tmp(uid)?;
+        let cgroup = Arc::new(self.cgroups.create(&cgroup_name(), &cmd.limits));
         let result = async {
-            let command = self.command(cmd, &private_tmp, uid)?;
+            let command = self.command(cmd, &private_tmp, uid, cgroup.clone())?;
             let mut running = runner::spawn(command, &cmd.limits, lines)?;
             let ended = running.wait(cmd.limits.timeout, cancel).await;
             if let Some(uid) = uid {
@@ -157,6 +165,7 @@ impl DirectSandbox {
             Ok(running.finish(ended).await)
         }
         .await;
+        remove_cgroup(cgroup).await;
         let _ = std::fs::remove_dir_all(&private_tmp);
         result
     }

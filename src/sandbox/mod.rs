@@ -25,6 +25,7 @@
 //! and [`Sandbox::describe`].
 
 pub mod bwrap;
+pub mod cgroup;
 pub mod config;
 pub mod direct;
 pub mod identity;
