@@ -500,3 +500,27 @@ async fn commands_run_in_a_cgroup_of_their_own_that_is_removed_after() {
         "{dir} must be removed after the run"
     );
 }
+
+#[tokio::test]
+async fn a_flood_of_lines_does_not_pile_up_in_the_stream() {
+    let sb = bubblewrap();
+    let work = work_tree();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut cmd = SandboxCommand::new("yes | head -c 100000000", work.path());
+    cmd.limits.output_bytes = 64 << 10;
+    // Nobody reads the stream while the command runs.
+    let out = sb
+        .run(cmd, Some(tx), CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(out.success());
+    assert_eq!(out.output.total_bytes(), 100_000_000);
+    let mut streamed = 0;
+    let mut last = String::new();
+    while let Ok(line) = rx.try_recv() {
+        streamed += line.len() + 1;
+        last = line;
+    }
+    assert!(streamed < 1 << 20, "{streamed} bytes were queued");
+    assert!(last.contains("live output stopped"), "{last}");
+}

@@ -173,9 +173,11 @@ pub(crate) fn command_env(
     toolchains: &Toolchains,
     home: &str,
 ) -> Result<Vec<(String, String)>, SandboxError> {
-    if !cmd.work_dir.is_absolute() || !cmd.work_dir.is_dir() {
+    // Canonical, so the path bound inside is exactly the path the server lends and takes back.
+    let canonical = std::fs::canonicalize(&cmd.work_dir).ok();
+    if !cmd.work_dir.is_dir() || canonical.as_deref() != Some(cmd.work_dir.as_path()) {
         return Err(SandboxError::InvalidCommand(format!(
-            "work dir {} must be an existing absolute directory",
+            "work dir {} must be an existing directory given by its canonical absolute path",
             cmd.work_dir.display()
         )));
     }
@@ -247,8 +249,15 @@ mod tests {
     }
 
     #[test]
-    fn relative_work_dir_is_rejected() {
+    fn relative_or_symlinked_work_dirs_are_rejected() {
         let cmd = SandboxCommand::new("true", "relative/dir");
+        assert!(command_env(&cmd, &Toolchains::default(), "/tmp").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+        let cmd = SandboxCommand::new("true", &link);
+        assert!(command_env(&cmd, &Toolchains::default(), "/tmp").is_err());
+        let cmd = SandboxCommand::new("true", dir.path().join("."));
         assert!(command_env(&cmd, &Toolchains::default(), "/tmp").is_err());
     }
 

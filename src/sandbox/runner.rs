@@ -35,6 +35,9 @@ const KILL_GRACE: Duration = Duration::from_millis(1000);
 const DRAIN_WAIT: Duration = Duration::from_millis(500);
 /// Longest line streamed to the session's events.
 const MAX_LINE: usize = 4096;
+/// Lines are streamed until this many times the capture cap has been sent: the receiver may
+/// be slower than the command, and the channel must not become an unbounded buffer.
+const STREAM_BUDGET_FACTOR: usize = 8;
 
 /// A started command.
 pub(crate) struct Running {
@@ -75,7 +78,8 @@ pub(crate) fn spawn(
         SandboxError::Spawn(std::io::Error::other("child exited before it was tracked"))
     })?;
     let captured = Arc::new(Mutex::new(CapturedOutput::with_cap(limits.output_bytes)));
-    let reader = tokio::spawn(read_output(read, captured.clone(), lines));
+    let budget = limits.output_bytes.saturating_mul(STREAM_BUDGET_FACTOR);
+    let reader = tokio::spawn(read_output(read, captured.clone(), lines, budget));
     Ok(Running {
         child,
         pgid: Pid::from_raw(pid as i32),
@@ -88,8 +92,10 @@ pub(crate) fn spawn(
 async fn read_output(
     read: OwnedFd,
     captured: Arc<Mutex<CapturedOutput>>,
-    lines: Option<UnboundedSender<String>>,
+    mut lines: Option<UnboundedSender<String>>,
+    budget: usize,
 ) {
+    let mut streamed = 0usize;
     let Ok(mut pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(read) else {
         return;
     };
@@ -106,7 +112,14 @@ async fn read_output(
             .push(&buf[..n]);
         if let Some(tx) = &lines {
             for line in splitter.feed(&buf[..n]) {
+                streamed += line.len() + 1;
                 let _ = tx.send(line);
+            }
+            if streamed > budget {
+                let _ = tx.send(format!(
+                    "[… live output stopped after {streamed} bytes; the end is in the final log …]"
+                ));
+                lines = None;
             }
         }
     }
