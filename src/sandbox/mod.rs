@@ -257,7 +257,7 @@ mod tests {
         std::os::unix::fs::symlink(dir.path(), &link).unwrap();
         let cmd = SandboxCommand::new("true", &link);
         assert!(command_env(&cmd, &Toolchains::default(), "/tmp").is_err());
-        let cmd = SandboxCommand::new("true", dir.path().join("."));
+        let cmd = SandboxCommand::new("true", dir.path().join("sub/.."));
         assert!(command_env(&cmd, &Toolchains::default(), "/tmp").is_err());
     }
 
