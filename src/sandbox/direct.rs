@@ -152,6 +152,11 @@ impl DirectSandbox {
         cancel: &CancellationToken,
     ) -> Result<RunOutcome, SandboxError> {
         let uid = lease.map(|l| l.uid);
+        if let Some(uid) = uid {
+            // A previous run whose future was dropped (not cancelled) skipped its sweep: start
+            // from a uid with no processes.
+            let _ = sweep(uid).await;
+        }
         let private_tmp = self.private_tmp(uid)?;
         let cgroup = Arc::new(self.cgroups.create(&cgroup_name(), &cmd.limits));
         let result = async {
