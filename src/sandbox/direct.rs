@@ -1,0 +1,250 @@
+//! Tiers B and C: the command runs directly on the host, under a dedicated uid.
+//!
+//! Without user namespaces there is no private mount table or pid namespace, so isolation comes
+//! from the kernel's other mechanisms: a leased uid (nothing of the server's is readable or
+//! signalable by it, `RLIMIT_NPROC` counts per command, and [`sweep`] kills every process of
+//! that uid at the end, daemons included), a new session, rlimits, `no_new_privs`, a cleared
+//! environment, and — in Tier B — Landlock rules ([`super::landlock`]). `HOME` and `TMPDIR`
+//! point at a private directory created per run and removed after it.
+//!
+//! Tier C is this same backend with Landlock off, built only when the operator allowed
+//! unsandboxed runs; its description says so loudly. Known gaps compared with Tier A: the
+//! private tmp has no size cap (only `RLIMIT_FSIZE` per file); toolchains must be readable by
+//! the sandbox uids where they are (no bind mounts); when the server is not root, commands
+//! run as the server's uid and only the process group is killed.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nix::unistd::{Gid, Uid, setgid, setgroups, setsid, setuid};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+use super::bwrap::{cgroup_name, remove_cgroup};
+use super::cgroup::{Cgroups, RunCgroup};
+use super::identity::{UidLease, UidPool, server_is_root, sweep, with_work_tree_lent};
+use super::landlock::Rules;
+use super::{
+    RunOutcome, Sandbox, SandboxCommand, SandboxError, Tier, Toolchains, command_env, runner,
+};
+
+/// Runs commands as a dedicated uid, with Landlock (Tier B) or without (Tier C).
+#[derive(Debug)]
+pub struct DirectSandbox {
+    toolchains: Toolchains,
+    uids: Option<UidPool>,
+    landlock: bool,
+    tmp_root: tempfile::TempDir,
+    cgroups: Cgroups,
+}
+
+impl DirectSandbox {
+    /// Tier B: Landlock rules on top of the dedicated uid.
+    pub fn landlock(toolchains: Toolchains, uids: UidPool) -> std::io::Result<Self> {
+        Self::new(toolchains, uids, true)
+    }
+
+    /// Tier C: only the uid, session and rlimits. Build this only with the operator's consent.
+    pub fn unsandboxed(toolchains: Toolchains, uids: UidPool) -> std::io::Result<Self> {
+        Self::new(toolchains, uids, false)
+    }
+
+    fn new(toolchains: Toolchains, uids: UidPool, landlock: bool) -> std::io::Result<Self> {
+        let tmp_root = tempfile::Builder::new()
+            .prefix("patchpilot-sandbox-tmp-")
+            .tempdir()?;
+        std::fs::set_permissions(tmp_root.path(), std::fs::Permissions::from_mode(0o711))?;
+        Ok(Self {
+            toolchains,
+            uids: server_is_root().then_some(uids),
+            landlock,
+            tmp_root,
+            cgroups: Cgroups::detect(),
+        })
+    }
+
+    /// Checks synchronously that the Landlock ruleset can be built and enforced here.
+    pub fn self_test(&self) -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let rules = Rules::standard(&self.toolchains.binds, vec![dir.path().into()], false);
+        let ruleset = rules.build().map_err(|e| e.to_string())?;
+        let mut cmd = std::process::Command::new("/bin/true");
+        let mut ruleset = Some(ruleset);
+        // SAFETY: runs in the forked child before exec and only applies the ruleset built
+        // before the fork (prctl and landlock_restrict_self system calls).
+        #[allow(unsafe_code)]
+        unsafe {
+            cmd.pre_exec(move || match ruleset.take() {
+                Some(r) => r.restrict_self().map(|_| ()).map_err(std::io::Error::other),
+                None => Ok(()),
+            });
+        }
+        let status = cmd.status().map_err(|e| e.to_string())?;
+        status
+            .success()
+            .then_some(())
+            .ok_or_else(|| format!("a Landlock-restricted `true` failed: {status}"))
+    }
+
+    fn command(
+        &self,
+        cmd: &SandboxCommand,
+        private_tmp: &Path,
+        uid: Option<u32>,
+        cgroup: Arc<RunCgroup>,
+    ) -> Result<std::process::Command, SandboxError> {
+        let tmp = private_tmp.to_string_lossy().into_owned();
+        let mut env = command_env(cmd, &self.toolchains, &tmp)?;
+        for (k, v) in &mut env {
+            if k == "TMPDIR" {
+                v.clone_from(&tmp);
+            }
+        }
+        let mut ruleset = if self.landlock {
+            let writable = vec![cmd.work_dir.clone(), private_tmp.to_path_buf()];
+            let rules = Rules::standard(&self.toolchains.binds, writable, cmd.network);
+            Some(
+                rules
+                    .build()
+                    .map_err(|e| SandboxError::Setup(format!("Landlock ruleset: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let limits = cmd.limits.clone();
+        let mut command = std::process::Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(&cmd.script)
+            .current_dir(&cmd.work_dir)
+            .env_clear()
+            .envs(env);
+        // SAFETY: runs in the forked child before exec; it only makes system calls (setsid,
+        // write to cgroup.procs, setrlimit, setgroups, setgid, setuid, prctl, landlock) on data prepared before fork.
+        #[allow(unsafe_code)]
+        unsafe {
+            command.pre_exec(move || {
+                setsid()?;
+                cgroup.enter()?;
+                limits.apply_rlimits()?;
+                if let Some(uid) = uid {
+                    setgroups(&[])?;
+                    setgid(Gid::from_raw(uid))?;
+                    setuid(Uid::from_raw(uid))?;
+                }
+                nix::sys::prctl::set_no_new_privs()?;
+                match ruleset.take() {
+                    Some(r) => r.restrict_self().map(|_| ()).map_err(std::io::Error::other),
+                    None => Ok(()),
+                }
+            });
+        }
+        Ok(command)
+    }
+
+    async fn run_leased(
+        &self,
+        cmd: &SandboxCommand,
+        lease: Option<&UidLease>,
+        lines: Option<UnboundedSender<String>>,
+        cancel: &CancellationToken,
+    ) -> Result<RunOutcome, SandboxError> {
+        let uid = lease.map(|l| l.uid);
+        if let Some(uid) = uid {
+            // A previous run whose future was dropped (not cancelled) skipped its sweep: start
+            // from a uid with no processes.
+            let _ = sweep(uid).await;
+        }
+        let private_tmp = self.private_tmp(uid)?;
+        let cgroup = Arc::new(self.cgroups.create(&cgroup_name(), &cmd.limits));
+        let result = async {
+            let command = self.command(cmd, &private_tmp, uid, cgroup.clone())?;
+            let mut running = runner::spawn(command, &cmd.limits, lines)?;
+            let ended = running.wait(cmd.limits.timeout, cancel).await;
+            if let Some(uid) = uid {
+                // Daemons that left the process group die here, before the output is drained.
+                let _ = sweep(uid).await;
+            }
+            Ok(running.finish(ended).await)
+        }
+        .await;
+        remove_cgroup(cgroup).await;
+        let _ = std::fs::remove_dir_all(&private_tmp);
+        result
+    }
+
+    fn private_tmp(&self, uid: Option<u32>) -> Result<PathBuf, SandboxError> {
+        let setup = |e: std::io::Error| SandboxError::Setup(format!("private tmp: {e}"));
+        let dir = tempfile::Builder::new()
+            .prefix("run-")
+            .tempdir_in(self.tmp_root.path())
+            .map_err(setup)?
+            .keep();
+        if let Some(uid) = uid {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(uid)).map_err(setup)?;
+        }
+        Ok(dir)
+    }
+}
+
+#[async_trait::async_trait]
+impl Sandbox for DirectSandbox {
+    fn tier(&self) -> Tier {
+        if self.landlock {
+            Tier::Landlock
+        } else {
+            Tier::Unsandboxed
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.uids {
+            Some(_) => format!("{} (dedicated uids)", self.tier()),
+            None => format!("{} (as the server's uid)", self.tier()),
+        }
+    }
+
+    async fn run(
+        &self,
+        cmd: SandboxCommand,
+        lines: Option<UnboundedSender<String>>,
+        cancel: CancellationToken,
+    ) -> Result<RunOutcome, SandboxError> {
+        let lease = self.uids.as_ref().map(UidPool::lease).transpose()?;
+        let Some(lease) = lease else {
+            command_env(&cmd, &self.toolchains, "/")?;
+            return self.run_leased(&cmd, None, lines, &cancel).await;
+        };
+        command_env(&cmd, &self.toolchains, "/")?;
+        with_work_tree_lent(&cmd.work_dir, lease.uid, async {
+            self.run_leased(&cmd, Some(&lease), lines, &cancel).await
+        })
+        .await
+    }
+}
+
+/// Tier C without consent: every run is refused with a message for maintainers.
+#[derive(Debug, Default)]
+pub struct RefusedSandbox;
+
+#[async_trait::async_trait]
+impl Sandbox for RefusedSandbox {
+    fn tier(&self) -> Tier {
+        Tier::Refused
+    }
+
+    fn describe(&self) -> String {
+        self.tier().to_string()
+    }
+
+    async fn run(
+        &self,
+        _cmd: SandboxCommand,
+        _lines: Option<UnboundedSender<String>>,
+        _cancel: CancellationToken,
+    ) -> Result<RunOutcome, SandboxError> {
+        Err(SandboxError::Refused)
+    }
+}
