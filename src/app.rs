@@ -92,7 +92,12 @@ fn log_features(features: &Features) {
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(&args.database.database_url).await?;
     let (intake, intake_task) = IntakeQueue::start(store.clone(), 256);
-    let features = features(&args);
+    let sandbox_args = args.sandbox.clone();
+    let sandbox = tokio::task::spawn_blocking(move || crate::sandbox::probe(&sandbox_args))
+        .await
+        .context("sandbox probe failed")?;
+    let mut features = features(&args);
+    features.sandbox = sandbox.describe();
     log_features(&features);
     let state = app_state(store, intake, &args, features);
     let listener = TcpListener::bind(args.server.addr)

@@ -63,6 +63,8 @@ pub struct ServeArgs {
     pub server: ServerArgs,
     #[command(flatten)]
     pub worker: WorkerArgs,
+    #[command(flatten)]
+    pub sandbox: crate::sandbox::SandboxArgs,
 }
 
 /// Settings of the worker that runs sessions.
