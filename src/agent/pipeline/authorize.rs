@@ -1,0 +1,101 @@
+//! Who may start work, and one active session per issue.
+//!
+//! The repro command runs code, so this is the security boundary of the GitHub triggers: the
+//! sender must have write, maintain or admin permission on the repository, checked through the
+//! collaborator-permission API when the job runs (label triggers too). `author_association`
+//! is not trusted. A refused sender gets one short reply per issue, never more.
+
+use crate::github::client::{GitHub, ReactionTarget};
+use crate::github::messages::{already_running_reply, unauthorised_reply};
+use crate::github::reporter::SessionRef;
+use crate::github::types::CommentId;
+use crate::session::{Session, SessionPatch, SessionStatus};
+use crate::worker::JobError;
+
+use super::progress::{Progress, github_ref};
+use super::{PipelineDeps, session_url};
+
+/// Marks PatchPilot's unauthorised reply so it is posted at most once per issue.
+pub const UNAUTHORISED_MARKER: &str = "<!-- patchpilot:unauthorised -->";
+
+/// Whether the session may run; refusals are recorded and answered here.
+pub async fn authorize(deps: &PipelineDeps, session: &Session) -> Result<bool, JobError> {
+    let Some(session_ref) = github_ref(session) else {
+        return Ok(true); // API and CLI sessions: the API token already authorised them.
+    };
+    let Some(github) = &deps.github else {
+        reject(deps, session, "the GitHub App is not configured on this server (GITHUB_APP_ID and its private key)").await;
+        return Ok(false);
+    };
+    if let Some(login) = &session.triggered_by {
+        let permission = github
+            .permission(session_ref.installation, &session_ref.repo, login)
+            .await
+            .map_err(|err| JobError::Transient(err.to_string()))?;
+        if !permission.can_trigger() {
+            reply_unauthorised_once(github.as_ref(), &session_ref, login).await;
+            reject(deps, session, &format!("@{login} has {permission:?} permission; write, maintain or admin is required")).await;
+            return Ok(false);
+        }
+    }
+    let active = deps
+        .store
+        .active_session_for_issue(&session_ref.repo.to_string(), session_ref.issue.0 as i64)
+        .await
+        .map_err(|err| JobError::Transient(err.to_string()))?;
+    if let Some(other) = active.filter(|other| other.id != session.id) {
+        let url = session_url(deps, &other.id);
+        if let Err(err) = github
+            .post_comment(session_ref.installation, &session_ref.repo, session_ref.issue, &already_running_reply(&url))
+            .await
+        {
+            tracing::warn!(error = %err, "could not post the already-running reply");
+        }
+        reject(deps, session, &format!("session {} is already working on this issue", other.id)).await;
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+async fn reply_unauthorised_once(github: &dyn GitHub, s: &SessionRef, login: &str) {
+    let already = match (github.bot_login().await, github.list_comments(s.installation, &s.repo, s.issue).await) {
+        (Ok(bot), Ok(comments)) => comments
+            .iter()
+            .any(|c| c.author.eq_ignore_ascii_case(&bot) && c.body.contains(UNAUTHORISED_MARKER)),
+        _ => false,
+    };
+    if already {
+        return;
+    }
+    let body = format!("{}\n{UNAUTHORISED_MARKER}", unauthorised_reply(login));
+    if let Err(err) = github.post_comment(s.installation, &s.repo, s.issue, &body).await {
+        tracing::warn!(error = %err, "could not post the unauthorised reply");
+    }
+}
+
+async fn reject(deps: &PipelineDeps, session: &Session, why: &str) {
+    tracing::info!(session = %session.id, reason = %why, "session rejected");
+    let patch = SessionPatch {
+        status: Some(SessionStatus::Rejected),
+        error_message: Some(format!("Not started: {why}.")),
+        ..SessionPatch::default()
+    };
+    if let Err(err) = deps.store.update_session(&session.id, &patch).await {
+        tracing::error!(session = %session.id, error = %err, "could not record the rejection");
+    }
+    if let Some(delivery) = &session.delivery_id {
+        let _ = deps.store.set_delivery_outcome(delivery, &format!("rejected: {why}")).await;
+    }
+}
+
+/// 👀 on the triggering comment, or on the issue for a label.
+pub async fn acknowledge(progress: &Progress, session: &Session) {
+    let Some(reporter) = progress.reporter() else { return };
+    let target = match session.trigger_comment_id {
+        Some(id) => ReactionTarget::Comment(CommentId(id as u64)),
+        None => ReactionTarget::Issue(reporter.session().issue),
+    };
+    if let Err(err) = reporter.acknowledge(target).await {
+        tracing::warn!(session = %session.id, error = %err, "could not add the 👀 reaction");
+    }
+}

@@ -1,0 +1,220 @@
+//! Step tracking and reporting: session events always; on GitHub sessions also the progress
+//! comment (edited in place) and the check run.
+//!
+//! Reporting never fails a session: a GitHub error here is logged (the client has already
+//! retried), and the next update tries again. Ids of the comment and check run are stored so a
+//! resumed session edits the same ones.
+
+use std::time::{Duration, Instant};
+
+use crate::github::client::{CheckConclusion, CheckStatus};
+use crate::github::messages::{
+    CheckRunView, Outcome, PipelineStep, ProgressView, StepState, StepView, check_run_output,
+};
+use crate::github::reporter::{Reporter, SessionRef};
+use crate::github::types::{CheckRunId, CommentId, CommitSha, InstallationId, IssueNumber, RepoName};
+use crate::session::{EventLevel, Session, SessionPatch};
+use crate::store::Store;
+
+use super::PipelineDeps;
+
+/// Tracks one session's steps and shows them wherever the session is visible.
+pub struct Progress {
+    store: std::sync::Arc<dyn Store>,
+    session_id: String,
+    session_url: String,
+    reporter: Option<Reporter>,
+    steps: Vec<StepView>,
+    running_since: Option<Instant>,
+    sandbox: String,
+    /// Commit the check run is on: the base while working, the PR head once pushed.
+    check_sha: Option<CommitSha>,
+    pub repro_command: Option<String>,
+    pub output_before: Option<String>,
+    pub output_after: Option<String>,
+}
+
+/// Short machine name of a step, used in session events.
+pub fn step_name(step: PipelineStep) -> &'static str {
+    match step {
+        PipelineStep::Clone => "clone",
+        PipelineStep::Reproduce => "reproduce",
+        PipelineStep::Localise => "localise",
+        PipelineStep::SimilarFixes => "similar_fixes",
+        PipelineStep::Patch => "patch",
+        PipelineStep::Verify => "verify",
+        PipelineStep::Publish => "publish",
+    }
+}
+
+impl Progress {
+    /// Progress for `session`, reporting to GitHub when it came from GitHub and the App is set.
+    pub async fn for_session(deps: &PipelineDeps, session: &Session) -> Self {
+        let reporter = match (&deps.github, github_ref(session)) {
+            (Some(github), Some(session_ref)) => {
+                let check = match (&session.head_sha, &session.base_sha, session.check_run_id) {
+                    (Some(sha), _, Some(id)) | (None, Some(sha), Some(id)) => {
+                        Some((CommitSha(sha.clone()), CheckRunId(id as u64)))
+                    }
+                    _ => None,
+                };
+                let comment = session.progress_comment_id.map(|id| CommentId(id as u64));
+                Some(Reporter::resume(github.clone(), session_ref, comment, check))
+            }
+            _ => None,
+        };
+        Self {
+            store: deps.store.clone(),
+            session_id: session.id.clone(),
+            session_url: super::session_url(deps, &session.id),
+            reporter,
+            steps: PipelineStep::ALL
+                .iter()
+                .map(|&step| StepView { step, state: StepState::Pending, duration: None })
+                .collect(),
+            running_since: None,
+            sandbox: deps.sandbox.describe(),
+            check_sha: session.head_sha.clone().or(session.base_sha.clone()).map(CommitSha),
+            repro_command: session.repro_command.clone(),
+            output_before: None,
+            output_after: None,
+        }
+    }
+
+    pub fn reporter(&self) -> Option<&Reporter> {
+        self.reporter.as_ref()
+    }
+
+    pub fn session_url(&self) -> &str {
+        &self.session_url
+    }
+
+    /// Records an event for `step`; store failures are logged, not fatal.
+    pub async fn log(&self, step: &str, level: EventLevel, message: &str) {
+        if let Err(err) = self.store.append_event(&self.session_id, step, level, message).await {
+            tracing::warn!(session = %self.session_id, error = %err, "could not record an event");
+        }
+    }
+
+    fn set(&mut self, step: PipelineStep, state: StepState) {
+        let now = Instant::now();
+        if let Some(view) = self.steps.iter_mut().find(|s| s.step == step) {
+            view.state = state;
+            view.duration = match state {
+                StepState::Running => Some(Duration::ZERO),
+                StepState::Pending | StepState::Skipped => None,
+                StepState::Done | StepState::Failed => {
+                    Some(self.running_since.map(|t| now - t).unwrap_or_default())
+                }
+            };
+        }
+        self.running_since = (state == StepState::Running).then_some(now);
+    }
+
+    pub async fn start(&mut self, step: PipelineStep) {
+        self.set(step, StepState::Running);
+        self.log(step_name(step), EventLevel::Info, &format!("{} …", step.label())).await;
+        self.publish(Outcome::InProgress).await;
+    }
+
+    pub async fn done(&mut self, step: PipelineStep, message: &str) {
+        self.set(step, StepState::Done);
+        self.log(step_name(step), EventLevel::Info, message).await;
+    }
+
+    pub async fn failed(&mut self, step: PipelineStep, message: &str) {
+        self.set(step, StepState::Failed);
+        self.log(step_name(step), EventLevel::Error, message).await;
+    }
+
+    pub async fn skipped(&mut self, step: PipelineStep, why: &str) {
+        self.set(step, StepState::Skipped);
+        self.log(step_name(step), EventLevel::Info, &format!("skipped: {why}")).await;
+    }
+
+    /// Marks the running step (if any) failed; used when a session stops mid-step.
+    pub async fn fail_running(&mut self, message: &str) {
+        if let Some(step) = self.steps.iter().find(|s| s.state == StepState::Running).map(|s| s.step) {
+            self.failed(step, message).await;
+        }
+    }
+
+    /// Moves the check run to the pushed PR head.
+    pub fn set_check_commit(&mut self, sha: &str) {
+        self.check_sha = Some(CommitSha(sha.to_owned()));
+    }
+
+    pub async fn finish_pull_request(&mut self, url: &str) {
+        self.publish(Outcome::PullRequest { url: url.to_owned() }).await;
+    }
+
+    pub async fn finish_stopped(&self, reason: &str, remedy: &str) {
+        let outcome = Outcome::Stopped { reason: reason.to_owned(), remedy: remedy.to_owned() };
+        self.publish(outcome).await;
+    }
+
+    pub async fn finish_not_reproduced(&self, reason: &str, remedy: &str) {
+        let outcome = Outcome::Stopped { reason: reason.to_owned(), remedy: remedy.to_owned() };
+        self.publish_with(outcome, Some(CheckConclusion::Neutral)).await;
+    }
+
+    pub async fn finish_cancelled(&self, by: Option<String>) {
+        self.publish(Outcome::Cancelled { by }).await;
+    }
+
+    async fn publish(&self, outcome: Outcome) {
+        self.publish_with(outcome, None).await;
+    }
+
+    /// Shows the current state on the issue and the check run.
+    async fn publish_with(&self, outcome: Outcome, conclusion: Option<CheckConclusion>) {
+        let Some(reporter) = &self.reporter else { return };
+        let view = ProgressView {
+            session_id: self.session_id.clone(),
+            session_url: self.session_url.clone(),
+            steps: self.steps.clone(),
+            outcome: outcome.clone(),
+        };
+        let mut patch = SessionPatch::default();
+        match reporter.progress(&view).await {
+            Ok(id) => patch.progress_comment_id = Some(id.0 as i64),
+            Err(err) => tracing::warn!(session = %self.session_id, error = %err, "could not update the progress comment"),
+        }
+        if let Some(sha) = &self.check_sha {
+            let status = match (&outcome, conclusion) {
+                (_, Some(conclusion)) => CheckStatus::Completed(conclusion),
+                (Outcome::InProgress, None) => CheckStatus::InProgress,
+                (Outcome::PullRequest { .. }, None) => CheckStatus::Completed(CheckConclusion::Success),
+                (Outcome::Stopped { .. }, None) => CheckStatus::Completed(CheckConclusion::Failure),
+                (Outcome::Cancelled { .. }, None) => CheckStatus::Completed(CheckConclusion::Cancelled),
+            };
+            let output = check_run_output(&CheckRunView {
+                steps: self.steps.clone(),
+                outcome,
+                sandbox_tier: self.sandbox.clone(),
+                repro_command: self.repro_command.clone(),
+                output_before: self.output_before.clone(),
+                output_after: self.output_after.clone(),
+            });
+            match reporter.check(sha, status, Some(self.session_url.clone()), output).await {
+                Ok(id) => patch.check_run_id = Some(id.0 as i64),
+                Err(err) => tracing::warn!(session = %self.session_id, error = %err, "could not update the check run"),
+            }
+        }
+        if patch != SessionPatch::default()
+            && let Err(err) = self.store.update_session(&self.session_id, &patch).await
+        {
+            tracing::warn!(session = %self.session_id, error = %err, "could not store reporter ids");
+        }
+    }
+}
+
+/// The GitHub coordinates of a session, when it has them.
+pub fn github_ref(session: &Session) -> Option<SessionRef> {
+    Some(SessionRef {
+        installation: InstallationId(u64::try_from(session.installation_id?).ok()?),
+        repo: RepoName::parse(session.repository.as_deref()?)?,
+        issue: IssueNumber(u64::try_from(session.issue_number?).ok()?),
+        session_id: session.id.clone(),
+    })
+}

@@ -1,0 +1,122 @@
+//! One session, start to finish: authorise, prepare, then the seven steps, then the outcome.
+//!
+//! Every way a session can end is a [`Stop`] with a sentence for the maintainer; only
+//! transient infrastructure errors (GitHub 5xx, network) go back to the worker for a retry.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::progress::Progress;
+use super::{PipelineDeps, authorize};
+use crate::agent::steps::{self, SessionContext};
+use crate::session::{Session, SessionPatch, SessionStatus};
+use crate::worker::JobError;
+
+/// Why a session stopped short of a pull request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    /// The repro command passed before any change.
+    NotReproduced { reason: String, remedy: String },
+    /// It stopped; `reason` says exactly why, `remedy` what the maintainer can do.
+    Failed { reason: String, remedy: String },
+    Cancelled,
+    /// An infrastructure hiccup: the job is retried later.
+    Transient(String),
+}
+
+impl Stop {
+    pub fn failed(reason: impl Into<String>, remedy: impl Into<String>) -> Self {
+        Self::Failed { reason: reason.into(), remedy: remedy.into() }
+    }
+}
+
+pub async fn run_session(
+    deps: &Arc<PipelineDeps>,
+    session_id: &str,
+    cancel: CancellationToken,
+) -> Result<(), JobError> {
+    let store = &deps.store;
+    let session = store
+        .get_session(session_id)
+        .await
+        .map_err(|err| JobError::Transient(err.to_string()))?
+        .ok_or_else(|| JobError::Permanent(format!("session {session_id} does not exist")))?;
+    if !session.status.is_active() {
+        return Ok(());
+    }
+    if !authorize::authorize(deps, &session).await? {
+        return Ok(());
+    }
+    set_status(deps, session_id, SessionStatus::Running, None).await;
+    let mut progress = Progress::for_session(deps, &session).await;
+    authorize::acknowledge(&progress, &session).await;
+    if session.cancel_requested {
+        return finish(deps, &session, &mut progress, Err(Stop::Cancelled)).await;
+    }
+    let work_dir = deps.work_root.join(session_id);
+    remove_work_tree(&work_dir).await;
+    let mut ctx = SessionContext::new(deps.clone(), session.clone(), work_dir.clone(), cancel);
+    let result = steps::run_all(&mut ctx, &mut progress).await;
+    remove_work_tree(&work_dir).await;
+    finish(deps, &ctx.session, &mut progress, result).await
+}
+
+async fn finish(
+    deps: &PipelineDeps,
+    session: &Session,
+    progress: &mut Progress,
+    result: Result<String, Stop>,
+) -> Result<(), JobError> {
+    let id = session.id.as_str();
+    match result {
+        Ok(pr_url) => {
+            set_status(deps, id, SessionStatus::Succeeded, None).await;
+            progress.finish_pull_request(&pr_url).await;
+            Ok(())
+        }
+        Err(Stop::NotReproduced { reason, remedy }) => {
+            set_status(deps, id, SessionStatus::NotReproduced, Some(&reason)).await;
+            progress.finish_not_reproduced(&reason, &remedy).await;
+            Ok(())
+        }
+        Err(Stop::Failed { reason, remedy }) => {
+            progress.fail_running(&reason).await;
+            set_status(deps, id, SessionStatus::Failed, Some(&reason)).await;
+            progress.finish_stopped(&reason, &remedy).await;
+            Ok(())
+        }
+        Err(Stop::Cancelled) => {
+            progress.fail_running("cancelled").await;
+            set_status(deps, id, SessionStatus::Cancelled, Some("Cancelled on request.")).await;
+            progress.finish_cancelled(None).await;
+            Ok(())
+        }
+        Err(Stop::Transient(error)) => Err(JobError::Transient(error)),
+    }
+}
+
+async fn set_status(deps: &PipelineDeps, id: &str, status: SessionStatus, error: Option<&str>) {
+    let patch = SessionPatch {
+        status: Some(status),
+        error_message: error.map(str::to_owned),
+        ..SessionPatch::default()
+    };
+    if let Err(err) = deps.store.update_session(id, &patch).await {
+        tracing::error!(session = %id, error = %err, "could not store the session status");
+    }
+}
+
+/// Removes a work tree; files the sandbox created belong to other uids, which root can remove.
+async fn remove_work_tree(path: &Path) {
+    let path = path.to_owned();
+    let _ = tokio::task::spawn_blocking(move || {
+        if path.exists()
+            && let Err(err) = std::fs::remove_dir_all(&path)
+        {
+            tracing::warn!(path = %path.display(), error = %err, "could not remove a work tree");
+        }
+    })
+    .await;
+}
