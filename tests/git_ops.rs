@@ -9,7 +9,9 @@ use patchpilot::agent::git::{
     GitAuth, GitError, RepoCache, Signature, changed_files, commit_and_push, diff,
 };
 use secrecy::SecretString;
-use support::git_http::{commit_files, file_at, init_bare_repo, ref_sha, reject_all_pushes, serve_git};
+use support::git_http::{
+    commit_files, file_at, init_bare_repo, ref_sha, reject_all_pushes, serve_git,
+};
 
 const TOKEN: &str = "ghs_TestInstallationToken1234567890";
 
@@ -32,7 +34,10 @@ impl World {
             "acme/widget.git",
             &[
                 ("README.md", "# widget\n"),
-                ("src/lib.rs", "pub fn add(a: i32, b: i32) -> i32 {\n    a - b\n}\n"),
+                (
+                    "src/lib.rs",
+                    "pub fn add(a: i32, b: i32) -> i32 {\n    a - b\n}\n",
+                ),
                 (".gitignore", "target/\n"),
             ],
         );
@@ -87,7 +92,12 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
 
 async fn checkout(world: &World, name: &str, auth: GitAuth) -> Result<String, GitError> {
     let (cache, url, work) = (world.cache.clone(), world.url.clone(), world.work_dir(name));
-    blocking(move || cache.checkout(&url, "main", &auth, &work).map(|c| c.base_sha)).await
+    blocking(move || {
+        cache
+            .checkout(&url, "main", &auth, &work)
+            .map(|c| c.base_sha)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -101,18 +111,26 @@ async fn clones_over_http_with_the_token_and_never_stores_it() {
     assert!(lib.contains("a - b"));
     let repo = git2::Repository::open(&work).unwrap();
     assert!(!repo.is_bare());
-    assert_eq!(repo.find_remote("origin").unwrap().url(), Some(world.url.as_str()));
-    assert_eq!(repo.head().unwrap().shorthand(), Some("main"));
+    assert_eq!(
+        repo.find_remote("origin").unwrap().url().ok(),
+        Some(world.url.as_str())
+    );
+    assert_eq!(repo.head().unwrap().shorthand().ok(), Some("main"));
     let config = std::fs::read_to_string(work.join(".git/config")).unwrap();
     assert!(!config.contains(TOKEN), "{config}");
     assert_eq!(files_containing(&work, TOKEN), Vec::<PathBuf>::new());
-    assert_eq!(files_containing(&world.cache.mirror_path(&world.url), TOKEN), Vec::<PathBuf>::new());
+    assert_eq!(
+        files_containing(&world.cache.mirror_path(&world.url), TOKEN),
+        Vec::<PathBuf>::new()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_or_wrong_token_is_an_authentication_error() {
     let world = World::new().await;
-    let err = checkout(&world, "anon", GitAuth::anonymous()).await.unwrap_err();
+    let err = checkout(&world, "anon", GitAuth::anonymous())
+        .await
+        .unwrap_err();
     assert!(matches!(err, GitError::Auth { .. }), "{err}");
     assert!(err.to_string().contains("no token"), "{err}");
 
@@ -141,14 +159,22 @@ async fn repeat_checkout_reuses_the_mirror_and_fetches_new_commits() {
 
     let bare = world.bare.clone();
     let second_sha = blocking(move || {
-        commit_files(&bare, "main", &[("src/new.rs", "pub fn new() {}\n")], "Add new.rs")
+        commit_files(
+            &bare,
+            "main",
+            &[("src/new.rs", "pub fn new() {}\n")],
+            "Add new.rs",
+        )
     })
     .await;
     let second = checkout(&world, "two", auth()).await.unwrap();
 
     assert_ne!(first, second);
     assert_eq!(second, second_sha);
-    assert!(marker.exists(), "the mirror was recreated instead of reused");
+    assert!(
+        marker.exists(),
+        "the mirror was recreated instead of reused"
+    );
     assert!(world.work_dir("two").join("src/new.rs").exists());
     assert!(!world.work_dir("one").join("src/new.rs").exists());
     // The second work tree is independent and has the whole history of the branch.
@@ -162,9 +188,15 @@ async fn concurrent_checkouts_of_one_repository_all_succeed() {
     let world = World::new().await;
     let mut tasks = Vec::new();
     for i in 0..4 {
-        let (cache, url, work) = (world.cache.clone(), world.url.clone(), world.work_dir(&format!("c{i}")));
+        let (cache, url, work) = (
+            world.cache.clone(),
+            world.url.clone(),
+            world.work_dir(&format!("c{i}")),
+        );
         tasks.push(tokio::task::spawn_blocking(move || {
-            cache.checkout(&url, "main", &auth(), &work).map(|c| c.base_sha)
+            cache
+                .checkout(&url, "main", &auth(), &work)
+                .map(|c| c.base_sha)
         }));
     }
     let expected = ref_sha(&world.bare, "refs/heads/main");
@@ -188,7 +220,11 @@ async fn changed_files_and_diff_see_edits_and_new_files_but_not_ignored_ones() {
     let world = World::new().await;
     checkout(&world, "one", auth()).await.unwrap();
     let work = world.work_dir("one");
-    std::fs::write(work.join("src/lib.rs"), "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n").unwrap();
+    std::fs::write(
+        work.join("src/lib.rs"),
+        "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n",
+    )
+    .unwrap();
     std::fs::write(work.join("src/extra.rs"), "// new\n").unwrap();
     std::fs::create_dir_all(work.join("target/debug")).unwrap();
     std::fs::write(work.join("target/debug/out"), "binary").unwrap();
@@ -211,28 +247,62 @@ async fn commits_only_the_listed_paths_and_pushes_the_branch() {
     let world = World::new().await;
     let base = checkout(&world, "one", auth()).await.unwrap();
     let work = world.work_dir("one");
-    std::fs::write(work.join("src/lib.rs"), "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n").unwrap();
+    std::fs::write(
+        work.join("src/lib.rs"),
+        "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n",
+    )
+    .unwrap();
     std::fs::write(work.join("junk.log"), "left by the repro command").unwrap();
 
     let w = work.clone();
     let sha = blocking(move || {
-        commit_and_push(&w, &["src/lib.rs".into()], "Fix add\n\nFixes #7", &bot(), "patchpilot/issue-7", &auth(), false)
+        commit_and_push(
+            &w,
+            &["src/lib.rs".into()],
+            "Fix add\n\nFixes #7",
+            &bot(),
+            "patchpilot/issue-7",
+            &auth(),
+            false,
+        )
     })
     .await
     .unwrap();
 
-    assert_eq!(ref_sha(&world.bare, "refs/heads/patchpilot/issue-7"), Some(sha.clone()));
-    assert!(file_at(&world.bare, &sha, "src/lib.rs").unwrap().contains("a + b"));
+    assert_eq!(
+        ref_sha(&world.bare, "refs/heads/patchpilot/issue-7"),
+        Some(sha.clone())
+    );
+    assert!(
+        file_at(&world.bare, &sha, "src/lib.rs")
+            .unwrap()
+            .contains("a + b")
+    );
     assert_eq!(file_at(&world.bare, &sha, "junk.log"), None);
-    assert_eq!(file_at(&world.bare, &sha, "README.md").as_deref(), Some("# widget\n"));
+    assert_eq!(
+        file_at(&world.bare, &sha, "README.md").as_deref(),
+        Some("# widget\n")
+    );
     let repo = git2::Repository::open(&world.bare).unwrap();
-    let commit = repo.find_commit(git2::Oid::from_str(&sha).unwrap()).unwrap();
-    assert_eq!(commit.author().name(), Some("patchpilot[bot]"));
+    let commit = repo
+        .find_commit(git2::Oid::from_str(&sha).unwrap())
+        .unwrap();
+    assert_eq!(commit.author().name().ok(), Some("patchpilot[bot]"));
     assert_eq!(commit.parent_id(0).unwrap().to_string(), base);
-    assert_eq!(commit.message(), Some("Fix add\n\nFixes #7"));
-    assert_eq!(ref_sha(&world.bare, "refs/heads/main"), Some(base), "main is untouched");
-    assert!(work.join("junk.log").exists(), "untracked files stay in the work tree");
-    assert_eq!(files_containing(&work.join(".git"), TOKEN), Vec::<PathBuf>::new());
+    assert_eq!(commit.message().ok(), Some("Fix add\n\nFixes #7"));
+    assert_eq!(
+        ref_sha(&world.bare, "refs/heads/main"),
+        Some(base),
+        "main is untouched"
+    );
+    assert!(
+        work.join("junk.log").exists(),
+        "untracked files stay in the work tree"
+    );
+    assert_eq!(
+        files_containing(&work.join(".git"), TOKEN),
+        Vec::<PathBuf>::new()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -243,7 +313,15 @@ async fn deleting_a_listed_file_is_committed() {
     std::fs::remove_file(work.join("README.md")).unwrap();
     let w = work.clone();
     let sha = blocking(move || {
-        commit_and_push(&w, &["README.md".into()], "Remove README", &bot(), "pp/del", &auth(), false)
+        commit_and_push(
+            &w,
+            &["README.md".into()],
+            "Remove README",
+            &bot(),
+            "pp/del",
+            &auth(),
+            false,
+        )
     })
     .await
     .unwrap();
@@ -258,7 +336,15 @@ async fn nothing_to_commit_and_bad_paths_are_errors() {
     let work = world.work_dir("one");
     let w = work.clone();
     let err = blocking(move || {
-        commit_and_push(&w, &["src/lib.rs".into()], "noop", &bot(), "pp/noop", &auth(), false)
+        commit_and_push(
+            &w,
+            &["src/lib.rs".into()],
+            "noop",
+            &bot(),
+            "pp/noop",
+            &auth(),
+            false,
+        )
     })
     .await
     .unwrap_err();
@@ -266,7 +352,15 @@ async fn nothing_to_commit_and_bad_paths_are_errors() {
     for bad in ["../outside", ".git/config", "/etc/passwd"] {
         let w = work.clone();
         let err = blocking(move || {
-            commit_and_push(&w, &[bad.to_string()], "bad", &bot(), "pp/bad", &auth(), false)
+            commit_and_push(
+                &w,
+                &[bad.to_string()],
+                "bad",
+                &bot(),
+                "pp/bad",
+                &auth(),
+                false,
+            )
         })
         .await
         .unwrap_err();
@@ -283,11 +377,21 @@ async fn a_push_the_server_rejects_is_an_error() {
     let work = world.work_dir("one");
     std::fs::write(work.join("README.md"), "# changed\n").unwrap();
     let err = blocking(move || {
-        commit_and_push(&work, &["README.md".into()], "Change", &bot(), "pp/rejected", &auth(), false)
+        commit_and_push(
+            &work,
+            &["README.md".into()],
+            "Change",
+            &bot(),
+            "pp/rejected",
+            &auth(),
+            false,
+        )
     })
     .await
     .unwrap_err();
     assert!(matches!(err, GitError::PushRejected { .. }), "{err}");
+    // The server's per-ref verdict (reported through push_update_reference) is surfaced.
+    assert!(err.to_string().contains("hook declined"), "{err}");
     assert_eq!(ref_sha(&world.bare, "refs/heads/pp/rejected"), None);
 }
 
@@ -296,14 +400,23 @@ async fn non_fast_forward_needs_force() {
     let world = World::new().await;
     // Someone else already pushed to the branch.
     let bare = world.bare.clone();
-    let theirs = blocking(move || commit_files(&bare, "pp/iter", &[("other.txt", "x\n")], "Other")).await;
+    let theirs =
+        blocking(move || commit_files(&bare, "pp/iter", &[("other.txt", "x\n")], "Other")).await;
     checkout(&world, "one", auth()).await.unwrap();
     let work = world.work_dir("one");
     std::fs::write(work.join("README.md"), "# ours\n").unwrap();
 
     let w = work.clone();
     let err = blocking(move || {
-        commit_and_push(&w, &["README.md".into()], "Ours", &bot(), "pp/iter", &auth(), false)
+        commit_and_push(
+            &w,
+            &["README.md".into()],
+            "Ours",
+            &bot(),
+            "pp/iter",
+            &auth(),
+            false,
+        )
     })
     .await
     .unwrap_err();
@@ -313,7 +426,15 @@ async fn non_fast_forward_needs_force() {
     std::fs::write(work.join("README.md"), "# ours, again\n").unwrap();
     let w = work.clone();
     let ours = blocking(move || {
-        commit_and_push(&w, &["README.md".into()], "Ours", &bot(), "pp/iter", &auth(), true)
+        commit_and_push(
+            &w,
+            &["README.md".into()],
+            "Ours",
+            &bot(),
+            "pp/iter",
+            &auth(),
+            true,
+        )
     })
     .await
     .unwrap();

@@ -89,8 +89,8 @@ pub fn parse_issue_body(body: &str) -> ParsedIssue {
                     };
                     push_candidate(&mut candidates, script_from_fence(info, content), source);
                 }
-                // A fence consumes the section's plain value: it is no longer a form field.
-                section_lines.push("```");
+                // A section with a code block is not a one-line form value.
+                section_lines.push(FENCE_MARK);
                 after_repro_key = false;
             }
             Block::Line(line) => {
@@ -138,7 +138,11 @@ fn decide(candidates: Vec<(String, ReproSource)>) -> Repro {
     }
 }
 
-fn push_candidate(candidates: &mut Vec<(String, ReproSource)>, command: String, source: ReproSource) {
+fn push_candidate(
+    candidates: &mut Vec<(String, ReproSource)>,
+    command: String,
+    source: ReproSource,
+) {
     let command = command.trim().to_owned();
     if !command.is_empty() {
         candidates.push((command, source));
@@ -155,7 +159,7 @@ fn finish_section(
 ) {
     let [line] = lines else { return };
     let value = unquote(line.trim());
-    if value == "```" || value.eq_ignore_ascii_case("_No response_") {
+    if *line == FENCE_MARK || value.eq_ignore_ascii_case("_No response_") {
         return;
     }
     match section {
@@ -164,6 +168,10 @@ fn finish_section(
         _ => {}
     }
 }
+
+/// Stands for a fenced block among a section's lines (a line equal to it would only be
+/// ignored as a form value, which is harmless).
+const FENCE_MARK: &str = "\0fence";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum HeadingKind {
@@ -179,8 +187,13 @@ enum HeadingKind {
 fn classify_heading(text: &str) -> HeadingKind {
     let normalized = normalize_label(text);
     match normalized.as_str() {
-        "repro" | "repro command" | "reproduction command" | "reproduce command"
-        | "command to reproduce" | "reproducer" | "reproducer command" => HeadingKind::Command,
+        "repro"
+        | "repro command"
+        | "reproduction command"
+        | "reproduce command"
+        | "command to reproduce"
+        | "reproducer"
+        | "reproducer command" => HeadingKind::Command,
         "reproduction" | "steps to reproduce" | "to reproduce" | "how to reproduce"
         | "reproduction steps" | "repro steps" | "steps to repro" | "reproducing" => {
             HeadingKind::Repro
@@ -192,7 +205,10 @@ fn classify_heading(text: &str) -> HeadingKind {
 
 /// Lower-cased, emphasis and trailing colon removed, whitespace collapsed.
 fn normalize_label(text: &str) -> String {
-    let stripped = text.trim().trim_matches(|c| matches!(c, '*' | '_' | '`')).trim();
+    let stripped = text
+        .trim()
+        .trim_matches(|c| matches!(c, '*' | '_' | '`'))
+        .trim();
     let stripped = stripped.trim_end_matches(':').trim();
     stripped
         .split_whitespace()
@@ -235,6 +251,9 @@ fn key_value(line: &str) -> Option<(Key, &str)> {
 /// Removes one pair of wrapping backticks (inline code) from a value.
 fn unquote(value: &str) -> String {
     let value = value.trim();
+    if value.trim_matches('`').trim().is_empty() {
+        return String::new();
+    }
     let ticks = value.len() - value.trim_start_matches('`').len();
     if ticks > 0 && value.len() > 2 * ticks && value.ends_with(&"`".repeat(ticks)) {
         return value[ticks..value.len() - ticks].trim().to_owned();
@@ -291,10 +310,16 @@ fn script_from_fence(info: &str, content: &str) -> String {
         .filter_map(|l| l.trim_start().strip_prefix("$ "))
         .collect();
     let session = matches!(
-        info.split_whitespace().next().unwrap_or("").to_lowercase().as_str(),
+        info.split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_lowercase()
+            .as_str(),
         "console" | "terminal" | "shell-session" | "sh-session" | "shellsession"
     );
-    let chosen = if !prompted.is_empty() && (session || prompted.len() == lines.iter().filter(|l| !l.is_empty()).count()) {
+    let chosen = if !prompted.is_empty()
+        && (session || prompted.len() == lines.iter().filter(|l| !l.is_empty()).count())
+    {
         prompted
     } else {
         lines
@@ -491,7 +516,10 @@ mod tests {
         assert_eq!(
             parse_issue_body(body),
             ParsedIssue {
-                repro: found("pytest tests/test_dates.py -k leap", ReproSource::FencedBlock),
+                repro: found(
+                    "pytest tests/test_dates.py -k leap",
+                    ReproSource::FencedBlock
+                ),
                 branch: Some("release-2.x".into())
             }
         );
@@ -515,7 +543,10 @@ mod tests {
             ```bash\nnpm test -- --grep 'parses dates'\n```\n\nThen look at the output.\n";
         assert_eq!(
             repro(body),
-            found("npm test -- --grep 'parses dates'", ReproSource::FencedBlock)
+            found(
+                "npm test -- --grep 'parses dates'",
+                ReproSource::FencedBlock
+            )
         );
     }
 
@@ -540,7 +571,10 @@ mod tests {
             ### Repro\n\n```\npython -m pytest tests/test_parse.py\n```\n";
         assert_eq!(
             repro(body),
-            found("python -m pytest tests/test_parse.py", ReproSource::FencedBlock)
+            found(
+                "python -m pytest tests/test_parse.py",
+                ReproSource::FencedBlock
+            )
         );
     }
 
@@ -550,7 +584,10 @@ mod tests {
             ## Reproduction\n\n```sh\npytest tests/test_zeros.py::test_negative\n```\n";
         assert_eq!(
             repro(body),
-            found("pytest tests/test_zeros.py::test_negative", ReproSource::FencedBlock)
+            found(
+                "pytest tests/test_zeros.py::test_negative",
+                ReproSource::FencedBlock
+            )
         );
         let only_lookalike = "## Reproducible example\n\n```\nmake test\n```\n";
         assert_eq!(repro(only_lookalike), Repro::Missing);
@@ -570,13 +607,19 @@ mod tests {
             found("cargo test --test cli empty_input", ReproSource::ReproLine)
         );
         let bold = "- **Repro:** `go test ./pkg/... -run TestEmpty`\n";
-        assert_eq!(repro(bold), found("go test ./pkg/... -run TestEmpty", ReproSource::ReproLine));
+        assert_eq!(
+            repro(bold),
+            found("go test ./pkg/... -run TestEmpty", ReproSource::ReproLine)
+        );
     }
 
     #[test]
     fn repro_line_followed_by_fence() {
         let body = "repro:\n\n```sh\nmake deps\nmake test\n```\n";
-        assert_eq!(repro(body), found("make deps\nmake test", ReproSource::ReproLine));
+        assert_eq!(
+            repro(body),
+            found("make deps\nmake test", ReproSource::ReproLine)
+        );
     }
 
     #[test]
@@ -588,7 +631,8 @@ mod tests {
 
     #[test]
     fn two_different_candidates_are_ambiguous() {
-        let body = "repro: pytest tests/a.py\n\n### Steps to reproduce\n\n```\npytest tests/b.py\n```\n";
+        let body =
+            "repro: pytest tests/a.py\n\n### Steps to reproduce\n\n```\npytest tests/b.py\n```\n";
         assert_eq!(
             repro(body),
             Repro::Ambiguous(vec!["pytest tests/a.py".into(), "pytest tests/b.py".into()])
@@ -619,13 +663,17 @@ mod tests {
         let body = "### Repro\n\n```\n\ncd crates/core   \ncargo test \\\n  --lib\n\n```\n";
         assert_eq!(
             repro(body),
-            found("cd crates/core\ncargo test \\\n  --lib", ReproSource::FencedBlock)
+            found(
+                "cd crates/core\ncargo test \\\n  --lib",
+                ReproSource::FencedBlock
+            )
         );
     }
 
     #[test]
     fn longer_fences_can_contain_shorter_ones() {
-        let body = "### Repro\n\n````sh\ncat > t.md <<'EOF'\n```\ncode\n```\nEOF\nmdlint t.md\n````\n";
+        let body =
+            "### Repro\n\n````sh\ncat > t.md <<'EOF'\n```\ncode\n```\nEOF\nmdlint t.md\n````\n";
         assert_eq!(
             repro(body),
             found(
@@ -640,11 +688,17 @@ mod tests {
         let body = "### Repro command\n\n~~~bash\nbundle exec rspec spec/parser_spec.rb\n~~~\n";
         assert_eq!(
             repro(body),
-            found("bundle exec rspec spec/parser_spec.rb", ReproSource::FencedBlock)
+            found(
+                "bundle exec rspec spec/parser_spec.rb",
+                ReproSource::FencedBlock
+            )
         );
         // A backtick line does not close a tilde fence.
         let body = "### Repro\n\n~~~\necho '```'\n```\nmake\n~~~\n";
-        assert_eq!(repro(body), found("echo '```'\n```\nmake", ReproSource::FencedBlock));
+        assert_eq!(
+            repro(body),
+            found("echo '```'\n```\nmake", ReproSource::FencedBlock)
+        );
     }
 
     #[test]
@@ -653,7 +707,10 @@ mod tests {
             error: invalid table\n$ echo $?\n1\n```\n";
         assert_eq!(
             repro(body),
-            found("cargo run -- --input x.toml\necho $?", ReproSource::FencedBlock)
+            found(
+                "cargo run -- --input x.toml\necho $?",
+                ReproSource::FencedBlock
+            )
         );
     }
 
@@ -661,27 +718,41 @@ mod tests {
     fn html_comments_are_ignored() {
         let body = "<!-- Please fill in:\nrepro: <your command>\n### Repro command\n-->\n\n\
             ### Repro command\n\n<!-- e.g. cargo test -->\nnpm run test:unit\n";
-        assert_eq!(repro(body), found("npm run test:unit", ReproSource::FormField));
+        assert_eq!(
+            repro(body),
+            found("npm run test:unit", ReproSource::FormField)
+        );
         let inline = "repro: <!-- fill me -->";
         assert_eq!(repro(inline), Repro::Missing);
     }
 
     #[test]
     fn fenced_block_under_bold_heading() {
-        let body = "**Describe the bug**\nIt panics.\n\n**To Reproduce**\n```\ncargo test -q\n```\n";
-        assert_eq!(repro(body), found("cargo test -q", ReproSource::FencedBlock));
+        let body =
+            "**Describe the bug**\nIt panics.\n\n**To Reproduce**\n```\ncargo test -q\n```\n";
+        assert_eq!(
+            repro(body),
+            found("cargo test -q", ReproSource::FencedBlock)
+        );
     }
 
     #[test]
     fn indented_fence_in_a_list_item() {
-        let body = "## Steps to reproduce\n\n1. Run:\n\n   ```sh\n   make check\n     indented\n   ```\n";
-        assert_eq!(repro(body), found("make check\n  indented", ReproSource::FencedBlock));
+        let body =
+            "## Steps to reproduce\n\n1. Run:\n\n   ```sh\n   make check\n     indented\n   ```\n";
+        assert_eq!(
+            repro(body),
+            found("make check\n  indented", ReproSource::FencedBlock)
+        );
     }
 
     #[test]
     fn unclosed_fence_runs_to_the_end() {
         let body = "### Repro\n\n```\npytest\n\nrepro: other\n";
-        assert_eq!(repro(body), found("pytest\n\nrepro: other", ReproSource::FencedBlock));
+        assert_eq!(
+            repro(body),
+            found("pytest\n\nrepro: other", ReproSource::FencedBlock)
+        );
     }
 
     #[test]
@@ -692,7 +763,10 @@ mod tests {
 
     #[test]
     fn branch_lines() {
-        assert_eq!(parse_issue_body("branch: develop").branch, Some("develop".into()));
+        assert_eq!(
+            parse_issue_body("branch: develop").branch,
+            Some("develop".into())
+        );
         assert_eq!(
             parse_issue_body("Base branch: `release/1.2`").branch,
             Some("release/1.2".into())
@@ -743,7 +817,9 @@ mod tests {
         assert_eq!(repro(&many_headings), Repro::Missing);
         let one_line = "`".repeat(1_000_000);
         assert_eq!(repro(&one_line), Repro::Missing);
-        let many_repro_lines = (0..50_000).map(|i| format!("repro: t{i}\n")).collect::<String>();
+        let many_repro_lines = (0..50_000)
+            .map(|i| format!("repro: t{i}\n"))
+            .collect::<String>();
         assert!(matches!(repro(&many_repro_lines), Repro::Ambiguous(v) if v.len() == 50_000));
     }
 }

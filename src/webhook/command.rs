@@ -35,10 +35,13 @@ const PREFIX: &str = "/patchpilot";
 /// Finds the first `/patchpilot` line that is not quoted or in code and parses it.
 pub fn parse_comment(body: &str) -> Option<SlashCommand> {
     let blocks = blocks(body);
-    let (index, rest) = blocks.iter().enumerate().find_map(|(i, block)| match block {
-        Block::Line(line) => command_text(line).map(|rest| (i, rest)),
-        _ => None,
-    })?;
+    let (index, rest) = blocks
+        .iter()
+        .enumerate()
+        .find_map(|(i, block)| match block {
+            Block::Line(line) => command_text(line).map(|rest| (i, rest)),
+            _ => None,
+        })?;
     let following = &blocks[index + 1..];
     Some(classify(rest, following))
 }
@@ -66,9 +69,7 @@ fn classify(rest: &str, following: &[Block<'_>]) -> SlashCommand {
         Some((word, args)) => (word, args.trim()),
         None => (rest, ""),
     };
-    let verb = word
-        .trim_end_matches(['.', '!', ',', ':'])
-        .to_lowercase();
+    let verb = word.trim_end_matches(['.', '!', ',', ':']).to_lowercase();
     match verb.as_str() {
         "" | "start" | "run" | "fix" => SlashCommand::Start,
         "retry" | "rerun" => SlashCommand::Retry,
@@ -109,6 +110,9 @@ fn repro_argument(args: &str, following: &[Block<'_>]) -> Option<String> {
 
 fn strip_backticks(text: &str) -> &str {
     let text = text.trim();
+    if text.trim_matches('`').trim().is_empty() {
+        return "";
+    }
     let ticks = text.len() - text.trim_start_matches('`').len();
     if ticks > 0 && text.len() > 2 * ticks && text.ends_with(&"`".repeat(ticks)) {
         return text[ticks..text.len() - ticks].trim();
@@ -209,14 +213,19 @@ mod tests {
 
     #[test]
     fn command_after_other_text_triggers() {
-        assert_eq!(parse("Looks reproducible.\r\n/patchpilot\r\n"), Some(SlashCommand::Start));
+        assert_eq!(
+            parse("Looks reproducible.\r\n/patchpilot\r\n"),
+            Some(SlashCommand::Start)
+        );
     }
 
     #[test]
     fn repro_takes_the_rest_of_the_line() {
         assert_eq!(
             parse("/patchpilot repro cargo test -p core -- parse::tests"),
-            Some(SlashCommand::Repro("cargo test -p core -- parse::tests".into()))
+            Some(SlashCommand::Repro(
+                "cargo test -p core -- parse::tests".into()
+            ))
         );
         assert_eq!(
             parse("/patchpilot REPRO `pytest -x tests/test_io.py`"),
@@ -226,21 +235,30 @@ mod tests {
 
     #[test]
     fn repro_can_take_the_following_fence() {
-        let body = "/patchpilot repro\n\n```sh\npip install -e .\npytest -x tests/test_io.py\n```\n";
+        let body =
+            "/patchpilot repro\n\n```sh\npip install -e .\npytest -x tests/test_io.py\n```\n";
         assert_eq!(
             parse(body),
-            Some(SlashCommand::Repro("pip install -e .\npytest -x tests/test_io.py".into()))
+            Some(SlashCommand::Repro(
+                "pip install -e .\npytest -x tests/test_io.py".into()
+            ))
         );
     }
 
     #[test]
     fn repro_without_a_command_is_other() {
-        assert_eq!(parse("/patchpilot repro"), Some(SlashCommand::Other("repro".into())));
+        assert_eq!(
+            parse("/patchpilot repro"),
+            Some(SlashCommand::Other("repro".into()))
+        );
         assert_eq!(
             parse("/patchpilot repro\nit fails on CI"),
             Some(SlashCommand::Other("repro".into()))
         );
-        assert_eq!(parse("/patchpilot repro ``"), Some(SlashCommand::Other("repro ``".into())));
+        assert_eq!(
+            parse("/patchpilot repro ``"),
+            Some(SlashCommand::Other("repro ``".into()))
+        );
     }
 
     #[test]
@@ -251,7 +269,10 @@ mod tests {
                 "please keep the public API unchanged\nand add a test.".into()
             ))
         );
-        assert_eq!(parse("/patchpilot frobnicate"), Some(SlashCommand::Other("frobnicate".into())));
+        assert_eq!(
+            parse("/patchpilot frobnicate"),
+            Some(SlashCommand::Other("frobnicate".into()))
+        );
     }
 
     #[test]

@@ -58,7 +58,10 @@ pub async fn serve_git(root: PathBuf, token: Option<String>) -> (SocketAddr, Joi
 }
 
 fn authorized(headers: &HeaderMap, token: &str) -> bool {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     let Some(encoded) = value.strip_prefix("Basic ") else {
@@ -118,8 +121,14 @@ async fn run_backend(state: &GitHttp, request: Request) -> Result<Response, Stri
         .env("QUERY_STRING", parts.uri.query().unwrap_or(""))
         .env("CONTENT_TYPE", header_str(header::CONTENT_TYPE))
         .env("CONTENT_LENGTH", body.len().to_string())
-        .env("HTTP_CONTENT_ENCODING", header_str(header::CONTENT_ENCODING))
-        .env("GIT_PROTOCOL", header_str(HeaderName::from_static("git-protocol")))
+        .env(
+            "HTTP_CONTENT_ENCODING",
+            header_str(header::CONTENT_ENCODING),
+        )
+        .env(
+            "GIT_PROTOCOL",
+            header_str(HeaderName::from_static("git-protocol")),
+        )
         .env("REMOTE_ADDR", "127.0.0.1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -172,10 +181,19 @@ fn parse_cgi(output: &[u8]) -> Option<Response> {
 }
 
 fn split_head(output: &[u8]) -> Option<(&[u8], &[u8])> {
-    let crlf = output.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4));
+    let crlf = output
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4));
     let lf = output.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
     let (at, len) = match (crlf, lf) {
-        (Some(a), Some(b)) => if a.0 < b.0 { a } else { b },
+        (Some(a), Some(b)) => {
+            if a.0 < b.0 {
+                a
+            } else {
+                b
+            }
+        }
         (a, b) => a.or(b)?,
     };
     Some((&output[..at], &output[at + len..]))
@@ -185,8 +203,18 @@ fn split_head(output: &[u8]) -> Option<(&[u8], &[u8])> {
 /// failure (this is test set-up). Returns trimmed stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let output = std::process::Command::new("git")
-        .args(["-c", "user.name=Test Author", "-c", "user.email=test@example.com"])
-        .args(["-c", "init.defaultBranch=main", "-c", "protocol.file.allow=always"])
+        .args([
+            "-c",
+            "user.name=Test Author",
+            "-c",
+            "user.email=test@example.com",
+        ])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "protocol.file.allow=always",
+        ])
         .args(args)
         .current_dir(dir)
         .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -219,8 +247,14 @@ pub fn init_bare_repo(root: &Path, name: &str, files: &[(&str, &str)]) -> PathBu
     git(scratch.path(), &["init", "--quiet"]);
     write_files(scratch.path(), files);
     git(scratch.path(), &["add", "--all"]);
-    git(scratch.path(), &["commit", "--quiet", "-m", "Initial commit"]);
-    git(scratch.path(), &["push", "--quiet", bare.to_str().expect("utf-8"), "main"]);
+    git(
+        scratch.path(),
+        &["commit", "--quiet", "-m", "Initial commit"],
+    );
+    git(
+        scratch.path(),
+        &["push", "--quiet", bare.to_str().expect("utf-8"), "main"],
+    );
     bare
 }
 
@@ -234,7 +268,10 @@ pub fn commit_files(bare: &Path, branch: &str, files: &[(&str, &str)], message: 
         Some(_) => format!("origin/{branch}"),
         None => "origin/main".to_owned(),
     };
-    git(scratch.path(), &["checkout", "--quiet", "-B", branch, &start]);
+    git(
+        scratch.path(),
+        &["checkout", "--quiet", "-B", branch, &start],
+    );
     write_files(scratch.path(), files);
     git(scratch.path(), &["add", "--all"]);
     git(scratch.path(), &["commit", "--quiet", "-m", message]);

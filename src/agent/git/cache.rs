@@ -133,8 +133,7 @@ fn open_or_init_mirror(dir: &Path) -> Result<git2::Repository, GitError> {
         Err(_) => {
             // A directory left by an interrupted first fetch is not a usable mirror.
             if dir.exists() {
-                fs::remove_dir_all(dir)
-                    .map_err(|e| GitError::io("removing a broken mirror", e))?;
+                fs::remove_dir_all(dir).map_err(|e| GitError::io("removing a broken mirror", e))?;
             }
             git2::Repository::init_bare(dir)
                 .map_err(|e| GitError::git("creating the repository mirror", &e))
@@ -238,7 +237,12 @@ mod tests {
 
     #[test]
     fn cache_key_has_no_path_separators_or_dot_dot() {
-        for url in ["../../etc/passwd", "/abs/path/repo", "http://h/a/../../b", "x"] {
+        for url in [
+            "../../etc/passwd",
+            "/abs/path/repo",
+            "http://h/a/../../b",
+            "x",
+        ] {
             let key = cache_key(url);
             assert!(!key.contains('/') && !key.contains(".."), "{url} -> {key}");
             assert!(!key.starts_with('.'), "{url} -> {key}");

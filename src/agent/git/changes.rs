@@ -30,7 +30,7 @@ pub fn changed_files(work_dir: &Path) -> Result<Vec<String>, GitError> {
             let status = entry.status();
             !status.is_empty() && !status.contains(git2::Status::IGNORED)
         })
-        .filter_map(|entry| entry.path().map(str::to_owned))
+        .map(|entry| String::from_utf8_lossy(entry.path_bytes()).into_owned())
         .collect();
     paths.sort();
     paths.dedup();

@@ -35,8 +35,8 @@ pub fn commit_and_push(
     for path in paths {
         check_path(path)?;
     }
-    let repo = git2::Repository::open(work_dir)
-        .map_err(|e| GitError::git("opening the work tree", &e))?;
+    let repo =
+        git2::Repository::open(work_dir).map_err(|e| GitError::git("opening the work tree", &e))?;
     let commit = commit_paths(&repo, work_dir, paths, message, author)?;
     repo.reference(&refname, commit, true, "patchpilot: commit")
         .and_then(|_| repo.set_head(&refname))
@@ -74,7 +74,9 @@ fn commit_paths(
         .map_err(git("reading HEAD"))?;
     let parent_tree = parent.tree().map_err(git("reading HEAD"))?;
     let mut index = repo.index().map_err(git("opening the index"))?;
-    index.read_tree(&parent_tree).map_err(git("resetting the index"))?;
+    index
+        .read_tree(&parent_tree)
+        .map_err(git("resetting the index"))?;
     for path in paths {
         stage(&mut index, work_dir, path)?;
     }
@@ -151,12 +153,23 @@ mod tests {
     #[test]
     fn paths_must_stay_inside_the_work_tree() {
         for bad in [
-            "", "/etc/passwd", "../x", "a/../../x", ".git/config", "sub/.GIT/hooks/x", "./a",
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            ".git/config",
+            "sub/.GIT/hooks/x",
+            "./a",
             "a\\b",
         ] {
             assert!(check_path(bad).is_err(), "{bad:?} should be refused");
         }
-        for good in ["src/lib.rs", "a", ".github/patchpilot.yml", "dir/.gitignore"] {
+        for good in [
+            "src/lib.rs",
+            "a",
+            ".github/patchpilot.yml",
+            "dir/.gitignore",
+        ] {
             assert!(check_path(good).is_ok(), "{good:?} should be accepted");
         }
     }
