@@ -51,11 +51,21 @@ fn options(base_url: String, key: Option<&str>, sleeper: &RecordingSleeper) -> C
 }
 
 fn anthropic(fake: &FakeModel, sleeper: &RecordingSleeper) -> AnthropicClient {
-    AnthropicClient::new(options(fake.anthropic_base_url(), Some(FAKE_MODEL_KEY), sleeper)).unwrap()
+    AnthropicClient::new(options(
+        fake.anthropic_base_url(),
+        Some(FAKE_MODEL_KEY),
+        sleeper,
+    ))
+    .unwrap()
 }
 
 fn openai(fake: &FakeModel, sleeper: &RecordingSleeper) -> OpenAiClient {
-    OpenAiClient::new(options(fake.openai_base_url(), Some(FAKE_MODEL_KEY), sleeper)).unwrap()
+    OpenAiClient::new(options(
+        fake.openai_base_url(),
+        Some(FAKE_MODEL_KEY),
+        sleeper,
+    ))
+    .unwrap()
 }
 
 fn request() -> ChatRequest {
@@ -73,10 +83,19 @@ async fn anthropic_round_trip_sends_the_documented_request() {
     fake.push_reply(Reply::text("the fix").usage(1234, 56));
     let sleeper = RecordingSleeper::default();
 
-    let response = anthropic(&fake, &sleeper).complete(&request()).await.unwrap();
+    let response = anthropic(&fake, &sleeper)
+        .complete(&request())
+        .await
+        .unwrap();
 
     assert_eq!(response.text, "the fix");
-    assert_eq!(response.usage, Usage { input_tokens: 1234, output_tokens: 56 });
+    assert_eq!(
+        response.usage,
+        Usage {
+            input_tokens: 1234,
+            output_tokens: 56
+        }
+    );
     assert_eq!(response.stop_reason.as_deref(), Some("end_turn"));
     assert_eq!(response.model, "test-model");
     let sent = fake.requests();
@@ -102,7 +121,13 @@ async fn openai_round_trip_sends_the_documented_request() {
     let response = openai(&fake, &sleeper).complete(&request()).await.unwrap();
 
     assert_eq!(response.text, "done");
-    assert_eq!(response.usage, Usage { input_tokens: 10, output_tokens: 3 });
+    assert_eq!(
+        response.usage,
+        Usage {
+            input_tokens: 10,
+            output_tokens: 3
+        }
+    );
     assert_eq!(response.stop_reason.as_deref(), Some("length"));
     let sent = &fake.requests()[0];
     assert_eq!(sent.path, "/v1/chat/completions");
@@ -143,7 +168,10 @@ async fn overloaded_and_server_errors_are_retried_with_backoff() {
     fake.push_reply(Reply::text("finally"));
     let sleeper = RecordingSleeper::default();
 
-    let response = anthropic(&fake, &sleeper).complete(&request()).await.unwrap();
+    let response = anthropic(&fake, &sleeper)
+        .complete(&request())
+        .await
+        .unwrap();
 
     assert_eq!(response.text, "finally");
     assert_eq!(fake.requests().len(), 3);
@@ -161,7 +189,10 @@ async fn retry_after_in_seconds_is_honoured() {
     fake.push_reply(Reply::text("ok"));
     let sleeper = RecordingSleeper::default();
 
-    anthropic(&fake, &sleeper).complete(&request()).await.unwrap();
+    anthropic(&fake, &sleeper)
+        .complete(&request())
+        .await
+        .unwrap();
 
     assert_eq!(sleeper.waits(), vec![Duration::from_secs(7)]);
 }
@@ -170,7 +201,9 @@ async fn retry_after_in_seconds_is_honoured() {
 async fn retry_after_as_http_date_and_retry_after_ms_are_honoured() {
     let fake = FakeModel::start().await;
     let at = chrono::DateTime::<chrono::Utc>::from(SystemTime::now() + Duration::from_secs(30));
-    fake.push_reply(Reply::rate_limited(&at.to_rfc2822().replace("+0000", "GMT")));
+    fake.push_reply(Reply::rate_limited(
+        &at.to_rfc2822().replace("+0000", "GMT"),
+    ));
     fake.push_reply(
         Reply::status(429, FakeModel::openai_error("requests", "slow down"))
             .header("retry-after-ms", "1500"),
@@ -196,7 +229,10 @@ async fn a_huge_retry_after_is_capped() {
     fake.push_reply(Reply::text("ok"));
     let sleeper = RecordingSleeper::default();
 
-    anthropic(&fake, &sleeper).complete(&request()).await.unwrap();
+    anthropic(&fake, &sleeper)
+        .complete(&request())
+        .await
+        .unwrap();
 
     assert_eq!(sleeper.waits(), vec![Duration::from_secs(60)]);
 }
@@ -209,16 +245,30 @@ async fn gives_up_after_max_attempts_with_a_clear_error() {
     }
     let sleeper = RecordingSleeper::default();
 
-    let err = anthropic(&fake, &sleeper).complete(&request()).await.unwrap_err();
+    let err = anthropic(&fake, &sleeper)
+        .complete(&request())
+        .await
+        .unwrap_err();
 
     match &err {
-        ModelError::Status { status, kind, attempts, .. } => {
-            assert_eq!((*status, kind.as_deref(), *attempts), (529, Some("overloaded_error"), 3));
+        ModelError::Status {
+            status,
+            kind,
+            attempts,
+            ..
+        } => {
+            assert_eq!(
+                (*status, kind.as_deref(), *attempts),
+                (529, Some("overloaded_error"), 3)
+            );
         }
         other => panic!("unexpected error {other:?}"),
     }
     let shown = err.to_string();
-    assert!(shown.contains("HTTP 529 overloaded_error: Overloaded (after 3 attempt(s))"), "{shown}");
+    assert!(
+        shown.contains("HTTP 529 overloaded_error: Overloaded (after 3 attempt(s))"),
+        "{shown}"
+    );
     assert_eq!(fake.requests().len(), 3);
     assert!(fake.unexpected().is_empty());
 }
@@ -233,9 +283,19 @@ async fn client_errors_are_not_retried() {
     fake.push_reply(Reply::text("never used"));
     let sleeper = RecordingSleeper::default();
 
-    let err = anthropic(&fake, &sleeper).complete(&request()).await.unwrap_err();
+    let err = anthropic(&fake, &sleeper)
+        .complete(&request())
+        .await
+        .unwrap_err();
 
-    assert!(matches!(err, ModelError::Status { status: 400, attempts: 1, .. }));
+    assert!(matches!(
+        err,
+        ModelError::Status {
+            status: 400,
+            attempts: 1,
+            ..
+        }
+    ));
     assert!(err.to_string().contains("prompt is too long"));
     assert_eq!(fake.requests().len(), 1);
     assert_eq!(fake.remaining_replies(), 1);
@@ -268,7 +328,10 @@ async fn a_huge_error_body_is_shown_bounded() {
     fake.push_reply(Reply::status(404, "x".repeat(100_000)));
     let sleeper = RecordingSleeper::default();
 
-    let err = openai(&fake, &sleeper).complete(&request()).await.unwrap_err();
+    let err = openai(&fake, &sleeper)
+        .complete(&request())
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, ModelError::Status { status: 404, .. }));
     assert!(err.to_string().len() < 500, "{}", err.to_string().len());
@@ -307,7 +370,10 @@ async fn persistent_timeouts_end_in_a_timeout_error() {
 
     let err = client.complete(&request()).await.unwrap_err();
 
-    assert!(matches!(err, ModelError::Timeout { attempts: 2, .. }), "{err:?}");
+    assert!(
+        matches!(err, ModelError::Timeout { attempts: 2, .. }),
+        "{err:?}"
+    );
     assert_eq!(fake.requests().len(), 2);
 }
 
@@ -319,12 +385,19 @@ async fn an_endpoint_that_is_down_fails_after_retries() {
         l.local_addr().unwrap()
     };
     let sleeper = RecordingSleeper::default();
-    let client = AnthropicClient::new(options(format!("http://{addr}"), Some("k"), &sleeper)).unwrap();
+    let client =
+        AnthropicClient::new(options(format!("http://{addr}"), Some("k"), &sleeper)).unwrap();
 
     let err = client.complete(&request()).await.unwrap_err();
 
-    assert!(matches!(err, ModelError::Connection { attempts: 3, .. }), "{err:?}");
-    assert!(err.to_string().starts_with("could not reach the model API at http://127.0.0.1:"));
+    assert!(
+        matches!(err, ModelError::Connection { attempts: 3, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("could not reach the model API at http://127.0.0.1:")
+    );
     assert_eq!(sleeper.waits().len(), 2);
 }
 
@@ -345,11 +418,24 @@ async fn the_session_budget_caps_turns_and_tallies_usage() {
     model.complete(&request()).await.unwrap();
     let err = model.complete(&request()).await.unwrap_err();
 
-    assert!(matches!(err, ModelError::Budget(BudgetLimit::Turns { max: 2 })));
-    assert_eq!(fake.requests().len(), 2, "a refused call never reaches the endpoint");
+    assert!(matches!(
+        err,
+        ModelError::Budget(BudgetLimit::Turns { max: 2 })
+    ));
+    assert_eq!(
+        fake.requests().len(),
+        2,
+        "a refused call never reaches the endpoint"
+    );
     let totals = model.totals();
     assert_eq!(totals.turns, 2);
-    assert_eq!(totals.usage, Usage { input_tokens: 300, output_tokens: 30 });
+    assert_eq!(
+        totals.usage,
+        Usage {
+            input_tokens: 300,
+            output_tokens: 30
+        }
+    );
 }
 
 #[tokio::test]
@@ -386,9 +472,14 @@ async fn from_args_builds_working_clients_for_both_providers() {
         model: Some("claude-test".into()),
         ..ModelArgs::default()
     };
-    let model = patchpilot::llm::from_args(&anthropic_args).unwrap().unwrap();
+    let model = patchpilot::llm::from_args(&anthropic_args)
+        .unwrap()
+        .unwrap();
     assert_eq!(model.name(), "anthropic/claude-test");
-    assert_eq!(model.complete(&request()).await.unwrap().text, "via anthropic");
+    assert_eq!(
+        model.complete(&request()).await.unwrap().text,
+        "via anthropic"
+    );
 
     let openai_args = ModelArgs {
         openai_api_key: Some(SecretString::from(FAKE_MODEL_KEY)),

@@ -6,8 +6,8 @@ mod support;
 use std::sync::Arc;
 
 use patchpilot::agent::prompt::{
-    AttemptFeedback, PatchPromptInput, PreviousAttempt, PromptBudget, PromptFile,
-    RepoInstructions, build_patch_request,
+    AttemptFeedback, PatchPromptInput, PreviousAttempt, PromptBudget, PromptFile, RepoInstructions,
+    build_patch_request,
 };
 use patchpilot::llm::anthropic::AnthropicClient;
 use patchpilot::llm::openai::OpenAiClient;
@@ -55,7 +55,8 @@ async fn the_model_receives_protocol_evidence_and_history_in_both_formats() {
     let fake = FakeModel::start().await;
     fake.push_reply(Reply::text("a"));
     fake.push_reply(Reply::text("b"));
-    let anthropic: Arc<dyn Model> = Arc::new(AnthropicClient::new(opts(fake.anthropic_base_url())).unwrap());
+    let anthropic: Arc<dyn Model> =
+        Arc::new(AnthropicClient::new(opts(fake.anthropic_base_url())).unwrap());
     let openai: Arc<dyn Model> = Arc::new(OpenAiClient::new(opts(fake.openai_base_url())).unwrap());
 
     send(anthropic.as_ref()).await;
@@ -65,7 +66,10 @@ async fn the_model_receives_protocol_evidence_and_history_in_both_formats() {
         let system = sent.system();
         assert!(system.contains("<<<<<<< SEARCH") && system.contains(">>>>>>> REPLACE"));
         let first = sent.first_user_message();
-        assert!(first.contains("E   ZeroDivisionError: division by zero"), "{first}");
+        assert!(
+            first.contains("E   ZeroDivisionError: division by zero"),
+            "{first}"
+        );
         assert!(first.contains("## stats.py"));
         assert!(first.contains("   4 |     return total / n"));
         assert!(first.contains("python -m pytest tests/test_stats.py -x"));

@@ -223,8 +223,8 @@ mod tests {
     #[test]
     fn long_snippets_are_bounded() {
         let text = "word ".repeat(1000);
-        let body = serde_json::to_vec(&json!({"results": [{"url": "https://a", "text": text}]}))
-            .unwrap();
+        let body =
+            serde_json::to_vec(&json!({"results": [{"url": "https://a", "text": text}]})).unwrap();
         let r = parse_results(&body).unwrap();
         assert!(r[0].snippet.len() <= MAX_SNIPPET_BYTES + 3);
         assert!(r[0].snippet.ends_with('…'));

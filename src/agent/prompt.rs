@@ -241,7 +241,12 @@ fn render_file(file: &PromptFile, limit: usize, context: u32) -> String {
     let mut next = 0;
     for (start, end) in ranges {
         if start > next {
-            let marker = format!("{:>width$} | ... (lines {}-{} omitted)\n", "", next + 1, start);
+            let marker = format!(
+                "{:>width$} | ... (lines {}-{} omitted)\n",
+                "",
+                next + 1,
+                start
+            );
             if out.len() + marker.len() > limit {
                 break;
             }
@@ -467,7 +472,9 @@ mod tests {
             max_output_bytes: 500,
             ..PromptBudget::default()
         };
-        let text = build_patch_request(&inp, &budget, 100, None).messages[0].content.clone();
+        let text = build_patch_request(&inp, &budget, 100, None).messages[0]
+            .content
+            .clone();
         assert!(text.contains("error: assertion failed at src/lib.rs:3"));
         assert!(!text.contains("Compiling crate0\n"));
         assert!(text.contains(&format!("(last 500 of {} bytes)", inp.failing_output.len())));
@@ -486,7 +493,9 @@ mod tests {
             context_lines: 5,
             ..PromptBudget::default()
         };
-        let text = build_patch_request(&inp, &budget, 100, None).messages[0].content.clone();
+        let text = build_patch_request(&inp, &budget, 100, None).messages[0]
+            .content
+            .clone();
         // The referenced window of the first file is kept, with its true line numbers.
         assert!(text.contains("2500 | line_2500 = 2500\n"));
         assert!(text.contains("2495 | line_2495"));

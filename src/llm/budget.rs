@@ -207,20 +207,19 @@ mod tests {
         ));
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn wall_time_cuts_off_a_slow_call_and_refuses_later_ones() {
         let budget = SessionBudget {
-            max_wall: Duration::from_secs(60),
+            max_wall: Duration::from_millis(300),
             ..SessionBudget::default()
         };
-        let m = BudgetedModel::new(model(1, 1, Duration::from_secs(45)), budget);
-        m.complete(&req()).await.unwrap();
+        let m = BudgetedModel::new(model(1, 1, Duration::from_secs(30)), budget);
         let err = m.complete(&req()).await.unwrap_err();
         assert!(matches!(
             err,
-            ModelError::Budget(BudgetLimit::WallTime { max_secs: 60 })
+            ModelError::Budget(BudgetLimit::WallTime { .. })
         ));
-        assert_eq!(m.totals().turns, 1);
+        assert_eq!(m.totals().turns, 0);
         let err = m.complete(&req()).await.unwrap_err();
         assert!(matches!(
             err,

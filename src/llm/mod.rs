@@ -123,7 +123,7 @@ impl std::fmt::Display for BudgetLimit {
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// The endpoint answered with an error status (after retries, if it was retryable).
-    #[error("model API at {endpoint} returned HTTP {status}{}: {message} (after {attempts} attempt(s))", kind.as_deref().map(|k| format!(" {k}")).unwrap_or_default())]
+    #[error("model API at {endpoint} returned HTTP {status}{}: {message} (after {attempts} attempt(s))", kind_suffix(.kind))]
     Status {
         endpoint: String,
         status: u16,
@@ -155,6 +155,10 @@ pub enum ModelError {
     /// A per-session cap refused the call before it was made.
     #[error("model budget exhausted: {0}")]
     Budget(BudgetLimit),
+}
+
+fn kind_suffix(kind: &Option<String>) -> String {
+    kind.as_deref().map(|k| format!(" {k}")).unwrap_or_default()
 }
 
 /// A chat model. Implementations are cheap to share (`Arc<dyn Model>`).

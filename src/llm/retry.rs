@@ -219,15 +219,14 @@ impl Transport {
 
 /// reqwest's own message plus its innermost cause ("connection refused", ...), bounded.
 fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut root: &dyn std::error::Error = e;
-    while let Some(next) = root.source() {
-        root = next;
+    use std::error::Error as _;
+    let mut text = e.to_string();
+    if let Some(mut root) = e.source() {
+        while let Some(next) = root.source() {
+            root = next;
+        }
+        text = format!("{text}: {root}");
     }
-    let text = if std::ptr::addr_eq(root, e as &dyn std::error::Error) {
-        e.to_string()
-    } else {
-        format!("{e}: {root}")
-    };
     super::truncate_for_display(&text, 300)
 }
 

@@ -84,14 +84,20 @@ impl Reply {
 
     /// Anthropic's 529 overloaded answer.
     pub fn overloaded() -> Self {
-        Self::status(529, FakeModel::anthropic_error("overloaded_error", "Overloaded"))
+        Self::status(
+            529,
+            FakeModel::anthropic_error("overloaded_error", "Overloaded"),
+        )
     }
 
     /// A 429 with `retry-after: <retry_after>`.
     pub fn rate_limited(retry_after: &str) -> Self {
         Self::status(
             429,
-            FakeModel::anthropic_error("rate_limit_error", "Number of requests has exceeded your rate limit"),
+            FakeModel::anthropic_error(
+                "rate_limit_error",
+                "Number of requests has exceeded your rate limit",
+            ),
         )
         .header("retry-after", retry_after)
     }
@@ -150,7 +156,9 @@ pub struct RecordedRequest {
 
 impl RecordedRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// The system prompt, from either format.
@@ -282,22 +290,38 @@ impl FakeModel {
 
     /// An OpenAI-shaped error body.
     pub fn openai_error(kind: &str, message: &str) -> String {
-        json!({"error": {"message": message, "type": kind, "param": null, "code": null}}).to_string()
+        json!({"error": {"message": message, "type": kind, "param": null, "code": null}})
+            .to_string()
     }
 }
 
-async fn anthropic(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn anthropic(
+    State(inner): State<Arc<Inner>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     handle(&inner, Wire::Anthropic, uri, headers, body).await
 }
 
-async fn openai(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn openai(
+    State(inner): State<Arc<Inner>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     handle(&inner, Wire::OpenAi, uri, headers, body).await
 }
 
 async fn handle(inner: &Inner, wire: Wire, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let recorded_headers: BTreeMap<String, String> = headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect();
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     inner.requests.lock().unwrap().push(RecordedRequest {
@@ -314,7 +338,11 @@ async fn handle(inner: &Inner, wire: Wire, uri: Uri, headers: HeaderMap, body: B
         return error(wire, 400, "invalid_request_error", &problem);
     }
     let Some(reply) = inner.script.lock().unwrap().pop_front() else {
-        let note = format!("{} request to {} with no scripted reply left", wire_name(wire), uri.path());
+        let note = format!(
+            "{} request to {} with no scripted reply left",
+            wire_name(wire),
+            uri.path()
+        );
         inner.unexpected.lock().unwrap().push(note.clone());
         return error(wire, 500, "api_error", &note);
     };
@@ -346,7 +374,12 @@ async fn handle(inner: &Inner, wire: Wire, uri: Uri, headers: HeaderMap, body: B
                               "total_tokens": input_tokens + output_tokens},
                 }),
             };
-            (StatusCode::OK, [("content-type", "application/json")], body.to_string()).into_response()
+            (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                body.to_string(),
+            )
+                .into_response()
         }
         ReplyKind::Status { status, body } => (
             StatusCode::from_u16(status).unwrap(),
@@ -397,8 +430,15 @@ fn shape_problem(wire: Wire, body: &Value, headers: &BTreeMap<String, String>) -
         if body["max_tokens"].as_u64().is_none() {
             return Some("max_tokens: field required".into());
         }
-        if body["messages"].as_array().unwrap().iter().any(|m| m["role"] == "system") {
-            return Some("messages: system is not a valid role; use the top-level system field".into());
+        if body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["role"] == "system")
+        {
+            return Some(
+                "messages: system is not a valid role; use the top-level system field".into(),
+            );
         }
     }
     None
