@@ -441,3 +441,25 @@ async fn non_fast_forward_needs_force() {
     assert_eq!(ref_sha(&world.bare, "refs/heads/pp/iter"), Some(ours));
     let _ = &world.server_root;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn git_router_works_when_nested_in_a_larger_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("server");
+    let bare = init_bare_repo(&root, "acme/nested.git", &[("a.txt", "a\n")]);
+    let app = axum::Router::new()
+        .route("/api", axum::routing::get(|| async { "api" }))
+        .nest("/git", support::git_http::git_router(root, None));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let url = format!("http://{addr}/git/acme/nested.git");
+    let cache = RepoCache::new(dir.path().join("cache"));
+    let work = dir.path().join("work");
+    let sha = blocking(move || cache.checkout(&url, "main", &GitAuth::anonymous(), &work))
+        .await
+        .unwrap()
+        .base_sha;
+    assert_eq!(Some(sha), ref_sha(&bare, "refs/heads/main"));
+}

@@ -99,7 +99,7 @@ pub fn parse_issue_body(body: &str) -> ParsedIssue {
                 }
                 after_repro_key = false;
                 match key_value(line) {
-                    Some((Key::Repro, value)) if value.is_empty() => after_repro_key = true,
+                    Some((Key::Repro, "")) => after_repro_key = true,
                     Some((Key::Repro, value)) => {
                         push_candidate(&mut candidates, unquote(value), ReproSource::ReproLine);
                     }
