@@ -6,7 +6,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use patchpilot::agent::git::{
-    GitAuth, GitError, RepoCache, Signature, changed_files, commit_and_push, diff,
+    GitAuth, GitError, RepoCache, Signature, changed_files, commit_and_push, diff, push_branch,
 };
 use secrecy::SecretString;
 use support::git_http::{
@@ -393,6 +393,23 @@ async fn a_push_the_server_rejects_is_an_error() {
     // The server's per-ref verdict (reported through push_update_reference) is surfaced.
     assert!(err.to_string().contains("hook declined"), "{err}");
     assert_eq!(ref_sha(&world.bare, "refs/heads/pp/rejected"), None);
+
+    // Once the server accepts pushes again, the committed branch can be pushed as it is.
+    std::fs::remove_file(world.bare.join("hooks/pre-receive")).unwrap();
+    let w = world.work_dir("one");
+    blocking(move || push_branch(&w, "pp/rejected", &auth(), false))
+        .await
+        .unwrap();
+    let head = git2::Repository::open(world.work_dir("one"))
+        .unwrap()
+        .head()
+        .unwrap()
+        .target()
+        .unwrap();
+    assert_eq!(
+        ref_sha(&world.bare, "refs/heads/pp/rejected"),
+        Some(head.to_string())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
