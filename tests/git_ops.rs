@@ -6,7 +6,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use patchpilot::agent::git::{
-    GitAuth, GitError, RepoCache, Signature, changed_files, commit_and_push, diff,
+    GitAuth, GitError, RepoCache, Signature, changed_files, commit_and_push, diff, push_branch,
 };
 use secrecy::SecretString;
 use support::git_http::{
@@ -393,6 +393,23 @@ async fn a_push_the_server_rejects_is_an_error() {
     // The server's per-ref verdict (reported through push_update_reference) is surfaced.
     assert!(err.to_string().contains("hook declined"), "{err}");
     assert_eq!(ref_sha(&world.bare, "refs/heads/pp/rejected"), None);
+
+    // Once the server accepts pushes again, the committed branch can be pushed as it is.
+    std::fs::remove_file(world.bare.join("hooks/pre-receive")).unwrap();
+    let w = world.work_dir("one");
+    blocking(move || push_branch(&w, "pp/rejected", &auth(), false))
+        .await
+        .unwrap();
+    let head = git2::Repository::open(world.work_dir("one"))
+        .unwrap()
+        .head()
+        .unwrap()
+        .target()
+        .unwrap();
+    assert_eq!(
+        ref_sha(&world.bare, "refs/heads/pp/rejected"),
+        Some(head.to_string())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -440,4 +457,26 @@ async fn non_fast_forward_needs_force() {
     .unwrap();
     assert_eq!(ref_sha(&world.bare, "refs/heads/pp/iter"), Some(ours));
     let _ = &world.server_root;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn git_router_works_when_nested_in_a_larger_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("server");
+    let bare = init_bare_repo(&root, "acme/nested.git", &[("a.txt", "a\n")]);
+    let app = axum::Router::new()
+        .route("/api", axum::routing::get(|| async { "api" }))
+        .nest("/git", support::git_http::git_router(root, None));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let url = format!("http://{addr}/git/acme/nested.git");
+    let cache = RepoCache::new(dir.path().join("cache"));
+    let work = dir.path().join("work");
+    let sha = blocking(move || cache.checkout(&url, "main", &GitAuth::anonymous(), &work))
+        .await
+        .unwrap()
+        .base_sha;
+    assert_eq!(Some(sha), ref_sha(&bare, "refs/heads/main"));
 }

@@ -99,7 +99,7 @@ pub fn parse_issue_body(body: &str) -> ParsedIssue {
                 }
                 after_repro_key = false;
                 match key_value(line) {
-                    Some((Key::Repro, value)) if value.is_empty() => after_repro_key = true,
+                    Some((Key::Repro, "")) => after_repro_key = true,
                     Some((Key::Repro, value)) => {
                         push_candidate(&mut candidates, unquote(value), ReproSource::ReproLine);
                     }
@@ -724,6 +724,30 @@ mod tests {
         );
         let inline = "repro: <!-- fill me -->";
         assert_eq!(repro(inline), Repro::Missing);
+    }
+
+    #[test]
+    fn comment_markers_inside_code_are_literal() {
+        let body = "### Repro\n\n```sh\necho '<!-- not a comment -->' | ./render\n```\n";
+        assert_eq!(
+            repro(body),
+            found(
+                "echo '<!-- not a comment -->' | ./render",
+                ReproSource::FencedBlock
+            )
+        );
+    }
+
+    #[test]
+    fn prose_next_to_a_fence_in_a_command_section_is_not_a_second_candidate() {
+        let body = "### Repro command\n\nFrom the repository root:\n\n```\nmake test\n```\n";
+        assert_eq!(repro(body), found("make test", ReproSource::FencedBlock));
+    }
+
+    #[test]
+    fn a_later_heading_ends_the_repro_section() {
+        let body = "### Steps to reproduce\n\nSee logs.\n\n### Logs\n\n```\nError: boom\n```\n";
+        assert_eq!(repro(body), Repro::Missing);
     }
 
     #[test]

@@ -45,6 +45,23 @@ pub fn commit_and_push(
     Ok(commit.to_string())
 }
 
+/// Pushes the existing local branch `branch` to `refs/heads/<branch>` on `origin` again,
+/// e.g. after [`commit_and_push`] committed but its push failed (a second
+/// `commit_and_push` would find nothing left to commit).
+pub fn push_branch(
+    work_dir: &Path,
+    branch: &str,
+    auth: &GitAuth,
+    force: bool,
+) -> Result<(), GitError> {
+    let refname = validate_branch(branch)?;
+    let repo =
+        git2::Repository::open(work_dir).map_err(|e| GitError::git("opening the work tree", &e))?;
+    repo.find_reference(&refname)
+        .map_err(|e| GitError::git(format!("finding branch `{branch}`"), &e))?;
+    push(&repo, &refname, auth, force)
+}
+
 /// A path must be relative, stay inside the work tree and not touch `.git`.
 fn check_path(path: &str) -> Result<(), GitError> {
     let invalid = || GitError::InvalidPath(path.to_owned());
