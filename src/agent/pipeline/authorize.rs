@@ -9,7 +9,8 @@ use crate::github::client::{GitHub, ReactionTarget};
 use crate::github::messages::{already_running_reply, unauthorised_reply};
 use crate::github::reporter::SessionRef;
 use crate::github::types::CommentId;
-use crate::session::{Session, SessionPatch, SessionStatus};
+use crate::session::{Session, SessionStatus};
+use crate::store::SessionPatch;
 use crate::worker::JobError;
 
 use super::progress::{Progress, github_ref};

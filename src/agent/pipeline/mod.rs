@@ -22,7 +22,8 @@ use crate::agent::git::RepoCache;
 use crate::github::client::GitHub;
 use crate::llm::{Model, SessionBudget};
 use crate::sandbox::{Limits, Sandbox};
-use crate::session::{SessionPatch, SessionStatus};
+use crate::session::{SessionStatus};
+use crate::store::SessionPatch;
 use crate::store::{Job, Store};
 use crate::worker::{JobError, JobHandler};
 

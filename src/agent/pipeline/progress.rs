@@ -13,7 +13,8 @@ use crate::github::messages::{
 };
 use crate::github::reporter::{Reporter, SessionRef};
 use crate::github::types::{CheckRunId, CommentId, CommitSha, InstallationId, IssueNumber, RepoName};
-use crate::session::{EventLevel, Session, SessionPatch};
+use crate::session::{EventLevel, Session};
+use crate::store::SessionPatch;
 use crate::store::Store;
 
 use super::PipelineDeps;

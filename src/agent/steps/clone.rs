@@ -3,7 +3,7 @@
 
 use crate::agent::pipeline::{Progress, Stop};
 use crate::github::messages::PipelineStep;
-use crate::session::SessionPatch;
+use crate::store::SessionPatch;
 
 use super::SessionContext;
 

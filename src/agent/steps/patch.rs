@@ -11,7 +11,8 @@ use crate::agent::pipeline::{Progress, Stop};
 use crate::agent::prompt::{AttemptFeedback, PatchPromptInput, PreviousAttempt, PromptBudget, PromptFile, build_patch_request};
 use crate::github::messages::PipelineStep;
 use crate::llm::{BudgetedModel, Model};
-use crate::session::{EventLevel, SessionPatch};
+use crate::session::{EventLevel};
+use crate::store::SessionPatch;
 
 use super::SessionContext;
 

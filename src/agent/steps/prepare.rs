@@ -6,7 +6,8 @@ use crate::agent::pipeline::progress::github_ref;
 use crate::agent::git::GitAuth;
 use crate::session::issue_body::{Repro, parse_issue_body};
 use crate::session::repo_config::{REPO_CONFIG_PATH, RepoConfig};
-use crate::session::{EventLevel, SessionPatch};
+use crate::session::{EventLevel};
+use crate::store::SessionPatch;
 
 use super::{SessionContext, github_stop};
 

@@ -7,7 +7,7 @@ use crate::agent::pipeline::progress::github_ref;
 use crate::agent::pipeline::{Progress, Stop};
 use crate::github::client::NewPullRequest;
 use crate::github::messages::{PipelineStep, PullRequestView, pull_request_body, pull_request_title};
-use crate::session::SessionPatch;
+use crate::store::SessionPatch;
 
 use super::{SessionContext, github_stop};
 
