@@ -37,6 +37,38 @@ pub fn changed_files(work_dir: &Path) -> Result<Vec<String>, GitError> {
     Ok(paths)
 }
 
+/// Puts `paths` back as they are at `HEAD`; a path that is not in `HEAD` (a file the edits
+/// created) is removed. Used between patch attempts so each reply applies to the original.
+pub fn restore_paths(work_dir: &Path, paths: &[String]) -> Result<(), GitError> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let repo = open(work_dir)?;
+    let head_tree = repo
+        .head()
+        .and_then(|head| head.peel_to_tree())
+        .map_err(|e| GitError::git("reading HEAD", &e))?;
+    let mut checkout = git2::build::CheckoutBuilder::new();
+    checkout.force().disable_pathspec_match(true);
+    let mut tracked = false;
+    for path in paths {
+        if head_tree.get_path(Path::new(path)).is_ok() {
+            checkout.path(path);
+            tracked = true;
+        } else {
+            let file = work_dir.join(path);
+            if file.symlink_metadata().is_ok() {
+                std::fs::remove_file(&file).map_err(|e| GitError::io("removing a created file", e))?;
+            }
+        }
+    }
+    if tracked {
+        repo.checkout_tree(head_tree.as_object(), Some(&mut checkout))
+            .map_err(|e| GitError::git("restoring edited files", &e))?;
+    }
+    Ok(())
+}
+
 /// The unified diff of `paths` between `HEAD` and the work tree, new files included.
 /// An empty `paths` yields an empty diff (never "everything").
 pub fn diff(work_dir: &Path, paths: &[String]) -> Result<String, GitError> {

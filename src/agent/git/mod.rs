@@ -26,7 +26,7 @@ mod publish;
 
 pub use auth::GitAuth;
 pub use cache::{Checkout, RepoCache};
-pub use changes::{changed_files, diff};
+pub use changes::{changed_files, diff, restore_paths};
 pub use publish::{Signature, commit_and_push, push_branch};
 
 /// Errors from git operations. Messages are safe to show a maintainer: they never contain
