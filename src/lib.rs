@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod app;
 pub mod config;
+pub mod local_run;
 pub mod github;
 pub mod llm;
 pub mod sandbox;

@@ -9,7 +9,7 @@
 
 mod authorize;
 mod commands;
-mod progress;
+pub mod progress;
 mod run;
 
 use std::path::PathBuf;
