@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::Method;
@@ -137,6 +136,5 @@ async fn check_run_goes_from_base_commit_to_pr_head() {
     );
     assert!(runs.iter().all(|r| r.name == "PatchPilot" && r.external_id.as_deref() == Some("s-1")));
     assert_eq!(reporter.check_run().await, Some((head, on_head)));
-    let _: Arc<dyn GitHub> = fake.client();
     fake.finish();
 }

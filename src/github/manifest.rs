@@ -123,7 +123,7 @@ pub async fn serve_app_create(listener: TcpListener, args: AppCreateArgs) -> any
         .route("/", get(page))
         .route("/callback", get(callback))
         .with_state(flow);
-    let server = axum::serve(listener, app);
+    let server = axum::serve(listener, app).into_future();
     tokio::select! {
         served = server => {
             served.context("the helper page server stopped")?;
@@ -172,8 +172,9 @@ struct Conversion {
     id: u64,
     slug: String,
     html_url: String,
-    pem: SecretString,
-    webhook_secret: Option<SecretString>,
+    // Plain strings only for the moment of deserialising; wrapped right after.
+    pem: String,
+    webhook_secret: Option<String>,
 }
 
 /// Exchanges the code and writes the settings.
@@ -193,13 +194,15 @@ pub async fn convert_and_save(args: &AppCreateArgs, code: &str) -> anyhow::Resul
         bail!("GitHub refused the manifest code ({status})");
     }
     let conversion: Conversion = response.json().await.context("unexpected answer from GitHub")?;
+    let pem = SecretString::from(conversion.pem);
+    let webhook_secret = conversion.webhook_secret.map(SecretString::from);
     let dir = args.env_file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let key_path = dir.join(format!("{}.private-key.pem", conversion.slug));
-    write_private(&key_path, conversion.pem.expose_secret())?;
+    write_private(&key_path, pem.expose_secret())?;
     let mut values = BTreeMap::new();
     values.insert("GITHUB_APP_ID", conversion.id.to_string());
     values.insert("GITHUB_PRIVATE_KEY_PATH", key_path.display().to_string());
-    if let Some(secret) = &conversion.webhook_secret {
+    if let Some(secret) = &webhook_secret {
         values.insert("GITHUB_WEBHOOK_SECRET", secret.expose_secret().to_owned());
     }
     values.insert("GITHUB_API_URL", args.github_api_url.clone());

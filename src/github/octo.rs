@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Method, header};
 use octocrab::Octocrab;
 use octocrab::service::middleware::retry::RetryConfig;
@@ -152,15 +153,19 @@ impl OctocrabGitHub {
         })
     }
 
-    async fn auth_header(&self, auth: Auth<'_>) -> GitHubResult<HeaderValue> {
-        let secret = match auth {
-            Auth::App => self.app.jwt(Utc::now()).map_err(GitHubError::Auth)?,
-            Auth::Repo(inst, repo) => self.token(inst, repo).await?,
-        };
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", secret.expose_secret()))
-            .map_err(|_| GitHubError::Auth("the token is not a valid header value".into()))?;
-        value.set_sensitive(true);
-        Ok(value)
+    /// Boxed: minting a token goes through `send`, which asks for an auth header, so the
+    /// futures would otherwise contain themselves.
+    fn auth_header<'a>(&'a self, auth: Auth<'a>) -> BoxFuture<'a, GitHubResult<HeaderValue>> {
+        Box::pin(async move {
+            let secret = match auth {
+                Auth::App => self.app.jwt(Utc::now()).map_err(GitHubError::Auth)?,
+                Auth::Repo(inst, repo) => self.token(inst, repo).await?,
+            };
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", secret.expose_secret()))
+                .map_err(|_| GitHubError::Auth("the token is not a valid header value".into()))?;
+            value.set_sensitive(true);
+            Ok(value)
+        })
     }
 
     async fn token(&self, inst: InstallationId, repo: &RepoName) -> GitHubResult<SecretString> {

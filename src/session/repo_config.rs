@@ -90,8 +90,7 @@ impl Default for Limits {
 }
 
 /// Why the file was rejected.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {}{problem}", field.as_deref().map(|f| format!("field `{f}`: ")).unwrap_or_default(), path = REPO_CONFIG_PATH)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RepoConfigError {
     /// Dotted path of the offending field (`limits.memory_mb`), when known.
     pub field: Option<String>,
@@ -99,6 +98,18 @@ pub struct RepoConfigError {
     /// The fields accepted where the error is.
     pub accepted: &'static [&'static str],
 }
+
+impl std::fmt::Display for RepoConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{REPO_CONFIG_PATH}: ")?;
+        if let Some(field) = &self.field {
+            write!(f, "field `{field}`: ")?;
+        }
+        f.write_str(&self.problem)
+    }
+}
+
+impl std::error::Error for RepoConfigError {}
 
 impl RepoConfigError {
     fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
