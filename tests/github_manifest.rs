@@ -28,15 +28,35 @@ async fn manifest_flow_writes_a_private_env_file_and_key() {
 
     // The browser opens the helper page: a form posting the manifest to the org's settings.
     let page = reqwest::get(&local).await.unwrap().text().await.unwrap();
-    let action_prefix = format!("action=\"{}/organizations/acme/settings/apps/new?state=", fake.url);
-    let state = page.split(&action_prefix).nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let action_prefix = format!(
+        "action=\"{}/organizations/acme/settings/apps/new?state=",
+        fake.url
+    );
+    let state = page
+        .split(&action_prefix)
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
     assert!(page.contains("name=\"manifest\""));
     assert!(page.contains("https://pp.example.com/webhooks/github"));
 
     // A callback with the wrong state is refused; GitHub's redirect with the right one finishes.
-    let forged = reqwest::get(format!("{local}/callback?code=abc123&state=wrong")).await.unwrap().text().await.unwrap();
+    let forged = reqwest::get(format!("{local}/callback?code=abc123&state=wrong"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(forged.contains("does not belong"));
-    let done = reqwest::get(format!("{local}/callback?code=abc123&state={state}")).await.unwrap().text().await.unwrap();
+    let done = reqwest::get(format!("{local}/callback?code=abc123&state={state}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(done.contains("Registered patchpilot"));
     let created = flow.await.unwrap().unwrap();
 
@@ -51,8 +71,14 @@ async fn manifest_flow_writes_a_private_env_file_and_key() {
             key_path.display()
         )
     );
-    assert_eq!(std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert_eq!(std::fs::read_to_string(&key_path).unwrap(), PRIVATE_KEY_PEM);
-    assert_eq!(std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     fake.finish();
 }

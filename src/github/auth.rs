@@ -61,7 +61,10 @@ pub enum GitHubConfigError {
     #[error("a GitHub private key is set but GITHUB_APP_ID is not")]
     MissingAppId,
     #[error("cannot read GITHUB_PRIVATE_KEY_PATH {path}: {source}")]
-    ReadKey { path: PathBuf, source: std::io::Error },
+    ReadKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the GitHub App private key is not an RSA key in PEM format: {0}")]
     BadKey(String),
     #[error("GITHUB_API_URL {url:?} is not a valid http(s) URL")]
@@ -91,10 +94,14 @@ impl GitHubArgs {
         let pem = match (&self.github_private_key, &self.github_private_key_path) {
             (Some(_), Some(_)) => return Err(GitHubConfigError::TwoKeys),
             (Some(key), None) => Some(key.expose_secret().as_bytes().to_vec()),
-            (None, Some(path)) => Some(
-                std::fs::read(path)
-                    .map_err(|source| GitHubConfigError::ReadKey { path: path.clone(), source })?,
-            ),
+            (None, Some(path)) => {
+                Some(
+                    std::fs::read(path).map_err(|source| GitHubConfigError::ReadKey {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
             (None, None) => None,
         };
         match (self.github_app_id, pem) {
@@ -115,7 +122,9 @@ pub struct AppCredentials {
 
 impl std::fmt::Debug for AppCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppCredentials").field("app_id", &self.app_id).finish_non_exhaustive()
+        f.debug_struct("AppCredentials")
+            .field("app_id", &self.app_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -128,7 +137,8 @@ struct Claims {
 
 impl AppCredentials {
     pub fn from_pem(app_id: u64, pem: &[u8]) -> Result<Self, GitHubConfigError> {
-        let key = EncodingKey::from_rsa_pem(pem).map_err(|e| GitHubConfigError::BadKey(e.to_string()))?;
+        let key =
+            EncodingKey::from_rsa_pem(pem).map_err(|e| GitHubConfigError::BadKey(e.to_string()))?;
         Ok(Self { app_id, key })
     }
 
@@ -247,22 +257,43 @@ mod tests {
 
     #[test]
     fn half_configured_app_is_one_clear_sentence() {
-        let only_id = GitHubArgs { github_app_id: Some(1), ..args() };
+        let only_id = GitHubArgs {
+            github_app_id: Some(1),
+            ..args()
+        };
         assert_eq!(
             only_id.credentials().unwrap_err().to_string(),
             "GITHUB_APP_ID is set but neither GITHUB_PRIVATE_KEY nor GITHUB_PRIVATE_KEY_PATH is"
         );
-        let only_key = GitHubArgs { github_private_key: Some(KEY.into()), ..args() };
-        assert!(matches!(only_key.credentials(), Err(GitHubConfigError::MissingAppId)));
-        let bad_key =
-            GitHubArgs { github_app_id: Some(1), github_private_key: Some("nope".into()), ..args() };
-        assert!(matches!(bad_key.credentials(), Err(GitHubConfigError::BadKey(_))));
+        let only_key = GitHubArgs {
+            github_private_key: Some(KEY.into()),
+            ..args()
+        };
+        assert!(matches!(
+            only_key.credentials(),
+            Err(GitHubConfigError::MissingAppId)
+        ));
+        let bad_key = GitHubArgs {
+            github_app_id: Some(1),
+            github_private_key: Some("nope".into()),
+            ..args()
+        };
+        assert!(matches!(
+            bad_key.credentials(),
+            Err(GitHubConfigError::BadKey(_))
+        ));
         let missing = GitHubArgs {
             github_app_id: Some(1),
             github_private_key_path: Some("/nonexistent/key.pem".into()),
             ..args()
         };
-        assert!(missing.credentials().unwrap_err().to_string().starts_with("cannot read"));
+        assert!(
+            missing
+                .credentials()
+                .unwrap_err()
+                .to_string()
+                .starts_with("cannot read")
+        );
     }
 
     #[test]
@@ -273,7 +304,10 @@ mod tests {
             github_api_url: "not a url".into(),
             ..args()
         };
-        assert!(matches!(a.build(), Err(GitHubConfigError::BadApiUrl { .. })));
+        assert!(matches!(
+            a.build(),
+            Err(GitHubConfigError::BadApiUrl { .. })
+        ));
     }
 
     #[tokio::test]
@@ -289,16 +323,31 @@ mod tests {
                 })
             }
         };
-        let a = cache.get_or_mint(InstallationId(1), Some(&repo), now, mint("a", 60)).await.unwrap();
-        let b = cache.get_or_mint(InstallationId(1), Some(&repo), now, mint("b", 60)).await.unwrap();
+        let a = cache
+            .get_or_mint(InstallationId(1), Some(&repo), now, mint("a", 60))
+            .await
+            .unwrap();
+        let b = cache
+            .get_or_mint(InstallationId(1), Some(&repo), now, mint("b", 60))
+            .await
+            .unwrap();
         assert_eq!((a.expose_secret(), b.expose_secret()), ("a", "a"));
         let later = now + chrono::TimeDelta::minutes(51);
-        let c = cache.get_or_mint(InstallationId(1), Some(&repo), later, mint("c", 60)).await.unwrap();
+        let c = cache
+            .get_or_mint(InstallationId(1), Some(&repo), later, mint("c", 60))
+            .await
+            .unwrap();
         assert_eq!(c.expose_secret(), "c");
-        let other = cache.get_or_mint(InstallationId(2), Some(&repo), now, mint("d", 60)).await.unwrap();
+        let other = cache
+            .get_or_mint(InstallationId(2), Some(&repo), now, mint("d", 60))
+            .await
+            .unwrap();
         assert_eq!(other.expose_secret(), "d");
         cache.forget(InstallationId(1)).await;
-        let e = cache.get_or_mint(InstallationId(1), Some(&repo), later, mint("e", 60)).await.unwrap();
+        let e = cache
+            .get_or_mint(InstallationId(1), Some(&repo), later, mint("e", 60))
+            .await
+            .unwrap();
         assert_eq!(e.expose_secret(), "e");
     }
 }

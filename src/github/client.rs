@@ -101,7 +101,10 @@ impl Permission {
 
     /// Whether this role may make PatchPilot run code (write, maintain or admin).
     pub fn can_trigger(self) -> bool {
-        matches!(self, Permission::Admin | Permission::Maintain | Permission::Write)
+        matches!(
+            self,
+            Permission::Admin | Permission::Maintain | Permission::Write
+        )
     }
 }
 
@@ -211,7 +214,11 @@ pub struct Repo {
 #[derive(Debug, thiserror::Error)]
 pub enum GitHubError {
     #[error("GitHub answered {status} to {route}: {message}")]
-    Api { status: u16, route: String, message: String },
+    Api {
+        status: u16,
+        route: String,
+        message: String,
+    },
     #[error("GitHub rate limit on {route} did not clear after {attempts} attempts")]
     RateLimited { route: String, attempts: u32 },
     #[error("could not reach GitHub for {route}: {message}")]

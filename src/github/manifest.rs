@@ -47,7 +47,11 @@ pub struct AppCreateArgs {
     #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
     pub github_api_url: String,
     /// Where the local helper page listens.
-    #[arg(long, env = "PATCHPILOT_APP_CREATE_ADDR", default_value = "127.0.0.1:3999")]
+    #[arg(
+        long,
+        env = "PATCHPILOT_APP_CREATE_ADDR",
+        default_value = "127.0.0.1:3999"
+    )]
     pub listen: SocketAddr,
     /// The `.env` file to write (created with mode 0600).
     #[arg(long, default_value = ".env")]
@@ -55,7 +59,10 @@ pub struct AppCreateArgs {
 }
 
 /// The manifest as JSON with this deployment's URLs filled in.
-pub fn manifest_json(args: &AppCreateArgs, redirect_url: &str) -> anyhow::Result<serde_json::Value> {
+pub fn manifest_json(
+    args: &AppCreateArgs,
+    redirect_url: &str,
+) -> anyhow::Result<serde_json::Value> {
     let mut manifest: serde_json::Value =
         serde_norway::from_str(APP_MANIFEST_YAML).context("app-manifest.yml is not valid YAML")?;
     let public = args.public_url.trim_end_matches('/');
@@ -110,7 +117,10 @@ struct FlowState {
 }
 
 /// Runs the flow on an already bound listener; returns once the callback has been handled.
-pub async fn serve_app_create(listener: TcpListener, args: AppCreateArgs) -> anyhow::Result<CreatedApp> {
+pub async fn serve_app_create(
+    listener: TcpListener,
+    args: AppCreateArgs,
+) -> anyhow::Result<CreatedApp> {
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel();
     let flow = Arc::new(FlowState {
@@ -135,7 +145,11 @@ pub async fn serve_app_create(listener: TcpListener, args: AppCreateArgs) -> any
 
 async fn page(State(flow): State<Arc<FlowState>>) -> Result<Html<String>, String> {
     let manifest = manifest_json(&flow.args, &flow.redirect_url).map_err(|e| e.to_string())?;
-    let action = new_app_url(&flow.args.github_web_url, flow.args.org.as_deref(), &flow.state);
+    let action = new_app_url(
+        &flow.args.github_web_url,
+        flow.args.org.as_deref(),
+        &flow.state,
+    );
     Ok(Html(format!(
         "<!doctype html><title>Register PatchPilot</title>\
          <form method=\"post\" action=\"{}\">\
@@ -158,7 +172,10 @@ async fn callback(State(flow): State<Arc<FlowState>>, Query(cb): Query<Callback>
     }
     let result = convert_and_save(&flow.args, &cb.code).await;
     let page = match &result {
-        Ok(app) => format!("Registered {}. You can close this tab.", html_escape(&app.slug)),
+        Ok(app) => format!(
+            "Registered {}. You can close this tab.",
+            html_escape(&app.slug)
+        ),
         Err(err) => format!("Registration failed: {}", html_escape(&format!("{err:#}"))),
     };
     if let Some(done) = flow.done.lock().await.take() {
@@ -180,7 +197,10 @@ struct Conversion {
 /// Exchanges the code and writes the settings.
 pub async fn convert_and_save(args: &AppCreateArgs, code: &str) -> anyhow::Result<CreatedApp> {
     let code: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    let url = format!("{}/app-manifests/{code}/conversions", args.github_api_url.trim_end_matches('/'));
+    let url = format!(
+        "{}/app-manifests/{code}/conversions",
+        args.github_api_url.trim_end_matches('/')
+    );
     let response = reqwest::Client::new()
         .post(&url)
         .header("accept", "application/vnd.github+json")
@@ -193,10 +213,17 @@ pub async fn convert_and_save(args: &AppCreateArgs, code: &str) -> anyhow::Resul
     if !status.is_success() {
         bail!("GitHub refused the manifest code ({status})");
     }
-    let conversion: Conversion = response.json().await.context("unexpected answer from GitHub")?;
+    let conversion: Conversion = response
+        .json()
+        .await
+        .context("unexpected answer from GitHub")?;
     let pem = SecretString::from(conversion.pem);
     let webhook_secret = conversion.webhook_secret.map(SecretString::from);
-    let dir = args.env_file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = args
+        .env_file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let key_path = dir.join(format!("{}.private-key.pem", conversion.slug));
     write_private(&key_path, pem.expose_secret())?;
     let mut values = BTreeMap::new();
@@ -225,7 +252,10 @@ pub fn update_env_file(path: &Path, values: &BTreeMap<&str, String>) -> anyhow::
     let mut out: Vec<String> = existing
         .lines()
         .filter(|line| {
-            let key = line.split_once('=').map(|(k, _)| k.trim()).unwrap_or_default();
+            let key = line
+                .split_once('=')
+                .map(|(k, _)| k.trim())
+                .unwrap_or_default();
             !values.contains_key(key)
         })
         .map(str::to_owned)
@@ -247,11 +277,15 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(contents.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+    file.write_all(contents.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
@@ -278,15 +312,24 @@ mod tests {
             serde_json::json!({"contents": "write", "issues": "write", "pull_requests": "write",
                                "checks": "write", "metadata": "read"})
         );
-        assert_eq!(m["default_events"], serde_json::json!(["issues", "issue_comment", "check_run"]));
-        assert_eq!(m["hook_attributes"]["url"], "https://pp.example.com/webhooks/github");
+        assert_eq!(
+            m["default_events"],
+            serde_json::json!(["issues", "issue_comment", "check_run"])
+        );
+        assert_eq!(
+            m["hook_attributes"]["url"],
+            "https://pp.example.com/webhooks/github"
+        );
         assert_eq!(m["redirect_url"], "http://127.0.0.1:1/callback");
         assert_eq!(m["name"], "PatchPilot Test");
     }
 
     #[test]
     fn form_targets_user_or_org_settings() {
-        assert_eq!(new_app_url("https://github.com/", None, "s"), "https://github.com/settings/apps/new?state=s");
+        assert_eq!(
+            new_app_url("https://github.com/", None, "s"),
+            "https://github.com/settings/apps/new?state=s"
+        );
         assert_eq!(
             new_app_url("https://ghe.local", Some("acme"), "s"),
             "https://ghe.local/organizations/acme/settings/apps/new?state=s"
@@ -301,7 +344,13 @@ mod tests {
         std::fs::write(&path, "DATABASE_URL=sqlite://x\nGITHUB_APP_ID=1\n").unwrap();
         let values = BTreeMap::from([("GITHUB_APP_ID", "2".to_owned())]);
         update_env_file(&path, &values).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "DATABASE_URL=sqlite://x\nGITHUB_APP_ID=2\n");
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "DATABASE_URL=sqlite://x\nGITHUB_APP_ID=2\n"
+        );
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

@@ -89,10 +89,17 @@ pub struct StepView {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     InProgress,
-    PullRequest { url: String },
+    PullRequest {
+        url: String,
+    },
     /// Stopped short: `reason` says exactly why, `remedy` what the maintainer can do.
-    Stopped { reason: String, remedy: String },
-    Cancelled { by: Option<String> },
+    Stopped {
+        reason: String,
+        remedy: String,
+    },
+    Cancelled {
+        by: Option<String>,
+    },
 }
 
 /// Everything the progress comment and status reply show.
@@ -107,7 +114,10 @@ pub struct ProgressView {
 impl ProgressView {
     /// The step running now, if any.
     pub fn current_step(&self) -> Option<PipelineStep> {
-        self.steps.iter().find(|s| s.state == StepState::Running).map(|s| s.step)
+        self.steps
+            .iter()
+            .find(|s| s.state == StepState::Running)
+            .map(|s| s.step)
     }
 }
 
@@ -120,7 +130,10 @@ pub fn session_marker(session_id: &str) -> String {
 pub fn parse_session_marker(body: &str) -> Option<&str> {
     let rest = body.trim_start().strip_prefix("<!-- patchpilot:session=")?;
     let (id, _) = rest.split_once(" -->")?;
-    let valid = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let valid = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     valid.then_some(id)
 }
 
@@ -171,7 +184,10 @@ pub fn progress_comment(view: &ProgressView) -> String {
             None => text.push_str("Waiting for a worker.\n"),
         },
         Outcome::PullRequest { url } => {
-            let _ = writeln!(text, "Proposed fix: {url}\nPlease review it before merging.");
+            let _ = writeln!(
+                text,
+                "Proposed fix: {url}\nPlease review it before merging."
+            );
         }
         Outcome::Stopped { reason, remedy } => {
             let _ = writeln!(text, "**Why:** {reason}\n\n**What you can do:** {remedy}");
@@ -222,7 +238,8 @@ pub fn help_text(label: &str) -> String {
 /// Reply to `/patchpilot status`; `None` when no session exists for the issue.
 pub fn status_reply(view: Option<&ProgressView>) -> String {
     let Some(view) = view else {
-        return "PatchPilot has not worked on this issue yet. Comment `/patchpilot` to start.".into();
+        return "PatchPilot has not worked on this issue yet. Comment `/patchpilot` to start."
+            .into();
     };
     let state = match (&view.outcome, view.current_step()) {
         (Outcome::InProgress, Some(step)) => format!("is running: **{}**", step.label()),
@@ -231,13 +248,18 @@ pub fn status_reply(view: Option<&ProgressView>) -> String {
         (Outcome::Stopped { reason, .. }, _) => format!("stopped: {reason}"),
         (Outcome::Cancelled { .. }, _) => "was cancelled".to_owned(),
     };
-    format!("The latest PatchPilot session {state} ([details]({})).", view.session_url)
+    format!(
+        "The latest PatchPilot session {state} ([details]({})).",
+        view.session_url
+    )
 }
 
 /// The `Stopped` outcome for a repro command that passed before any change.
 pub fn could_not_reproduce(repro_command: &str) -> Outcome {
     Outcome::Stopped {
-        reason: format!("`{repro_command}` succeeded before any change, so the bug did not reproduce."),
+        reason: format!(
+            "`{repro_command}` succeeded before any change, so the bug did not reproduce."
+        ),
         remedy: "Comment `/patchpilot repro <command>` with a command that fails because of \
                  this bug (or add one under a \"Steps to reproduce\" heading), then \
                  `/patchpilot retry`."
@@ -261,7 +283,11 @@ pub fn config_error_comment(field: Option<&str>, problem: &str, accepted: &[&str
         Some(field) => format!("the field `{field}`"),
         None => "the file".to_owned(),
     };
-    let accepted = accepted.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ");
+    let accepted = accepted
+        .iter()
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
         "PatchPilot stopped: `.github/patchpilot.yml` is invalid ({location}: {problem}).\n\n\
          Accepted fields: {accepted}.\n\nFix the file on the default branch, then comment \
@@ -299,7 +325,10 @@ pub fn check_run_output(view: &CheckRunView) -> CheckOutput {
             let _ = write!(summary, "\nPull request: {url}\n");
         }
         Outcome::Stopped { reason, remedy } => {
-            let _ = write!(summary, "\n**Why:** {reason}\n\n**What you can do:** {remedy}\n");
+            let _ = write!(
+                summary,
+                "\n**Why:** {reason}\n\n**What you can do:** {remedy}\n"
+            );
         }
         Outcome::InProgress | Outcome::Cancelled { .. } => {}
     }
@@ -307,7 +336,10 @@ pub fn check_run_output(view: &CheckRunView) -> CheckOutput {
     if let Some(command) = &view.repro_command {
         let _ = writeln!(text, "Reproduction command: `{command}`\n");
     }
-    for (heading, output) in [("Before the fix", &view.output_before), ("After the fix", &view.output_after)] {
+    for (heading, output) in [
+        ("Before the fix", &view.output_before),
+        ("After the fix", &view.output_after),
+    ] {
         if let Some(output) = output {
             let _ = writeln!(text, "#### {heading}\n{}", fenced(&tail(output, 30_000)));
         }
@@ -341,7 +373,11 @@ pub struct PullRequestView {
 }
 
 pub fn pull_request_body(view: &PullRequestView) -> String {
-    let mut body = format!("{}\n\nFixes #{}\n\n### Files changed\n", view.summary.trim(), view.issue);
+    let mut body = format!(
+        "{}\n\nFixes #{}\n\n### Files changed\n",
+        view.summary.trim(),
+        view.issue
+    );
     for file in &view.files_changed {
         let _ = writeln!(body, "- `{file}`");
     }
@@ -408,7 +444,11 @@ mod tests {
     fn steps(states: &[(StepState, Option<u64>)]) -> Vec<StepView> {
         PipelineStep::ALL
             .iter()
-            .zip(states.iter().chain(std::iter::repeat(&(StepState::Pending, None))))
+            .zip(
+                states
+                    .iter()
+                    .chain(std::iter::repeat(&(StepState::Pending, None))),
+            )
             .map(|(step, (state, ms))| StepView {
                 step: *step,
                 state: *state,
@@ -430,7 +470,10 @@ mod tests {
     fn progress_comment_in_progress() {
         let v = view(
             Outcome::InProgress,
-            &[(StepState::Done, Some(1_200)), (StepState::Running, Some(65_000))],
+            &[
+                (StepState::Done, Some(1_200)),
+                (StepState::Running, Some(65_000)),
+            ],
         );
         assert_eq!(
             progress_comment(&v),
@@ -452,35 +495,81 @@ mod tests {
     #[test]
     fn progress_comment_outcomes() {
         let done = [(StepState::Done, Some(500)); 7];
-        let pr = progress_comment(&view(Outcome::PullRequest { url: "https://gh/pr/8".into() }, &done));
-        assert!(pr.contains("### PatchPilot opened a pull request\n"), "{pr}");
-        assert!(pr.contains("Proposed fix: https://gh/pr/8\nPlease review it before merging.\n"), "{pr}");
+        let pr = progress_comment(&view(
+            Outcome::PullRequest {
+                url: "https://gh/pr/8".into(),
+            },
+            &done,
+        ));
+        assert!(
+            pr.contains("### PatchPilot opened a pull request\n"),
+            "{pr}"
+        );
+        assert!(
+            pr.contains("Proposed fix: https://gh/pr/8\nPlease review it before merging.\n"),
+            "{pr}"
+        );
         assert!(pr.contains("| ✅ | Open a pull request | 500ms |"), "{pr}");
 
         let stopped = progress_comment(&view(
-            Outcome::Stopped { reason: "the fix failed 3 times".into(), remedy: "add detail".into() },
-            &[(StepState::Done, None), (StepState::Failed, Some(3_000)), (StepState::Skipped, None)],
+            Outcome::Stopped {
+                reason: "the fix failed 3 times".into(),
+                remedy: "add detail".into(),
+            },
+            &[
+                (StepState::Done, None),
+                (StepState::Failed, Some(3_000)),
+                (StepState::Skipped, None),
+            ],
         ));
-        assert!(stopped.contains("| ❌ | Reproduce the bug | 3.0s |\n| ⏭️ | Find the relevant code |  |"), "{stopped}");
-        assert!(stopped.contains("**Why:** the fix failed 3 times\n\n**What you can do:** add detail\n"), "{stopped}");
+        assert!(
+            stopped
+                .contains("| ❌ | Reproduce the bug | 3.0s |\n| ⏭️ | Find the relevant code |  |"),
+            "{stopped}"
+        );
+        assert!(
+            stopped
+                .contains("**Why:** the fix failed 3 times\n\n**What you can do:** add detail\n"),
+            "{stopped}"
+        );
 
-        let cancelled = progress_comment(&view(Outcome::Cancelled { by: Some("alice".into()) }, &[]));
-        assert!(cancelled.contains("Cancelled by @alice.\nComment `/patchpilot retry` to start again.\n"));
+        let cancelled = progress_comment(&view(
+            Outcome::Cancelled {
+                by: Some("alice".into()),
+            },
+            &[],
+        ));
+        assert!(
+            cancelled
+                .contains("Cancelled by @alice.\nComment `/patchpilot retry` to start again.\n")
+        );
         assert_eq!(parse_session_marker(&cancelled), Some("0193-abc"));
     }
 
     #[test]
     fn marker_round_trips_and_rejects_forgeries() {
-        assert_eq!(parse_session_marker(&format!("{}\nhi", session_marker("s-1"))), Some("s-1"));
-        assert_eq!(parse_session_marker("hi <!-- patchpilot:session=s-1 -->"), None);
+        assert_eq!(
+            parse_session_marker(&format!("{}\nhi", session_marker("s-1"))),
+            Some("s-1")
+        );
+        assert_eq!(
+            parse_session_marker("hi <!-- patchpilot:session=s-1 -->"),
+            None
+        );
         assert_eq!(parse_session_marker("<!-- patchpilot:session= -->"), None);
-        assert_eq!(parse_session_marker("<!-- patchpilot:session=a b -->"), None);
+        assert_eq!(
+            parse_session_marker("<!-- patchpilot:session=a b -->"),
+            None
+        );
     }
 
     #[test]
     fn durations_are_short_and_readable() {
         let f = |ms| format_duration(Duration::from_millis(ms));
-        assert_eq!([f(850), f(4_200), f(42_000), f(185_000), f(3_720_000)], ["850ms", "4.2s", "42s", "3m 05s", "1h 02m"]);
+        assert_eq!(
+            [f(850), f(4_200), f(42_000), f(185_000), f(3_720_000)],
+            ["850ms", "4.2s", "42s", "3m 05s", "1h 02m"]
+        );
     }
 
     #[test]
@@ -497,15 +586,22 @@ mod tests {
              `/patchpilot cancel` to stop it, then `/patchpilot retry` to start over."
         );
         let help = help_text("bugfix");
-        assert!(help.contains("| `/patchpilot repro <command>` | set the command that shows the bug, then start |"));
-        assert!(help.ends_with("Adding the `bugfix` label also starts it. Settings live in `.github/patchpilot.yml`."));
+        assert!(help.contains(
+            "| `/patchpilot repro <command>` | set the command that shows the bug, then start |"
+        ));
+        assert!(help.ends_with(
+            "Adding the `bugfix` label also starts it. Settings live in `.github/patchpilot.yml`."
+        ));
         let running = view(Outcome::InProgress, &[(StepState::Running, None)]);
         assert_eq!(
             status_reply(Some(&running)),
             "The latest PatchPilot session is running: **Clone the repository** \
              ([details](https://pp.example.com/sessions/0193-abc))."
         );
-        assert_eq!(status_reply(None), "PatchPilot has not worked on this issue yet. Comment `/patchpilot` to start.");
+        assert_eq!(
+            status_reply(None),
+            "PatchPilot has not worked on this issue yet. Comment `/patchpilot` to start."
+        );
     }
 
     #[test]
@@ -516,7 +612,9 @@ mod tests {
              ```text\nok\n```\n\nComment `/patchpilot repro <command>` with a command that fails because \
              of this bug, then `/patchpilot retry`."
         );
-        assert!(matches!(could_not_reproduce("make"), Outcome::Stopped { reason, .. } if reason.starts_with("`make` succeeded")));
+        assert!(
+            matches!(could_not_reproduce("make"), Outcome::Stopped { reason, .. } if reason.starts_with("`make` succeeded"))
+        );
         assert_eq!(
             config_error_comment(Some("lable"), "is not a known setting", &["label", "draft"]),
             "PatchPilot stopped: `.github/patchpilot.yml` is invalid (the field `lable`: is not a known \
@@ -537,11 +635,19 @@ mod tests {
         };
         let out = check_run_output(&v);
         assert_eq!(out.title, "Reproduce the bug…");
-        assert!(out.summary.starts_with("| | Step | Time |\n|---|---|---|\n| ✅ | Clone the repository | 2.0s |\n"));
-        assert!(out.summary.ends_with("\nSandbox: bubblewrap\n"), "{}", out.summary);
+        assert!(out.summary.starts_with(
+            "| | Step | Time |\n|---|---|---|\n| ✅ | Clone the repository | 2.0s |\n"
+        ));
+        assert!(
+            out.summary.ends_with("\nSandbox: bubblewrap\n"),
+            "{}",
+            out.summary
+        );
         assert_eq!(
             out.text.as_deref(),
-            Some("Reproduction command: `pytest -x`\n\n#### Before the fix\n```text\nFAILED test_x\n```\n\n")
+            Some(
+                "Reproduction command: `pytest -x`\n\n#### Before the fix\n```text\nFAILED test_x\n```\n\n"
+            )
         );
     }
 
@@ -550,7 +656,10 @@ mod tests {
         let huge = "é".repeat(GITHUB_TEXT_LIMIT);
         let v = CheckRunView {
             steps: vec![],
-            outcome: Outcome::Stopped { reason: huge.clone(), remedy: "x".into() },
+            outcome: Outcome::Stopped {
+                reason: huge.clone(),
+                remedy: "x".into(),
+            },
             sandbox_tier: "landlock".into(),
             repro_command: None,
             output_before: Some(huge.clone()),
@@ -572,7 +681,10 @@ mod tests {
 
     #[test]
     fn pull_request_title_and_body() {
-        assert_eq!(pull_request_title(IssueNumber(12), " Crash on empty input "), "Fix #12: Crash on empty input");
+        assert_eq!(
+            pull_request_title(IssueNumber(12), " Crash on empty input "),
+            "Fix #12: Crash on empty input"
+        );
         let body = pull_request_body(&PullRequestView {
             issue: IssueNumber(12),
             summary: "Handle empty input in `parse`.".into(),

@@ -72,7 +72,11 @@ impl Answer {
 
     fn into_error(self) -> GitHubError {
         let message = self.message();
-        GitHubError::Api { status: self.status, route: self.route, message }
+        GitHubError::Api {
+            status: self.status,
+            route: self.route,
+            message,
+        }
     }
 
     /// Decodes a 2xx body; any other status is an [`GitHubError::Api`].
@@ -80,12 +84,18 @@ impl Answer {
         if !self.ok() {
             return Err(self.into_error());
         }
-        serde_json::from_str(&self.body)
-            .map_err(|e| GitHubError::Decode { route: self.route, message: e.to_string() })
+        serde_json::from_str(&self.body).map_err(|e| GitHubError::Decode {
+            route: self.route,
+            message: e.to_string(),
+        })
     }
 
     fn empty(self) -> GitHubResult<()> {
-        if self.ok() { Ok(()) } else { Err(self.into_error()) }
+        if self.ok() {
+            Ok(())
+        } else {
+            Err(self.into_error())
+        }
     }
 }
 
@@ -113,11 +123,18 @@ fn query(pairs: &[(&str, &str)]) -> String {
 }
 
 fn repo_path(repo: &RepoName) -> String {
-    format!("/repos/{}/{}", encode(&repo.owner, false), encode(&repo.name, false))
+    format!(
+        "/repos/{}/{}",
+        encode(&repo.owner, false),
+        encode(&repo.name, false)
+    )
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl OctocrabGitHub {
@@ -129,7 +146,9 @@ impl OctocrabGitHub {
         timeout: Duration,
         retry: RetryPolicy,
     ) -> Result<Self, GitHubConfigError> {
-        let bad_url = || GitHubConfigError::BadApiUrl { url: api_url.to_owned() };
+        let bad_url = || GitHubConfigError::BadApiUrl {
+            url: api_url.to_owned(),
+        };
         let parsed = url::Url::parse(api_url).map_err(|_| bad_url())?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
             return Err(bad_url());
@@ -169,7 +188,9 @@ impl OctocrabGitHub {
     }
 
     async fn token(&self, inst: InstallationId, repo: &RepoName) -> GitHubResult<SecretString> {
-        self.tokens.get_or_mint(inst, Some(repo), Utc::now(), || self.mint(inst, repo)).await
+        self.tokens
+            .get_or_mint(inst, Some(repo), Utc::now(), || self.mint(inst, repo))
+            .await
     }
 
     /// `POST /app/installations/{id}/access_tokens`, scoped to one repository.
@@ -181,8 +202,14 @@ impl OctocrabGitHub {
         }
         let path = format!("/app/installations/{inst}/access_tokens");
         let body = json!({ "repositories": [repo.name] });
-        let answer: TokenBody = self.send(Auth::App, Method::POST, &path, Some(&body)).await?.json()?;
-        Ok(CachedToken { token: answer.token.into(), expires_at: answer.expires_at })
+        let answer: TokenBody = self
+            .send(Auth::App, Method::POST, &path, Some(&body))
+            .await?
+            .json()?;
+        Ok(CachedToken {
+            token: answer.token.into(),
+            expires_at: answer.expires_at,
+        })
     }
 
     /// One logical call with classified retries. Returns any final answer (2xx or not);
@@ -194,7 +221,10 @@ impl OctocrabGitHub {
         path_and_query: &str,
         body: Option<&Value>,
     ) -> GitHubResult<Answer> {
-        let route = format!("{method} {}", path_and_query.split('?').next().unwrap_or_default());
+        let route = format!(
+            "{method} {}",
+            path_and_query.split('?').next().unwrap_or_default()
+        );
         let mut refreshed_after_401 = false;
         let mut attempt = 1;
         loop {
@@ -204,14 +234,28 @@ impl OctocrabGitHub {
                     let verdict = classify(
                         &self.retry,
                         attempt,
-                        &Attempt::Answered { status, headers: &headers, body: &text },
+                        &Attempt::Answered {
+                            status,
+                            headers: &headers,
+                            body: &text,
+                        },
                         unix_now(),
                     );
-                    (verdict, Ok(Answer { status, body: text, route: route.clone() }))
+                    (
+                        verdict,
+                        Ok(Answer {
+                            status,
+                            body: text,
+                            route: route.clone(),
+                        }),
+                    )
                 }
                 Err(message) => (
                     classify(&self.retry, attempt, &Attempt::Transport, unix_now()),
-                    Err(GitHubError::Transport { route: route.clone(), message }),
+                    Err(GitHubError::Transport {
+                        route: route.clone(),
+                        message,
+                    }),
                 ),
             };
             // A revoked or expired installation token: mint a new one once.
@@ -225,7 +269,10 @@ impl OctocrabGitHub {
             match verdict {
                 Verdict::Stop => return result,
                 Verdict::RateLimitExhausted => {
-                    return Err(GitHubError::RateLimited { route, attempts: attempt });
+                    return Err(GitHubError::RateLimited {
+                        route,
+                        attempts: attempt,
+                    });
                 }
                 Verdict::RetryAfter(wait) => {
                     let why = match &result {
@@ -256,12 +303,23 @@ impl OctocrabGitHub {
             .header(header::ACCEPT, "application/vnd.github+json")
             .header("x-github-api-version", "2022-11-28")
             .header(header::AUTHORIZATION, authorization);
-        let request = self.octo.build_request(builder, body).map_err(|e| e.to_string())?;
+        let request = self
+            .octo
+            .build_request(builder, body)
+            .map_err(|e| e.to_string())?;
         let exchange = async {
-            let response = self.octo.execute(request).await.map_err(|e| e.to_string())?;
+            let response = self
+                .octo
+                .execute(request)
+                .await
+                .map_err(|e| e.to_string())?;
             let status = response.status().as_u16();
             let headers = response.headers().clone();
-            let text = self.octo.body_to_string(response).await.map_err(|e| e.to_string())?;
+            let text = self
+                .octo
+                .body_to_string(response)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok((status, headers, text))
         };
         match tokio::time::timeout(self.timeout, exchange).await {
@@ -279,7 +337,9 @@ impl OctocrabGitHub {
         body: Option<&Value>,
     ) -> GitHubResult<T> {
         let path = format!("{}{tail}", repo_path(repo));
-        self.send(Auth::Repo(inst, repo), method, &path, body).await?.json()
+        self.send(Auth::Repo(inst, repo), method, &path, body)
+            .await?
+            .json()
     }
 }
 
@@ -301,7 +361,10 @@ struct PullBody {
 
 impl From<PullBody> for PullRequest {
     fn from(p: PullBody) -> Self {
-        PullRequest { number: IssueNumber(p.number), html_url: p.html_url }
+        PullRequest {
+            number: IssueNumber(p.number),
+            html_url: p.html_url,
+        }
     }
 }
 
@@ -347,7 +410,10 @@ impl GitHub for OctocrabGitHub {
                 struct App {
                     slug: String,
                 }
-                let app: App = self.send(Auth::App, Method::GET, "/app", None).await?.json()?;
+                let app: App = self
+                    .send(Auth::App, Method::GET, "/app", None)
+                    .await?
+                    .json()?;
                 Ok(format!("{}[bot]", app.slug))
             })
             .await
@@ -369,7 +435,10 @@ impl GitHub for OctocrabGitHub {
             clone_url: String,
         }
         let r: RepoBody = self.repo_json(inst, repo, Method::GET, "", None).await?;
-        Ok(Repo { default_branch: r.default_branch, clone_url: r.clone_url })
+        Ok(Repo {
+            default_branch: r.default_branch,
+            clone_url: r.clone_url,
+        })
     }
 
     async fn branch_head(
@@ -405,8 +474,9 @@ impl GitHub for OctocrabGitHub {
             pull_request: Option<Value>,
             user: User,
         }
-        let i: IssueBody =
-            self.repo_json(inst, repo, Method::GET, &format!("/issues/{issue}"), None).await?;
+        let i: IssueBody = self
+            .repo_json(inst, repo, Method::GET, &format!("/issues/{issue}"), None)
+            .await?;
         Ok(Issue {
             title: i.title,
             body: i.body.unwrap_or_default(),
@@ -424,8 +494,15 @@ impl GitHub for OctocrabGitHub {
         body: &str,
     ) -> GitHubResult<CommentId> {
         let tail = format!("/issues/{issue}/comments");
-        let c: IdOnly =
-            self.repo_json(inst, repo, Method::POST, &tail, Some(&json!({ "body": body }))).await?;
+        let c: IdOnly = self
+            .repo_json(
+                inst,
+                repo,
+                Method::POST,
+                &tail,
+                Some(&json!({ "body": body })),
+            )
+            .await?;
         Ok(CommentId(c.id))
     }
 
@@ -437,8 +514,15 @@ impl GitHub for OctocrabGitHub {
         body: &str,
     ) -> GitHubResult<()> {
         let tail = format!("/issues/comments/{comment}");
-        let _: IdOnly =
-            self.repo_json(inst, repo, Method::PATCH, &tail, Some(&json!({ "body": body }))).await?;
+        let _: IdOnly = self
+            .repo_json(
+                inst,
+                repo,
+                Method::PATCH,
+                &tail,
+                Some(&json!({ "body": body })),
+            )
+            .await?;
         Ok(())
     }
 
@@ -458,7 +542,8 @@ impl GitHub for OctocrabGitHub {
         let mut all = Vec::new();
         for page in 1.. {
             let tail = format!("/issues/{issue}/comments?per_page={PER_PAGE}&page={page}");
-            let batch: Vec<CommentBody> = self.repo_json(inst, repo, Method::GET, &tail, None).await?;
+            let batch: Vec<CommentBody> =
+                self.repo_json(inst, repo, Method::GET, &tail, None).await?;
             let last = batch.len() < PER_PAGE;
             all.extend(batch.into_iter().map(|c| Comment {
                 id: CommentId(c.id),
@@ -485,7 +570,9 @@ impl GitHub for OctocrabGitHub {
         };
         let body = json!({ "content": reaction.content() });
         let path = format!("{}{tail}", repo_path(repo));
-        self.send(Auth::Repo(inst, repo), Method::POST, &path, Some(&body)).await?.empty()
+        self.send(Auth::Repo(inst, repo), Method::POST, &path, Some(&body))
+            .await?
+            .empty()
     }
 
     async fn permission(
@@ -499,14 +586,22 @@ impl GitHub for OctocrabGitHub {
             permission: String,
             role_name: Option<String>,
         }
-        let path = format!("{}/collaborators/{}/permission", repo_path(repo), encode(login, false));
-        let answer = self.send(Auth::Repo(inst, repo), Method::GET, &path, None).await?;
+        let path = format!(
+            "{}/collaborators/{}/permission",
+            repo_path(repo),
+            encode(login, false)
+        );
+        let answer = self
+            .send(Auth::Repo(inst, repo), Method::GET, &path, None)
+            .await?;
         if answer.status == 404 {
             return Ok(Permission::None);
         }
         let p: PermissionBody = answer.json()?;
         // `role_name` distinguishes maintain/triage; `permission` is the legacy coarse value.
-        Ok(Permission::from_github(p.role_name.as_deref().unwrap_or(&p.permission)))
+        Ok(Permission::from_github(
+            p.role_name.as_deref().unwrap_or(&p.permission),
+        ))
     }
 
     async fn create_check_run(
@@ -517,7 +612,9 @@ impl GitHub for OctocrabGitHub {
         update: &CheckRunUpdate,
     ) -> GitHubResult<CheckRunId> {
         let body = check_run_json(update, Some(head_sha));
-        let c: IdOnly = self.repo_json(inst, repo, Method::POST, "/check-runs", Some(&body)).await?;
+        let c: IdOnly = self
+            .repo_json(inst, repo, Method::POST, "/check-runs", Some(&body))
+            .await?;
         Ok(CheckRunId(c.id))
     }
 
@@ -530,7 +627,9 @@ impl GitHub for OctocrabGitHub {
     ) -> GitHubResult<()> {
         let body = check_run_json(update, None);
         let tail = format!("/check-runs/{check_run}");
-        let _: IdOnly = self.repo_json(inst, repo, Method::PATCH, &tail, Some(&body)).await?;
+        let _: IdOnly = self
+            .repo_json(inst, repo, Method::PATCH, &tail, Some(&body))
+            .await?;
         Ok(())
     }
 
@@ -544,7 +643,9 @@ impl GitHub for OctocrabGitHub {
             "title": pr.title, "head": pr.head, "base": pr.base, "body": pr.body, "draft": pr.draft,
         });
         let path = format!("{}/pulls", repo_path(repo));
-        let answer = self.send(Auth::Repo(inst, repo), Method::POST, &path, Some(&body)).await?;
+        let answer = self
+            .send(Auth::Repo(inst, repo), Method::POST, &path, Some(&body))
+            .await?;
         if answer.status != 422 {
             return answer.json::<PullBody>().map(Into::into);
         }
@@ -557,7 +658,9 @@ impl GitHub for OctocrabGitHub {
         };
         let tail = format!("/pulls/{}", existing.number);
         let patch = json!({ "title": pr.title, "body": pr.body });
-        let updated: PullBody = self.repo_json(inst, repo, Method::PATCH, &tail, Some(&patch)).await?;
+        let updated: PullBody = self
+            .repo_json(inst, repo, Method::PATCH, &tail, Some(&patch))
+            .await?;
         Ok(updated.into())
     }
 
@@ -580,22 +683,36 @@ impl GitHub for OctocrabGitHub {
             encode(path.trim_start_matches('/'), true),
             query(&[("ref", git_ref)])
         );
-        let answer = self.send(Auth::Repo(inst, repo), Method::GET, &full, None).await?;
+        let answer = self
+            .send(Auth::Repo(inst, repo), Method::GET, &full, None)
+            .await?;
         if answer.status == 404 {
             return Ok(None);
         }
         let route = answer.route.clone();
-        let decode_err = |message: String| GitHubError::Decode { route: route.clone(), message };
+        let decode_err = |message: String| GitHubError::Decode {
+            route: route.clone(),
+            message,
+        };
         let contents: Contents = answer.json()?;
         if contents.kind != "file" {
-            return Err(decode_err(format!("{path} is a {}, not a file", contents.kind)));
+            return Err(decode_err(format!(
+                "{path} is a {}, not a file",
+                contents.kind
+            )));
         }
         use base64::Engine as _;
-        let b64: String = contents.content.unwrap_or_default().split_whitespace().collect();
+        let b64: String = contents
+            .content
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .map_err(|e| decode_err(e.to_string()))?;
-        String::from_utf8(bytes).map(Some).map_err(|_| decode_err(format!("{path} is not UTF-8 text")))
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| decode_err(format!("{path} is not UTF-8 text")))
     }
 
     async fn search_issues(
@@ -619,9 +736,14 @@ impl GitHub for OctocrabGitHub {
         }
         let q = format!("repo:{repo} {search}");
         let per_page = limit.clamp(1, 100).to_string();
-        let path = format!("/search/issues?{}", query(&[("q", &q), ("per_page", &per_page)]));
-        let results: Results =
-            self.send(Auth::Repo(inst, repo), Method::GET, &path, None).await?.json()?;
+        let path = format!(
+            "/search/issues?{}",
+            query(&[("q", &q), ("per_page", &per_page)])
+        );
+        let results: Results = self
+            .send(Auth::Repo(inst, repo), Method::GET, &path, None)
+            .await?
+            .json()?;
         Ok(results
             .items
             .into_iter()
@@ -670,7 +792,10 @@ mod tests {
     #[test]
     fn path_segments_are_percent_encoded() {
         assert_eq!(encode("fix/a b#1", false), "fix%2Fa%20b%231");
-        assert_eq!(encode(".github/patchpilot.yml", true), ".github/patchpilot.yml");
+        assert_eq!(
+            encode(".github/patchpilot.yml", true),
+            ".github/patchpilot.yml"
+        );
         assert_eq!(query(&[("q", "repo:o/r is:pr")]), "q=repo%3Ao%2Fr+is%3Apr");
     }
 
@@ -681,7 +806,11 @@ mod tests {
             status: CheckStatus::Completed(CheckConclusion::Neutral),
             details_url: Some("http://x/sessions/1".into()),
             external_id: Some("1".into()),
-            output: Some(CheckOutput { title: "t".into(), summary: "s".into(), text: None }),
+            output: Some(CheckOutput {
+                title: "t".into(),
+                summary: "s".into(),
+                text: None,
+            }),
         };
         let body = check_run_json(&update, Some(&CommitSha("abc".into())));
         assert_eq!(body["status"], "completed");

@@ -71,19 +71,46 @@ mod tests {
     const OWN: &str = "patchpilot[bot]";
 
     fn user(login: &str) -> Sender<'_> {
-        Sender { login, kind: "User" }
+        Sender {
+            login,
+            kind: "User",
+        }
     }
 
     #[test]
     fn own_bot_is_never_a_trigger_whatever_its_type() {
-        assert_eq!(pre_check(Sender { login: OWN, kind: "Bot" }, OWN), Some(TriggerDecision::OwnBot));
-        assert_eq!(pre_check(user("PatchPilot[bot]"), OWN), Some(TriggerDecision::OwnBot));
+        assert_eq!(
+            pre_check(
+                Sender {
+                    login: OWN,
+                    kind: "Bot"
+                },
+                OWN
+            ),
+            Some(TriggerDecision::OwnBot)
+        );
+        assert_eq!(
+            pre_check(user("PatchPilot[bot]"), OWN),
+            Some(TriggerDecision::OwnBot)
+        );
     }
 
     #[test]
     fn other_bots_and_apps_are_ignored() {
-        assert_eq!(pre_check(Sender { login: "renovate", kind: "Bot" }, OWN), Some(TriggerDecision::Bot));
-        assert_eq!(pre_check(user("dependabot[bot]"), OWN), Some(TriggerDecision::Bot));
+        assert_eq!(
+            pre_check(
+                Sender {
+                    login: "renovate",
+                    kind: "Bot"
+                },
+                OWN
+            ),
+            Some(TriggerDecision::Bot)
+        );
+        assert_eq!(
+            pre_check(user("dependabot[bot]"), OWN),
+            Some(TriggerDecision::Bot)
+        );
     }
 
     #[test]

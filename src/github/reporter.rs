@@ -52,7 +52,12 @@ impl Reporter {
         comment: Option<CommentId>,
         check_run: Option<(CommitSha, CheckRunId)>,
     ) -> Self {
-        Self { github, session, comment: Mutex::new(comment), check_run: Mutex::new(check_run) }
+        Self {
+            github,
+            session,
+            comment: Mutex::new(comment),
+            check_run: Mutex::new(check_run),
+        }
     }
 
     pub fn session(&self) -> &SessionRef {
@@ -72,13 +77,17 @@ impl Reporter {
     /// 👀 on the triggering comment, or on the issue for label triggers.
     pub async fn acknowledge(&self, target: ReactionTarget) -> GitHubResult<()> {
         let s = &self.session;
-        self.github.add_reaction(s.installation, &s.repo, target, Reaction::Eyes).await
+        self.github
+            .add_reaction(s.installation, &s.repo, target, Reaction::Eyes)
+            .await
     }
 
     /// A one-off reply on the issue (unauthorised, already running, help, status...).
     pub async fn reply(&self, body: &str) -> GitHubResult<CommentId> {
         let s = &self.session;
-        self.github.post_comment(s.installation, &s.repo, s.issue, body).await
+        self.github
+            .post_comment(s.installation, &s.repo, s.issue, body)
+            .await
     }
 
     /// Creates or edits the single progress comment to show `view`.
@@ -90,7 +99,11 @@ impl Reporter {
             *known = self.find_progress_comment().await?;
         }
         if let Some(id) = *known {
-            match self.github.update_comment(s.installation, &s.repo, id, &body).await {
+            match self
+                .github
+                .update_comment(s.installation, &s.repo, id, &body)
+                .await
+            {
                 Ok(()) => return Ok(id),
                 // Deleted by someone: post a fresh one below.
                 Err(err) if err.status() == Some(404) => {
@@ -99,7 +112,10 @@ impl Reporter {
                 Err(err) => return Err(err),
             }
         }
-        let id = self.github.post_comment(s.installation, &s.repo, s.issue, &body).await?;
+        let id = self
+            .github
+            .post_comment(s.installation, &s.repo, s.issue, &body)
+            .await?;
         *known = Some(id);
         Ok(id)
     }
@@ -108,7 +124,10 @@ impl Reporter {
     pub async fn find_progress_comment(&self) -> GitHubResult<Option<CommentId>> {
         let s = &self.session;
         let bot = self.github.bot_login().await?;
-        let comments = self.github.list_comments(s.installation, &s.repo, s.issue).await?;
+        let comments = self
+            .github
+            .list_comments(s.installation, &s.repo, s.issue)
+            .await?;
         Ok(comments
             .iter()
             .filter(|c| c.author.eq_ignore_ascii_case(&bot))
@@ -138,10 +157,15 @@ impl Reporter {
         if let Some((sha, id)) = current.as_ref()
             && sha == head_sha
         {
-            self.github.update_check_run(s.installation, &s.repo, *id, &update).await?;
+            self.github
+                .update_check_run(s.installation, &s.repo, *id, &update)
+                .await?;
             return Ok(*id);
         }
-        let id = self.github.create_check_run(s.installation, &s.repo, head_sha, &update).await?;
+        let id = self
+            .github
+            .create_check_run(s.installation, &s.repo, head_sha, &update)
+            .await?;
         *current = Some((head_sha.clone(), id));
         Ok(id)
     }

@@ -43,7 +43,11 @@ pub enum Attempt<'a> {
     /// No HTTP answer (connect error, timeout, reset).
     Transport,
     /// GitHub answered.
-    Answered { status: u16, headers: &'a HeaderMap, body: &'a str },
+    Answered {
+        status: u16,
+        headers: &'a HeaderMap,
+        body: &'a str,
+    },
 }
 
 /// What to do next.
@@ -59,11 +63,20 @@ pub enum Verdict {
 
 /// Decides whether attempt number `attempt` (1-based) should be retried.
 /// `now_unix` is the current time in seconds since the epoch (for `x-ratelimit-reset`).
-pub fn classify(policy: &RetryPolicy, attempt: u32, outcome: &Attempt<'_>, now_unix: u64) -> Verdict {
+pub fn classify(
+    policy: &RetryPolicy,
+    attempt: u32,
+    outcome: &Attempt<'_>,
+    now_unix: u64,
+) -> Verdict {
     let out_of_attempts = attempt >= policy.max_attempts;
     let wait = match outcome {
         Attempt::Transport => Some(backoff(policy, attempt)),
-        Attempt::Answered { status, headers, body } => match *status {
+        Attempt::Answered {
+            status,
+            headers,
+            body,
+        } => match *status {
             500..=599 => Some(backoff(policy, attempt)),
             429 => Some(rate_limit_wait(policy, attempt, headers, now_unix)),
             403 if is_rate_limited(headers, body) => {
@@ -72,7 +85,13 @@ pub fn classify(policy: &RetryPolicy, attempt: u32, outcome: &Attempt<'_>, now_u
             _ => None,
         },
     };
-    let rate_limited = matches!(outcome, Attempt::Answered { status: 403 | 429, .. });
+    let rate_limited = matches!(
+        outcome,
+        Attempt::Answered {
+            status: 403 | 429,
+            ..
+        }
+    );
     match wait {
         None => Verdict::Stop,
         Some(_) if out_of_attempts && rate_limited => Verdict::RateLimitExhausted,
@@ -83,7 +102,10 @@ pub fn classify(policy: &RetryPolicy, attempt: u32, outcome: &Attempt<'_>, now_u
 
 fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
     let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-    policy.base_delay.saturating_mul(factor).min(policy.max_delay)
+    policy
+        .base_delay
+        .saturating_mul(factor)
+        .min(policy.max_delay)
 }
 
 fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
@@ -97,7 +119,12 @@ fn is_rate_limited(headers: &HeaderMap, body: &str) -> bool {
         || body.to_ascii_lowercase().contains("rate limit")
 }
 
-fn rate_limit_wait(policy: &RetryPolicy, attempt: u32, headers: &HeaderMap, now_unix: u64) -> Duration {
+fn rate_limit_wait(
+    policy: &RetryPolicy,
+    attempt: u32,
+    headers: &HeaderMap,
+    now_unix: u64,
+) -> Duration {
     let asked = if let Some(seconds) = header_u64(headers, "retry-after") {
         Duration::from_secs(seconds)
     } else if header_u64(headers, "x-ratelimit-remaining") == Some(0)
@@ -133,17 +160,46 @@ mod tests {
     }
 
     fn answered(status: u16, headers: &HeaderMap, body: &'static str) -> Verdict {
-        classify(&policy(), 1, &Attempt::Answered { status, headers, body }, 1_000)
+        classify(
+            &policy(),
+            1,
+            &Attempt::Answered {
+                status,
+                headers,
+                body,
+            },
+            1_000,
+        )
     }
 
     #[test]
     fn transport_errors_and_5xx_back_off_exponentially_up_to_the_cap() {
         let p = policy();
-        assert_eq!(classify(&p, 1, &Attempt::Transport, 0), Verdict::RetryAfter(Duration::from_secs(1)));
-        assert_eq!(classify(&p, 2, &Attempt::Transport, 0), Verdict::RetryAfter(Duration::from_secs(2)));
+        assert_eq!(
+            classify(&p, 1, &Attempt::Transport, 0),
+            Verdict::RetryAfter(Duration::from_secs(1))
+        );
+        assert_eq!(
+            classify(&p, 2, &Attempt::Transport, 0),
+            Verdict::RetryAfter(Duration::from_secs(2))
+        );
         let h = HeaderMap::new();
-        let big = RetryPolicy { max_attempts: 10, ..p.clone() };
-        let at = |n| classify(&big, n, &Attempt::Answered { status: 502, headers: &h, body: "" }, 0);
+        let big = RetryPolicy {
+            max_attempts: 10,
+            ..p.clone()
+        };
+        let at = |n| {
+            classify(
+                &big,
+                n,
+                &Attempt::Answered {
+                    status: 502,
+                    headers: &h,
+                    body: "",
+                },
+                0,
+            )
+        };
         assert_eq!(at(5), Verdict::RetryAfter(Duration::from_secs(3)));
     }
 
@@ -153,7 +209,16 @@ mod tests {
         let p = policy();
         assert_eq!(classify(&p, 3, &Attempt::Transport, 0), Verdict::Stop);
         assert_eq!(
-            classify(&p, 3, &Attempt::Answered { status: 429, headers: &h, body: "" }, 0),
+            classify(
+                &p,
+                3,
+                &Attempt::Answered {
+                    status: 429,
+                    headers: &h,
+                    body: ""
+                },
+                0
+            ),
             Verdict::RateLimitExhausted
         );
     }
@@ -162,7 +227,11 @@ mod tests {
     fn client_errors_are_never_retried() {
         let h = HeaderMap::new();
         for status in [400, 401, 403, 404, 409, 410, 422] {
-            assert_eq!(answered(status, &h, "Validation Failed"), Verdict::Stop, "{status}");
+            assert_eq!(
+                answered(status, &h, "Validation Failed"),
+                Verdict::Stop,
+                "{status}"
+            );
         }
         assert_eq!(answered(200, &h, ""), Verdict::Stop);
         assert_eq!(answered(201, &h, ""), Verdict::Stop);
@@ -171,26 +240,50 @@ mod tests {
     #[test]
     fn retry_after_is_honoured_and_capped() {
         let h = headers(&[("retry-after", "7")]);
-        assert_eq!(answered(429, &h, ""), Verdict::RetryAfter(Duration::from_secs(7)));
-        assert_eq!(answered(403, &h, ""), Verdict::RetryAfter(Duration::from_secs(7)));
+        assert_eq!(
+            answered(429, &h, ""),
+            Verdict::RetryAfter(Duration::from_secs(7))
+        );
+        assert_eq!(
+            answered(403, &h, ""),
+            Verdict::RetryAfter(Duration::from_secs(7))
+        );
         let h = headers(&[("retry-after", "3600")]);
-        assert_eq!(answered(429, &h, ""), Verdict::RetryAfter(Duration::from_secs(30)));
+        assert_eq!(
+            answered(429, &h, ""),
+            Verdict::RetryAfter(Duration::from_secs(30))
+        );
     }
 
     #[test]
     fn exhausted_primary_limit_waits_until_reset() {
-        let h = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1012")]);
-        assert_eq!(answered(403, &h, ""), Verdict::RetryAfter(Duration::from_secs(12)));
+        let h = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1012"),
+        ]);
+        assert_eq!(
+            answered(403, &h, ""),
+            Verdict::RetryAfter(Duration::from_secs(12))
+        );
         let past = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "900")]);
-        assert_eq!(answered(429, &past, ""), Verdict::RetryAfter(Duration::ZERO));
+        assert_eq!(
+            answered(429, &past, ""),
+            Verdict::RetryAfter(Duration::ZERO)
+        );
     }
 
     #[test]
     fn secondary_limit_without_headers_is_recognised_by_its_message() {
         let h = HeaderMap::new();
         let body = "You have exceeded a secondary rate limit. Please wait a few minutes.";
-        assert_eq!(answered(403, &h, body), Verdict::RetryAfter(Duration::from_secs(30)));
+        assert_eq!(
+            answered(403, &h, body),
+            Verdict::RetryAfter(Duration::from_secs(30))
+        );
         let forbidden = headers(&[("x-ratelimit-remaining", "4999")]);
-        assert_eq!(answered(403, &forbidden, "Resource not accessible by integration"), Verdict::Stop);
+        assert_eq!(
+            answered(403, &forbidden, "Resource not accessible by integration"),
+            Verdict::Stop
+        );
     }
 }

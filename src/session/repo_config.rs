@@ -27,7 +27,12 @@ pub const TOP_LEVEL_FIELDS: &[&str] = &[
 ];
 
 /// Fields accepted under `limits`.
-pub const LIMIT_FIELDS: &[&str] = &["timeout_seconds", "memory_mb", "max_processes", "max_output_kb"];
+pub const LIMIT_FIELDS: &[&str] = &[
+    "timeout_seconds",
+    "memory_mb",
+    "max_processes",
+    "max_output_kb",
+];
 
 /// The most attempts a repository may ask for (each costs model tokens and sandbox time).
 pub const MAX_ATTEMPTS_CAP: u32 = 10;
@@ -85,7 +90,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { timeout_seconds: 600, memory_mb: 4096, max_processes: 512, max_output_kb: 1024 }
+        Self {
+            timeout_seconds: 600,
+            memory_mb: 4096,
+            max_processes: 512,
+            max_output_kb: 1024,
+        }
     }
 }
 
@@ -114,20 +124,34 @@ impl std::error::Error for RepoConfigError {}
 impl RepoConfigError {
     fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
         let field = field.into();
-        let accepted = if field.starts_with("limits") { LIMIT_FIELDS } else { TOP_LEVEL_FIELDS };
-        Self { field: (!field.is_empty()).then_some(field), problem: problem.into(), accepted }
+        let accepted = if field.starts_with("limits") {
+            LIMIT_FIELDS
+        } else {
+            TOP_LEVEL_FIELDS
+        };
+        Self {
+            field: (!field.is_empty()).then_some(field),
+            problem: problem.into(),
+            accepted,
+        }
     }
 
     /// The comment posted when a session stops on this error.
     pub fn maintainer_message(&self) -> String {
-        crate::github::messages::config_error_comment(self.field.as_deref(), &self.problem, self.accepted)
+        crate::github::messages::config_error_comment(
+            self.field.as_deref(),
+            &self.problem,
+            self.accepted,
+        )
     }
 }
 
 impl RepoConfig {
     /// Parses the file's text; `None` (file absent) and empty files give the defaults.
     pub fn parse(text: Option<&str>) -> Result<RepoConfig, RepoConfigError> {
-        let Some(text) = text else { return Ok(RepoConfig::default()) };
+        let Some(text) = text else {
+            return Ok(RepoConfig::default());
+        };
         let is_empty = serde_norway::from_str::<serde_norway::Value>(text)
             .map(|v| v.is_null())
             .unwrap_or(false);
@@ -151,16 +175,25 @@ impl RepoConfig {
         if !(1..=MAX_ATTEMPTS_CAP).contains(&self.max_attempts) {
             return Err(RepoConfigError::new(
                 "max_attempts",
-                format!("must be between 1 and {MAX_ATTEMPTS_CAP}, not {}", self.max_attempts),
+                format!(
+                    "must be between 1 and {MAX_ATTEMPTS_CAP}, not {}",
+                    self.max_attempts
+                ),
             ));
         }
-        for (name, command) in [("test_command", &self.test_command), ("setup_command", &self.setup_command)] {
+        for (name, command) in [
+            ("test_command", &self.test_command),
+            ("setup_command", &self.setup_command),
+        ] {
             if command.as_deref().is_some_and(|c| c.trim().is_empty()) {
                 return Err(RepoConfigError::new(name, "must not be empty when set"));
             }
         }
         if self.protected_paths.iter().any(|p| p.trim().is_empty()) {
-            return Err(RepoConfigError::new("protected_paths", "entries must not be empty"));
+            return Err(RepoConfigError::new(
+                "protected_paths",
+                "entries must not be empty",
+            ));
         }
         if let Some(name) = self.env.keys().find(|k| !is_env_name(k)) {
             return Err(RepoConfigError::new(
@@ -171,7 +204,10 @@ impl RepoConfig {
         if let Some(file) = &self.instructions_file
             && (file.starts_with('/') || file.split('/').any(|part| part == ".."))
         {
-            return Err(RepoConfigError::new("instructions_file", "must be a path inside the repository"));
+            return Err(RepoConfigError::new(
+                "instructions_file",
+                "must be a path inside the repository",
+            ));
         }
         let l = &self.limits;
         for (name, zero) in [
@@ -190,7 +226,9 @@ impl RepoConfig {
 
 fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -200,7 +238,10 @@ fn parse_error(path: String, message: &str) -> RepoConfigError {
     if let Some(rest) = message.strip_prefix("unknown field `")
         && let Some((name, _)) = rest.split_once('`')
     {
-        let parent = path.rsplit_once('.').map(|(p, _)| p.to_owned()).unwrap_or_default();
+        let parent = path
+            .rsplit_once('.')
+            .map(|(p, _)| p.to_owned())
+            .unwrap_or_default();
         let field = if path.is_empty() || path == name {
             name.to_owned()
         } else if path.ends_with(name) {
@@ -211,7 +252,11 @@ fn parse_error(path: String, message: &str) -> RepoConfigError {
         return RepoConfigError::new(field, "is not a known setting");
     }
     // Drop serde_norway's " at line X column Y" position noise only when it is the whole tail.
-    let problem = message.split(" at line ").next().unwrap_or(message).to_owned();
+    let problem = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(message)
+        .to_owned();
     RepoConfigError::new(path, problem)
 }
 
@@ -227,9 +272,15 @@ mod tests {
     fn absent_or_empty_file_gives_defaults() {
         assert_eq!(RepoConfig::parse(None).unwrap(), RepoConfig::default());
         assert_eq!(RepoConfig::parse(Some("")).unwrap(), RepoConfig::default());
-        assert_eq!(RepoConfig::parse(Some("# only a comment\n")).unwrap(), RepoConfig::default());
+        assert_eq!(
+            RepoConfig::parse(Some("# only a comment\n")).unwrap(),
+            RepoConfig::default()
+        );
         let d = RepoConfig::default();
-        assert_eq!((d.label.as_str(), d.max_attempts, d.draft), ("patchpilot", 3, false));
+        assert_eq!(
+            (d.label.as_str(), d.max_attempts, d.draft),
+            ("patchpilot", 3, false)
+        );
     }
 
     #[test]
@@ -246,7 +297,14 @@ mod tests {
         assert!(c.draft);
         assert_eq!(c.protected_paths, ["src/generated/**"]);
         assert_eq!(c.model.as_deref(), Some("claude-sonnet"));
-        assert_eq!(c.limits, Limits { timeout_seconds: 120, memory_mb: 512, ..Limits::default() });
+        assert_eq!(
+            c.limits,
+            Limits {
+                timeout_seconds: 120,
+                memory_mb: 512,
+                ..Limits::default()
+            }
+        );
         assert_eq!(c.env["RUST_BACKTRACE"], "1");
         assert_eq!(c.instructions_file.as_deref(), Some("docs/BOT.md"));
     }
@@ -256,7 +314,10 @@ mod tests {
         let e = err("lable: bug\n");
         assert_eq!(e.field.as_deref(), Some("lable"));
         assert_eq!(e.accepted, TOP_LEVEL_FIELDS);
-        assert_eq!(e.to_string(), ".github/patchpilot.yml: field `lable`: is not a known setting");
+        assert_eq!(
+            e.to_string(),
+            ".github/patchpilot.yml: field `lable`: is not a known setting"
+        );
     }
 
     #[test]
@@ -286,21 +347,45 @@ mod tests {
 
     #[test]
     fn values_are_validated() {
-        assert_eq!(err("max_attempts: 0\n").field.as_deref(), Some("max_attempts"));
-        assert_eq!(err("max_attempts: 11\n").problem, "must be between 1 and 10, not 11");
+        assert_eq!(
+            err("max_attempts: 0\n").field.as_deref(),
+            Some("max_attempts")
+        );
+        assert_eq!(
+            err("max_attempts: 11\n").problem,
+            "must be between 1 and 10, not 11"
+        );
         assert_eq!(err("label: \"  \"\n").field.as_deref(), Some("label"));
-        assert_eq!(err("test_command: \"\"\n").field.as_deref(), Some("test_command"));
-        assert_eq!(err("protected_paths: [\"\"]\n").field.as_deref(), Some("protected_paths"));
+        assert_eq!(
+            err("test_command: \"\"\n").field.as_deref(),
+            Some("test_command")
+        );
+        assert_eq!(
+            err("protected_paths: [\"\"]\n").field.as_deref(),
+            Some("protected_paths")
+        );
         assert_eq!(err("env:\n  1BAD: x\n").field.as_deref(), Some("env.1BAD"));
-        assert_eq!(err("instructions_file: ../secrets\n").field.as_deref(), Some("instructions_file"));
-        assert_eq!(err("instructions_file: /etc/passwd\n").field.as_deref(), Some("instructions_file"));
-        assert_eq!(err("limits:\n  memory_mb: 0\n").field.as_deref(), Some("limits.memory_mb"));
+        assert_eq!(
+            err("instructions_file: ../secrets\n").field.as_deref(),
+            Some("instructions_file")
+        );
+        assert_eq!(
+            err("instructions_file: /etc/passwd\n").field.as_deref(),
+            Some("instructions_file")
+        );
+        assert_eq!(
+            err("limits:\n  memory_mb: 0\n").field.as_deref(),
+            Some("limits.memory_mb")
+        );
     }
 
     #[test]
     fn maintainer_message_names_field_and_accepted_fields() {
         let text = err("lable: bug\n").maintainer_message();
-        assert!(text.contains("the field `lable`: is not a known setting"), "{text}");
+        assert!(
+            text.contains("the field `lable`: is not a known setting"),
+            "{text}"
+        );
         assert!(text.contains("`label`, `test_command`"), "{text}");
     }
 }
