@@ -1,1 +1,1056 @@
-//! (being written)
+//! A stateful fake GitHub served over real HTTP on loopback.
+//!
+//! It speaks GitHub's REST routes and JSON shapes for what PatchPilot uses: App JWT
+//! (verified with the test RSA public key in `tests/fixtures/`), installation tokens,
+//! repositories, branches, contents, issues, comments (create, update via PATCH and the
+//! POST octocrab sends, list), reactions, collaborator permissions, check runs, pulls,
+//! search and the manifest conversion. Every call is recorded. Failure switches make the
+//! next N matching calls answer 5xx, 429 with `Retry-After`, a 403 secondary rate limit, or
+//! answer slowly. [`FakeGitHub::finish`] is the strict teardown: it fails on calls the fake
+//! could not serve or authorise and on bot comments the test never looked at.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use chrono::{TimeDelta, Utc};
+use octocrab::jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+use serde_json::{Value, json};
+
+pub const TEST_APP_ID: u64 = 4242;
+pub const TEST_APP_SLUG: &str = "patchpilot";
+pub const BOT_LOGIN: &str = "patchpilot[bot]";
+pub const PRIVATE_KEY_PEM: &str = include_str!("../fixtures/test-app-key.pem");
+pub const PUBLIC_KEY_PEM: &str = include_str!("../fixtures/test-app-key.pub.pem");
+
+/// What an injected failure does.
+#[derive(Clone, Debug)]
+pub enum FailureKind {
+    ServerError,
+    /// 429 with `Retry-After: seconds`.
+    TooManyRequests {
+        retry_after: u64,
+    },
+    /// 403 secondary rate limit with `Retry-After: seconds`.
+    SecondaryRateLimit {
+        retry_after: u64,
+    },
+    /// Answer normally after a delay.
+    Slow(Duration),
+}
+
+#[derive(Clone, Debug)]
+struct Failure {
+    method: Method,
+    path_contains: String,
+    remaining: u32,
+    kind: FailureKind,
+}
+
+/// One recorded call.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub method: Method,
+    pub path: String,
+    pub status: u16,
+    pub body: Value,
+}
+
+#[derive(Clone, Debug)]
+pub struct FakeComment {
+    pub id: u64,
+    pub issue: u64,
+    pub author: String,
+    pub body: String,
+    pub edits: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct FakeReaction {
+    /// `comment:<id>` or `issue:<n>`.
+    pub target: String,
+    pub content: String,
+    pub by: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct FakeCheckRun {
+    pub id: u64,
+    pub head_sha: String,
+    pub name: String,
+    pub status: String,
+    pub conclusion: Option<String>,
+    pub external_id: Option<String>,
+    pub details_url: Option<String>,
+    pub output: Value,
+}
+
+#[derive(Clone, Debug)]
+pub struct FakePull {
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+    pub head: String,
+    pub base: String,
+    pub draft: bool,
+}
+
+#[derive(Clone, Debug)]
+struct FakeIssue {
+    number: u64,
+    title: String,
+    body: Option<String>,
+    author: String,
+    is_pr: bool,
+    state: String,
+}
+
+#[derive(Default)]
+struct FakeRepo {
+    owner: String,
+    name: String,
+    default_branch: String,
+    branches: BTreeMap<String, String>,
+    files: BTreeMap<(String, String), String>,
+    issues: BTreeMap<u64, FakeIssue>,
+    comments: Vec<FakeComment>,
+    reactions: Vec<FakeReaction>,
+    check_runs: Vec<FakeCheckRun>,
+    pulls: Vec<FakePull>,
+    roles: BTreeMap<String, String>,
+}
+
+struct Token {
+    value: String,
+    installation: u64,
+    repos: Vec<String>,
+    expires_at: chrono::DateTime<Utc>,
+}
+
+struct World {
+    base_url: String,
+    git_base_url: String,
+    installations: BTreeMap<u64, Vec<String>>,
+    tokens: Vec<Token>,
+    token_lifetime: TimeDelta,
+    repos: BTreeMap<String, FakeRepo>,
+    next_id: u64,
+    calls: Vec<Call>,
+    failures: Vec<Failure>,
+    problems: Vec<String>,
+    seen_comments: HashSet<u64>,
+    manifest_codes: HashSet<String>,
+}
+
+/// The running fake. Clone-free: share it by reference in a test.
+pub struct FakeGitHub {
+    pub url: String,
+    world: Arc<Mutex<World>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeGitHub {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+type Shared = Arc<Mutex<World>>;
+
+impl FakeGitHub {
+    pub async fn start() -> FakeGitHub {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let url = format!("http://{addr}");
+        let world = Arc::new(Mutex::new(World {
+            base_url: url.clone(),
+            git_base_url: format!("{url}/git"),
+            installations: BTreeMap::new(),
+            tokens: Vec::new(),
+            token_lifetime: TimeDelta::hours(1),
+            repos: BTreeMap::new(),
+            next_id: 1000,
+            calls: Vec::new(),
+            failures: Vec::new(),
+            problems: Vec::new(),
+            seen_comments: HashSet::new(),
+            manifest_codes: HashSet::new(),
+        }));
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(world.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        FakeGitHub { url, world, server }
+    }
+
+    fn w(&self) -> std::sync::MutexGuard<'_, World> {
+        self.world.lock().unwrap()
+    }
+
+    /// Base URL for clone URLs (`{git_base}/{owner}/{name}.git`), e.g. a nested git server.
+    pub fn set_git_base_url(&self, url: &str) {
+        self.w().git_base_url = url.trim_end_matches('/').to_owned();
+    }
+
+    /// How long minted installation tokens live (default one hour).
+    pub fn set_token_lifetime(&self, lifetime: TimeDelta) {
+        self.w().token_lifetime = lifetime;
+    }
+
+    /// A repository `owner/name` with branch `main` at a fixed commit.
+    pub fn add_repo(&self, full_name: &str) {
+        let (owner, name) = full_name.split_once('/').unwrap();
+        let mut repo = FakeRepo {
+            owner: owner.into(),
+            name: name.into(),
+            default_branch: "main".into(),
+            ..FakeRepo::default()
+        };
+        repo.branches.insert("main".into(), "a".repeat(40));
+        self.w().repos.insert(full_name.into(), repo);
+    }
+
+    pub fn add_installation(&self, id: u64, repos: &[&str]) {
+        self.w()
+            .installations
+            .insert(id, repos.iter().map(|r| r.to_string()).collect());
+    }
+
+    /// Gives `login` a role (`admin`, `maintain`, `write`, `triage`, `read`).
+    pub fn set_role(&self, repo: &str, login: &str, role: &str) {
+        self.w()
+            .repos
+            .get_mut(repo)
+            .unwrap()
+            .roles
+            .insert(login.into(), role.into());
+    }
+
+    pub fn set_branch(&self, repo: &str, branch: &str, sha: &str) {
+        self.w()
+            .repos
+            .get_mut(repo)
+            .unwrap()
+            .branches
+            .insert(branch.into(), sha.into());
+    }
+
+    pub fn set_file(&self, repo: &str, git_ref: &str, path: &str, text: &str) {
+        let mut w = self.w();
+        let r = w.repos.get_mut(repo).unwrap();
+        r.files.insert((git_ref.into(), path.into()), text.into());
+    }
+
+    pub fn add_issue(&self, repo: &str, number: u64, title: &str, body: &str, author: &str) {
+        self.insert_issue(repo, number, title, body, author, false);
+    }
+
+    pub fn add_pull_issue(&self, repo: &str, number: u64, title: &str, author: &str) {
+        self.insert_issue(repo, number, title, "", author, true);
+    }
+
+    fn insert_issue(
+        &self,
+        repo: &str,
+        number: u64,
+        title: &str,
+        body: &str,
+        author: &str,
+        is_pr: bool,
+    ) {
+        let issue = FakeIssue {
+            number,
+            title: title.into(),
+            body: (!body.is_empty()).then(|| body.into()),
+            author: author.into(),
+            is_pr,
+            state: "open".into(),
+        };
+        self.w()
+            .repos
+            .get_mut(repo)
+            .unwrap()
+            .issues
+            .insert(number, issue);
+    }
+
+    /// A comment written by someone (a human, or a forged/real bot comment).
+    pub fn add_comment(&self, repo: &str, issue: u64, author: &str, body: &str) -> u64 {
+        let mut w = self.w();
+        let id = w.id();
+        w.seen_comments.insert(id);
+        let comment = FakeComment {
+            id,
+            issue,
+            author: author.into(),
+            body: body.into(),
+            edits: 0,
+        };
+        w.repos.get_mut(repo).unwrap().comments.push(comment);
+        id
+    }
+
+    /// A manifest code the conversion endpoint accepts once.
+    pub fn add_manifest_code(&self, code: &str) {
+        self.w().manifest_codes.insert(code.into());
+    }
+
+    /// The next `times` calls of `method` whose path contains `path_contains` fail.
+    pub fn fail_next(&self, method: Method, path_contains: &str, times: u32, kind: FailureKind) {
+        self.w().failures.push(Failure {
+            method,
+            path_contains: path_contains.into(),
+            remaining: times,
+            kind,
+        });
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.w().calls.clone()
+    }
+
+    /// How many recorded calls match (any status).
+    pub fn count(&self, method: Method, path_contains: &str) -> usize {
+        self.w()
+            .calls
+            .iter()
+            .filter(|c| c.method == method && c.path.contains(path_contains))
+            .count()
+    }
+
+    pub fn tokens_minted(&self) -> usize {
+        self.w().tokens.len()
+    }
+
+    /// The repositories the most recent token was scoped to.
+    pub fn last_token_repos(&self) -> Vec<String> {
+        self.w()
+            .tokens
+            .last()
+            .map(|t| t.repos.clone())
+            .unwrap_or_default()
+    }
+
+    /// All comments on an issue, marking them as seen by the test.
+    pub fn comments(&self, repo: &str, issue: u64) -> Vec<FakeComment> {
+        let mut w = self.w();
+        let comments: Vec<FakeComment> = w.repos[repo]
+            .comments
+            .iter()
+            .filter(|c| c.issue == issue)
+            .cloned()
+            .collect();
+        w.seen_comments.extend(comments.iter().map(|c| c.id));
+        comments
+    }
+
+    pub fn reactions(&self, repo: &str) -> Vec<FakeReaction> {
+        self.w().repos[repo].reactions.clone()
+    }
+
+    pub fn check_runs(&self, repo: &str) -> Vec<FakeCheckRun> {
+        self.w().repos[repo].check_runs.clone()
+    }
+
+    pub fn pulls(&self, repo: &str) -> Vec<FakePull> {
+        self.w().repos[repo].pulls.clone()
+    }
+
+    /// Strict teardown: fails on calls the fake refused or did not know, and on comments
+    /// the test never looked at.
+    pub fn finish(self) {
+        let w = self.w();
+        let mut problems = w.problems.clone();
+        for repo in w.repos.values() {
+            for c in repo
+                .comments
+                .iter()
+                .filter(|c| !w.seen_comments.contains(&c.id))
+            {
+                problems.push(format!(
+                    "unexpected comment {} by {}: {:?}",
+                    c.id, c.author, c.body
+                ));
+            }
+        }
+        assert!(
+            problems.is_empty(),
+            "fake GitHub saw unexpected things:\n{}",
+            problems.join("\n")
+        );
+    }
+}
+
+impl World {
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+}
+
+fn user_json(base: &str, login: &str) -> Value {
+    let kind = if login.ends_with("[bot]") {
+        "Bot"
+    } else {
+        "User"
+    };
+    json!({
+        "login": login, "id": login.len() as u64 * 1000 + 7, "node_id": "U_kgDO",
+        "avatar_url": format!("{base}/avatars/{login}"), "gravatar_id": "",
+        "url": format!("{base}/users/{login}"), "html_url": format!("{base}/{login}"),
+        "followers_url": "", "following_url": "", "gists_url": "", "starred_url": "",
+        "subscriptions_url": "", "organizations_url": "", "repos_url": "", "events_url": "",
+        "received_events_url": "", "type": kind, "site_admin": false,
+    })
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    let body = json!({ "message": message, "documentation_url": "https://docs.github.com/rest", "status": status.as_u16().to_string() });
+    (status, axum::Json(body)).into_response()
+}
+
+fn ok(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+/// Who the request authenticated as.
+enum Caller {
+    App,
+    Installation { repos: Vec<String> },
+    Anonymous,
+}
+
+fn authenticate(w: &World, headers: &HeaderMap) -> Result<Caller, String> {
+    let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+        return Ok(Caller::Anonymous);
+    };
+    let bearer = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("token "))
+        .ok_or("bad scheme")?;
+    if bearer.matches('.').count() == 2 {
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_required_spec_claims(&["iat", "exp", "iss"]);
+        validation.leeway = 0;
+        let key = DecodingKey::from_rsa_pem(PUBLIC_KEY_PEM.as_bytes()).unwrap();
+        let data =
+            decode::<Value>(bearer, &key, &validation).map_err(|e| format!("bad JWT: {e}"))?;
+        let (iat, exp) = (
+            data.claims["iat"].as_i64().unwrap_or(0),
+            data.claims["exp"].as_i64().unwrap_or(0),
+        );
+        if exp - iat > 600 {
+            return Err("JWT lives longer than 10 minutes".into());
+        }
+        if data.claims["iss"] != json!(TEST_APP_ID.to_string())
+            && data.claims["iss"] != json!(TEST_APP_ID)
+        {
+            return Err("JWT issuer is not the test App".into());
+        }
+        return Ok(Caller::App);
+    }
+    let token = w
+        .tokens
+        .iter()
+        .find(|t| t.value == bearer)
+        .ok_or("unknown token")?;
+    if token.expires_at <= Utc::now() {
+        return Err("expired token".into());
+    }
+    Ok(Caller::Installation {
+        repos: token.repos.clone(),
+    })
+}
+
+async fn handle(
+    State(world): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_owned();
+    let query: BTreeMap<String, String> =
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let json_body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let (injected, delay) = {
+        let mut w = world.lock().unwrap();
+        let mut injected = None;
+        let mut delay = None;
+        if let Some(f) = w
+            .failures
+            .iter_mut()
+            .find(|f| f.remaining > 0 && f.method == method && path.contains(&f.path_contains))
+        {
+            f.remaining -= 1;
+            match f.kind.clone() {
+                FailureKind::Slow(d) => delay = Some(d),
+                other => injected = Some(other),
+            }
+        }
+        (injected, delay)
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    let response = match injected {
+        Some(FailureKind::ServerError) => error(StatusCode::BAD_GATEWAY, "Server Error"),
+        Some(FailureKind::TooManyRequests { retry_after }) => {
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "API rate limit exceeded");
+            r.headers_mut().insert("retry-after", retry_after.into());
+            r
+        }
+        Some(FailureKind::SecondaryRateLimit { retry_after }) => {
+            let mut r = error(
+                StatusCode::FORBIDDEN,
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+            );
+            r.headers_mut().insert("retry-after", retry_after.into());
+            r
+        }
+        _ => {
+            let mut w = world.lock().unwrap();
+            route(&mut w, &method, &path, &query, &headers, &json_body)
+        }
+    };
+    let mut w = world.lock().unwrap();
+    let status = response.status().as_u16();
+    if status == 401
+        || status == 405
+        || (status == 404 && response.headers().contains_key("x-fake-unknown-route"))
+    {
+        w.problems
+            .push(format!("{method} {path} answered {status}"));
+    }
+    w.calls.push(Call {
+        method,
+        path,
+        status,
+        body: json_body,
+    });
+    response
+}
+
+fn route(
+    w: &mut World,
+    method: &Method,
+    path: &str,
+    query: &BTreeMap<String, String>,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Response {
+    let caller = match authenticate(w, headers) {
+        Ok(caller) => caller,
+        Err(why) => return error(StatusCode::UNAUTHORIZED, &why),
+    };
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (&caller, segments.as_slice()) {
+        (_, ["app-manifests", code, "conversions"]) if *method == Method::POST => {
+            manifest_conversion(w, code)
+        }
+        (Caller::App, ["app"]) => ok(
+            StatusCode::OK,
+            json!({
+                "id": TEST_APP_ID, "slug": TEST_APP_SLUG, "name": "PatchPilot", "node_id": "A_kw",
+                "owner": user_json(&w.base_url, "octo-org"), "html_url": format!("{}/apps/{TEST_APP_SLUG}", w.base_url),
+                "permissions": {}, "events": [],
+            }),
+        ),
+        (Caller::App, ["app", "installations", id, "access_tokens"]) if *method == Method::POST => {
+            mint_token(w, id.parse().unwrap_or(0), body)
+        }
+        (Caller::Installation { repos }, ["repos", owner, name, rest @ ..]) => {
+            let full = format!("{owner}/{name}");
+            if !repos.contains(&full) {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            }
+            repo_route(w, method, &full, rest, query, body)
+        }
+        (Caller::Installation { .. }, ["search", "issues"]) if *method == Method::GET => {
+            search(w, query)
+        }
+        (Caller::Anonymous, _) => error(StatusCode::UNAUTHORIZED, "Requires authentication"),
+        _ => unknown(method, path),
+    }
+}
+
+fn unknown(method: &Method, path: &str) -> Response {
+    let mut r = error(
+        StatusCode::NOT_FOUND,
+        &format!("the fake has no route {method} {path}"),
+    );
+    r.headers_mut()
+        .insert("x-fake-unknown-route", "1".parse().unwrap());
+    r
+}
+
+fn mint_token(w: &mut World, installation: u64, body: &Value) -> Response {
+    let Some(installed) = w.installations.get(&installation).cloned() else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let owner = installed
+        .first()
+        .and_then(|r| r.split_once('/'))
+        .map(|(o, _)| o.to_owned())
+        .unwrap_or_default();
+    let repos: Vec<String> = match body["repositories"].as_array() {
+        Some(names) => names
+            .iter()
+            .filter_map(|n| n.as_str())
+            .map(|n| format!("{owner}/{n}"))
+            .collect(),
+        None => installed.clone(),
+    };
+    if repos.iter().any(|r| !installed.contains(r)) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "There is at least one repository that does not exist or is not accessible to the parent installation.",
+        );
+    }
+    let n = w.id();
+    let value = format!("ghs_fake{n:0>32}");
+    let expires_at = Utc::now() + w.token_lifetime;
+    w.tokens.push(Token {
+        value: value.clone(),
+        installation,
+        repos: repos.clone(),
+        expires_at,
+    });
+    let repositories: Vec<Value> = repos
+        .iter()
+        .map(|r| json!({ "full_name": r, "name": r.split('/').nth(1) }))
+        .collect();
+    ok(
+        StatusCode::CREATED,
+        json!({
+            "token": value,
+            "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "permissions": { "contents": "write", "issues": "write", "pull_requests": "write", "checks": "write", "metadata": "read" },
+            "repository_selection": "selected",
+            "repositories": repositories,
+        }),
+    )
+}
+
+fn manifest_conversion(w: &mut World, code: &str) -> Response {
+    if !w.manifest_codes.remove(code) {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    ok(
+        StatusCode::CREATED,
+        json!({
+            "id": TEST_APP_ID, "slug": TEST_APP_SLUG, "node_id": "A_kw", "name": "PatchPilot",
+            "owner": user_json(&w.base_url, "octo-org"), "html_url": format!("{}/apps/{TEST_APP_SLUG}", w.base_url),
+            "client_id": "Iv1.fake", "client_secret": "fake-client-secret", "webhook_secret": "fake-webhook-secret",
+            "pem": PRIVATE_KEY_PEM, "permissions": {}, "events": [],
+        }),
+    )
+}
+
+fn search(w: &World, query: &BTreeMap<String, String>) -> Response {
+    let q = query.get("q").cloned().unwrap_or_default();
+    let mut repo_name = None;
+    let mut words = Vec::new();
+    for part in q.split_whitespace() {
+        match part.strip_prefix("repo:") {
+            Some(r) => repo_name = Some(r.to_owned()),
+            None => words.push(part.to_lowercase()),
+        }
+    }
+    let limit: usize = query
+        .get("per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(30);
+    let items: Vec<Value> = repo_name
+        .and_then(|r| w.repos.get(&r))
+        .map(|repo| {
+            repo.issues
+                .values()
+                .filter(|i| {
+                    words
+                        .iter()
+                        .all(|word| word.contains(':') || i.title.to_lowercase().contains(word))
+                })
+                .take(limit)
+                .map(|i| issue_json(w, repo, i))
+                .collect()
+        })
+        .unwrap_or_default();
+    ok(
+        StatusCode::OK,
+        json!({ "total_count": items.len(), "incomplete_results": false, "items": items }),
+    )
+}
+
+fn issue_json(w: &World, repo: &FakeRepo, i: &FakeIssue) -> Value {
+    let html = format!(
+        "{}/{}/{}/{}/{}",
+        w.base_url,
+        repo.owner,
+        repo.name,
+        if i.is_pr { "pull" } else { "issues" },
+        i.number
+    );
+    let mut v = json!({
+        "id": i.number + 9000, "node_id": "I_kw", "number": i.number, "title": i.title, "body": i.body,
+        "state": i.state, "user": user_json(&w.base_url, &i.author), "labels": [], "assignees": [],
+        "comments": 0, "html_url": html, "url": "", "repository_url": "", "labels_url": "",
+        "comments_url": "", "events_url": "", "author_association": "MEMBER", "locked": false,
+        "created_at": "2026-11-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z",
+    });
+    if i.is_pr {
+        v["pull_request"] = json!({ "url": "", "html_url": html, "diff_url": "", "patch_url": "" });
+    }
+    v
+}
+
+fn comment_json(w: &World, c: &FakeComment) -> Value {
+    json!({
+        "id": c.id, "node_id": "IC_kw", "body": c.body, "user": user_json(&w.base_url, &c.author),
+        "html_url": format!("{}/comments/{}", w.base_url, c.id), "url": "", "issue_url": "",
+        "author_association": if c.author.ends_with("[bot]") { "NONE" } else { "MEMBER" },
+        "created_at": "2026-11-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z",
+    })
+}
+
+fn check_run_json(c: &FakeCheckRun) -> Value {
+    json!({
+        "id": c.id, "head_sha": c.head_sha, "name": c.name, "status": c.status, "conclusion": c.conclusion,
+        "external_id": c.external_id, "details_url": c.details_url, "node_id": "CR_kw", "url": "", "html_url": "",
+        "output": c.output, "started_at": null, "completed_at": null, "pull_requests": [],
+    })
+}
+
+fn pull_json(w: &World, repo: &str, p: &FakePull) -> Value {
+    json!({
+        "id": p.number + 7000, "number": p.number, "title": p.title, "body": p.body, "draft": p.draft, "state": "open",
+        "html_url": format!("{}/{repo}/pull/{}", w.base_url, p.number), "url": "",
+        "head": { "ref": p.head, "label": p.head }, "base": { "ref": p.base, "label": p.base },
+    })
+}
+
+fn repo_route(
+    w: &mut World,
+    method: &Method,
+    full: &str,
+    rest: &[&str],
+    query: &BTreeMap<String, String>,
+    body: &Value,
+) -> Response {
+    let base = w.base_url.clone();
+    let bot = BOT_LOGIN.to_owned();
+    match (method.as_str(), rest) {
+        ("GET", []) => {
+            let r = &w.repos[full];
+            ok(
+                StatusCode::OK,
+                json!({
+                    "id": 1, "node_id": "R_kg", "name": r.name, "full_name": full, "private": false,
+                    "owner": user_json(&base, &r.owner), "default_branch": r.default_branch,
+                    "html_url": format!("{base}/{full}"), "clone_url": format!("{}/{full}.git", w.git_base_url),
+                    "url": format!("{base}/repos/{full}"),
+                }),
+            )
+        }
+        ("GET", ["branches", branch @ ..]) => {
+            let name = branch.join("/");
+            match w.repos[full].branches.get(&name) {
+                Some(sha) => ok(
+                    StatusCode::OK,
+                    json!({ "name": name, "commit": { "sha": sha, "url": "" }, "protected": false }),
+                ),
+                None => error(StatusCode::NOT_FOUND, "Branch not found"),
+            }
+        }
+        ("GET", ["contents", file @ ..]) => {
+            let path = file.join("/");
+            let r = &w.repos[full];
+            let git_ref = query
+                .get("ref")
+                .cloned()
+                .unwrap_or_else(|| r.default_branch.clone());
+            match r.files.get(&(git_ref, path.clone())) {
+                Some(text) => {
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+                    // GitHub wraps base64 content at 60 columns.
+                    let wrapped: Vec<String> = encoded
+                        .as_bytes()
+                        .chunks(60)
+                        .map(|c| String::from_utf8_lossy(c).into_owned())
+                        .collect();
+                    ok(
+                        StatusCode::OK,
+                        json!({
+                            "type": "file", "encoding": "base64", "size": text.len(), "name": path.rsplit('/').next(),
+                            "path": path, "content": wrapped.join("\n") + "\n", "sha": "b".repeat(40),
+                        }),
+                    )
+                }
+                None => error(StatusCode::NOT_FOUND, "Not Found"),
+            }
+        }
+        ("GET", ["issues", n]) => {
+            let r = &w.repos[full];
+            match n.parse().ok().and_then(|n: u64| r.issues.get(&n)) {
+                Some(i) => ok(StatusCode::OK, issue_json(w, r, i)),
+                None => error(StatusCode::NOT_FOUND, "Not Found"),
+            }
+        }
+        ("GET", ["issues", n, "comments"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let per_page: usize = query
+                .get("per_page")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(30);
+            let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+            let list: Vec<Value> = w.repos[full]
+                .comments
+                .iter()
+                .filter(|c| c.issue == n)
+                .skip((page - 1) * per_page)
+                .take(per_page)
+                .map(|c| comment_json(w, c))
+                .collect();
+            ok(StatusCode::OK, Value::Array(list))
+        }
+        ("POST", ["issues", n, "comments"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            if !w.repos[full].issues.contains_key(&n) {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            }
+            let Some(text) = body["body"].as_str() else {
+                return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
+            };
+            let id = w.id();
+            let c = FakeComment {
+                id,
+                issue: n,
+                author: bot,
+                body: text.into(),
+                edits: 0,
+            };
+            let json = comment_json(w, &c);
+            w.repos.get_mut(full).unwrap().comments.push(c);
+            ok(StatusCode::CREATED, json)
+        }
+        // GitHub documents PATCH; octocrab's update_comment sends POST.
+        ("PATCH" | "POST", ["issues", "comments", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let Some(text) = body["body"].as_str() else {
+                return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
+            };
+            let repo = w.repos.get_mut(full).unwrap();
+            let Some(c) = repo.comments.iter_mut().find(|c| c.id == id) else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            if c.author != bot {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "Resource not accessible by integration",
+                );
+            }
+            c.body = text.into();
+            c.edits += 1;
+            let c = c.clone();
+            ok(StatusCode::OK, comment_json(w, &c))
+        }
+        ("POST", ["issues", "comments", id, "reactions"]) => {
+            react(w, full, format!("comment:{id}"), body)
+        }
+        ("POST", ["issues", n, "reactions"]) => react(w, full, format!("issue:{n}"), body),
+        ("GET", ["collaborators", login, "permission"]) => {
+            let role = w.repos[full]
+                .roles
+                .get(*login)
+                .cloned()
+                .unwrap_or_else(|| "none".into());
+            let legacy = match role.as_str() {
+                "maintain" => "write",
+                "triage" => "read",
+                other => other,
+            };
+            ok(
+                StatusCode::OK,
+                json!({ "permission": legacy, "role_name": role, "user": user_json(&base, login) }),
+            )
+        }
+        ("POST", ["check-runs"]) => {
+            let id = w.id();
+            let run = FakeCheckRun {
+                id,
+                head_sha: body["head_sha"].as_str().unwrap_or_default().into(),
+                name: body["name"].as_str().unwrap_or_default().into(),
+                status: body["status"].as_str().unwrap_or("queued").into(),
+                conclusion: body["conclusion"].as_str().map(Into::into),
+                external_id: body["external_id"].as_str().map(Into::into),
+                details_url: body["details_url"].as_str().map(Into::into),
+                output: body
+                    .get("output")
+                    .cloned()
+                    .unwrap_or(json!({ "title": null, "summary": null, "text": null })),
+            };
+            let json = check_run_json(&run);
+            w.repos.get_mut(full).unwrap().check_runs.push(run);
+            ok(StatusCode::CREATED, json)
+        }
+        ("PATCH", ["check-runs", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let repo = w.repos.get_mut(full).unwrap();
+            let Some(run) = repo.check_runs.iter_mut().find(|r| r.id == id) else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            if let Some(s) = body["status"].as_str() {
+                run.status = s.into();
+            }
+            if let Some(c) = body["conclusion"].as_str() {
+                run.conclusion = Some(c.into());
+                run.status = "completed".into();
+            }
+            if let Some(o) = body.get("output") {
+                run.output = o.clone();
+            }
+            if let Some(d) = body["details_url"].as_str() {
+                run.details_url = Some(d.into());
+            }
+            ok(StatusCode::OK, check_run_json(&run.clone()))
+        }
+        ("POST", ["pulls"]) => {
+            let head = body["head"].as_str().unwrap_or_default().to_owned();
+            let repo = &w.repos[full];
+            if !repo.branches.contains_key(&head) {
+                return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
+            }
+            if repo.pulls.iter().any(|p| p.head == head) {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &format!("A pull request already exists for {}:{head}.", repo.owner),
+                );
+            }
+            let number = repo
+                .issues
+                .keys()
+                .chain(repo.pulls.iter().map(|p| &p.number))
+                .max()
+                .copied()
+                .unwrap_or(0)
+                + 1;
+            let pull = FakePull {
+                number,
+                title: body["title"].as_str().unwrap_or_default().into(),
+                body: body["body"].as_str().unwrap_or_default().into(),
+                head,
+                base: body["base"].as_str().unwrap_or_default().into(),
+                draft: body["draft"].as_bool().unwrap_or(false),
+            };
+            let json = pull_json(w, full, &pull);
+            w.repos.get_mut(full).unwrap().pulls.push(pull);
+            ok(StatusCode::CREATED, json)
+        }
+        ("GET", ["pulls"]) => {
+            let head = query
+                .get("head")
+                .and_then(|h| h.split_once(':'))
+                .map(|(_, b)| b.to_owned());
+            let list: Vec<Value> = w.repos[full]
+                .pulls
+                .iter()
+                .filter(|p| head.as_ref().is_none_or(|h| &p.head == h))
+                .map(|p| pull_json(w, full, p))
+                .collect();
+            ok(StatusCode::OK, Value::Array(list))
+        }
+        ("PATCH", ["pulls", n]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let repo = w.repos.get_mut(full).unwrap();
+            let Some(p) = repo.pulls.iter_mut().find(|p| p.number == n) else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            if let Some(t) = body["title"].as_str() {
+                p.title = t.into();
+            }
+            if let Some(b) = body["body"].as_str() {
+                p.body = b.into();
+            }
+            let p = p.clone();
+            ok(StatusCode::OK, pull_json(w, full, &p))
+        }
+        ("GET", ["pulls", n, "files"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            if !w.repos[full].pulls.iter().any(|p| p.number == n) {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            }
+            ok(
+                StatusCode::OK,
+                json!([{ "sha": "c".repeat(40), "filename": "src/lib.rs", "status": "modified", "additions": 3, "deletions": 1, "changes": 4 }]),
+            )
+        }
+        _ => unknown(method, &format!("/repos/{full}/{}", rest.join("/"))),
+    }
+}
+
+fn react(w: &mut World, full: &str, target: String, body: &Value) -> Response {
+    let content = body["content"].as_str().unwrap_or_default().to_owned();
+    let repo = w.repos.get_mut(full).unwrap();
+    let exists = repo
+        .reactions
+        .iter()
+        .any(|r| r.target == target && r.content == content);
+    if !exists {
+        repo.reactions.push(FakeReaction {
+            target,
+            content: content.clone(),
+            by: BOT_LOGIN.into(),
+        });
+    }
+    let status = if exists {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let base = w.base_url.clone();
+    ok(
+        status,
+        json!({ "id": 1, "node_id": "REA_kw", "content": content, "user": user_json(&base, BOT_LOGIN), "created_at": "2026-11-01T00:00:00Z" }),
+    )
+}
+
+/// Retries fast enough for tests (rate-limit waits are capped at 20 ms).
+pub fn fast_retry() -> patchpilot::github::retry::RetryPolicy {
+    patchpilot::github::retry::RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+        max_rate_limit_wait: Duration::from_millis(20),
+    }
+}
+
+impl FakeGitHub {
+    /// The real octocrab-backed client, authenticating as the test App against this fake.
+    pub fn client(&self) -> Arc<patchpilot::github::octo::OctocrabGitHub> {
+        let creds = patchpilot::github::auth::AppCredentials::from_pem(
+            TEST_APP_ID,
+            PRIVATE_KEY_PEM.as_bytes(),
+        )
+        .unwrap();
+        Arc::new(
+            patchpilot::github::octo::OctocrabGitHub::new(
+                &self.url,
+                creds,
+                None,
+                Duration::from_secs(5),
+                fast_retry(),
+            )
+            .unwrap(),
+        )
+    }
+}

@@ -1,0 +1,366 @@
+//! The one GitHub facade the core talks to: a small trait of domain verbs.
+//!
+//! The core (triggers, the pipeline, the reporter) depends on [`GitHub`] only, so it can be
+//! tested without HTTP and never sees octocrab's types. The production implementation is
+//! [`crate::github::octo::OctocrabGitHub`]; tests run it against the fake GitHub under
+//! `tests/support/`.
+//!
+//! Every call names the installation it acts for: installation tokens are minted (and
+//! cached) per installation and repository behind the trait.
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use super::types::{CheckRunId, CommentId, CommitSha, InstallationId, IssueNumber, RepoName};
+
+/// Open or closed, for issues and pull requests alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IssueState {
+    Open,
+    Closed,
+}
+
+/// The parts of an issue (or pull request) the core uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issue {
+    pub title: String,
+    /// Empty when the issue has no body.
+    pub body: String,
+    pub state: IssueState,
+    pub is_pull_request: bool,
+    /// Login of the author.
+    pub author: String,
+}
+
+/// An issue comment as listed on an issue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Comment {
+    pub id: CommentId,
+    /// Login of the author (`<app-slug>[bot]` for comments the App wrote).
+    pub author: String,
+    pub body: String,
+}
+
+/// What a reaction is attached to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReactionTarget {
+    /// The comment that triggered a session.
+    Comment(CommentId),
+    /// The issue itself (label triggers have no comment to react to).
+    Issue(IssueNumber),
+}
+
+/// The reactions PatchPilot uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reaction {
+    /// 👀: "seen, working on it".
+    Eyes,
+    /// 🚀: "done".
+    Rocket,
+    /// 😕: "could not do it".
+    Confused,
+}
+
+impl Reaction {
+    /// GitHub's `content` value for the reaction.
+    pub fn content(self) -> &'static str {
+        match self {
+            Reaction::Eyes => "eyes",
+            Reaction::Rocket => "rocket",
+            Reaction::Confused => "confused",
+        }
+    }
+}
+
+/// A user's role on a repository, strongest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Permission {
+    Admin,
+    Maintain,
+    Write,
+    Triage,
+    Read,
+    None,
+}
+
+impl Permission {
+    /// Parses GitHub's `role_name` / `permission` value; unknown values are `None`
+    /// (custom roles without write access must not be able to run code).
+    pub fn from_github(value: &str) -> Permission {
+        match value {
+            "admin" => Permission::Admin,
+            "maintain" => Permission::Maintain,
+            "write" => Permission::Write,
+            "triage" => Permission::Triage,
+            "read" => Permission::Read,
+            _ => Permission::None,
+        }
+    }
+
+    /// Whether this role may make PatchPilot run code (write, maintain or admin).
+    pub fn can_trigger(self) -> bool {
+        matches!(
+            self,
+            Permission::Admin | Permission::Maintain | Permission::Write
+        )
+    }
+}
+
+/// The conclusion of a completed check run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckConclusion {
+    Success,
+    Failure,
+    /// "Could not reproduce": not the code's fault, not a pass either.
+    Neutral,
+    Cancelled,
+    TimedOut,
+    ActionRequired,
+}
+
+impl CheckConclusion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckConclusion::Success => "success",
+            CheckConclusion::Failure => "failure",
+            CheckConclusion::Neutral => "neutral",
+            CheckConclusion::Cancelled => "cancelled",
+            CheckConclusion::TimedOut => "timed_out",
+            CheckConclusion::ActionRequired => "action_required",
+        }
+    }
+}
+
+/// Where a check run is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckStatus {
+    Queued,
+    InProgress,
+    Completed(CheckConclusion),
+}
+
+/// A check run's visible output. Build it with
+/// [`crate::github::messages::check_run_output`], which enforces GitHub's size limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckOutput {
+    pub title: String,
+    pub summary: String,
+    pub text: Option<String>,
+}
+
+/// The fields PatchPilot sets when creating or updating a check run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckRunUpdate {
+    /// Always `PatchPilot` in production; a field so the name lives with the caller.
+    pub name: String,
+    pub status: CheckStatus,
+    /// Link to the live session page.
+    pub details_url: Option<String>,
+    /// The session id, so a rerequested check run maps back to its session.
+    pub external_id: Option<String>,
+    pub output: Option<CheckOutput>,
+}
+
+/// A pull request to open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewPullRequest {
+    pub title: String,
+    /// Branch name in the same repository, e.g. `patchpilot/issue-7`.
+    pub head: String,
+    pub base: String,
+    pub body: String,
+    pub draft: bool,
+}
+
+/// An opened (or already existing) pull request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullRequest {
+    pub number: IssueNumber,
+    pub html_url: String,
+}
+
+/// One result of an issue / PR search.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchHit {
+    pub number: IssueNumber,
+    pub title: String,
+    pub html_url: String,
+    pub is_pr: bool,
+    pub state: IssueState,
+}
+
+/// One file changed by a pull request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullRequestFile {
+    pub filename: String,
+    /// `added`, `modified`, `removed`, `renamed`, ...
+    pub status: String,
+    pub additions: u64,
+    pub deletions: u64,
+}
+
+/// The repository facts the pipeline needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Repo {
+    pub default_branch: String,
+    /// HTTPS clone URL (GitHub Enterprise and local test servers work unchanged).
+    pub clone_url: String,
+}
+
+/// Why a GitHub call failed. Messages never contain a token: they name the route template,
+/// the status and GitHub's own `message`.
+#[derive(Debug, thiserror::Error)]
+pub enum GitHubError {
+    #[error("GitHub answered {status} to {route}: {message}")]
+    Api {
+        status: u16,
+        route: String,
+        message: String,
+    },
+    #[error("GitHub rate limit on {route} did not clear after {attempts} attempts")]
+    RateLimited { route: String, attempts: u32 },
+    #[error("could not reach GitHub for {route}: {message}")]
+    Transport { route: String, message: String },
+    #[error("unexpected response from GitHub for {route}: {message}")]
+    Decode { route: String, message: String },
+    #[error("GitHub App authentication failed: {0}")]
+    Auth(String),
+}
+
+impl GitHubError {
+    /// The HTTP status GitHub answered with, when it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            GitHubError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Shorthand for results of GitHub calls.
+pub type GitHubResult<T> = Result<T, GitHubError>;
+
+/// Everything PatchPilot asks of GitHub, in domain terms.
+#[async_trait]
+pub trait GitHub: Send + Sync {
+    /// The login the App comments as (`<slug>[bot]`); only comments by this login are trusted.
+    async fn bot_login(&self) -> GitHubResult<String>;
+
+    /// An installation token scoped to `repo` (for git clone/push through git2's
+    /// credential callback). Cached; refreshed well before expiry.
+    async fn installation_token(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+    ) -> GitHubResult<SecretString>;
+
+    async fn repository(&self, inst: InstallationId, repo: &RepoName) -> GitHubResult<Repo>;
+
+    /// The commit a branch points at.
+    async fn branch_head(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        branch: &str,
+    ) -> GitHubResult<CommitSha>;
+
+    async fn get_issue(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        issue: IssueNumber,
+    ) -> GitHubResult<Issue>;
+
+    async fn post_comment(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        issue: IssueNumber,
+        body: &str,
+    ) -> GitHubResult<CommentId>;
+
+    async fn update_comment(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        comment: CommentId,
+        body: &str,
+    ) -> GitHubResult<()>;
+
+    /// All comments on an issue, oldest first.
+    async fn list_comments(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        issue: IssueNumber,
+    ) -> GitHubResult<Vec<Comment>>;
+
+    /// Adds a reaction; adding one that already exists succeeds.
+    async fn add_reaction(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        target: ReactionTarget,
+        reaction: Reaction,
+    ) -> GitHubResult<()>;
+
+    /// A user's role on the repository; `Permission::None` for strangers.
+    async fn permission(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        login: &str,
+    ) -> GitHubResult<Permission>;
+
+    async fn create_check_run(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        head_sha: &CommitSha,
+        update: &CheckRunUpdate,
+    ) -> GitHubResult<CheckRunId>;
+
+    async fn update_check_run(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        check_run: CheckRunId,
+        update: &CheckRunUpdate,
+    ) -> GitHubResult<()>;
+
+    /// Opens a pull request; if one is already open for the head branch, updates its
+    /// title and body and returns it instead of failing.
+    async fn open_pull_request(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        pr: &NewPullRequest,
+    ) -> GitHubResult<PullRequest>;
+
+    /// A text file at `git_ref`, or `None` when it does not exist.
+    async fn get_file(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        path: &str,
+        git_ref: &str,
+    ) -> GitHubResult<Option<String>>;
+
+    /// Issues and PRs of `repo` matching `query` (GitHub search syntax), best first.
+    async fn search_issues(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        query: &str,
+        limit: u8,
+    ) -> GitHubResult<Vec<SearchHit>>;
+
+    async fn pull_request_files(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        pr: IssueNumber,
+    ) -> GitHubResult<Vec<PullRequestFile>>;
+}

@@ -1,0 +1,243 @@
+//! The reporter against the fake GitHub: one progress comment per session, edited in
+//! place, found again after a restart, never duplicated by retries; the 👀 reaction; the
+//! check run moving from the base commit to the PR head.
+
+mod support;
+
+use std::time::Duration;
+
+use axum::http::Method;
+use patchpilot::github::client::*;
+use patchpilot::github::messages::*;
+use patchpilot::github::reporter::{Reporter, SessionRef};
+use patchpilot::github::types::*;
+use support::fake_github::{BOT_LOGIN, FailureKind, FakeGitHub};
+
+fn session() -> SessionRef {
+    SessionRef {
+        installation: InstallationId(77),
+        repo: RepoName::new("octo", "hello"),
+        issue: IssueNumber(7),
+        session_id: "s-1".into(),
+    }
+}
+
+async fn world() -> FakeGitHub {
+    let fake = FakeGitHub::start().await;
+    fake.add_repo("octo/hello");
+    fake.add_installation(77, &["octo/hello"]);
+    fake.add_issue(
+        "octo/hello",
+        7,
+        "Crash on empty input",
+        "It panics.",
+        "alice",
+    );
+    fake
+}
+
+fn view(running: PipelineStep, outcome: Outcome) -> ProgressView {
+    let position = PipelineStep::ALL
+        .iter()
+        .position(|s| *s == running)
+        .unwrap();
+    let steps = PipelineStep::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, step)| StepView {
+            step: *step,
+            state: match i.cmp(&position) {
+                std::cmp::Ordering::Less => StepState::Done,
+                std::cmp::Ordering::Equal if outcome == Outcome::InProgress => StepState::Running,
+                std::cmp::Ordering::Equal => StepState::Done,
+                std::cmp::Ordering::Greater => StepState::Pending,
+            },
+            duration: (i <= position).then_some(Duration::from_secs(2)),
+        })
+        .collect();
+    ProgressView {
+        session_id: "s-1".into(),
+        session_url: "https://pp/sessions/s-1".into(),
+        steps,
+        outcome,
+    }
+}
+
+#[tokio::test]
+async fn a_session_acknowledges_then_edits_one_progress_comment() {
+    let fake = world().await;
+    let trigger = fake.add_comment("octo/hello", 7, "alice", "/patchpilot");
+    let reporter = Reporter::new(fake.client(), session());
+
+    reporter
+        .acknowledge(ReactionTarget::Comment(CommentId(trigger)))
+        .await
+        .unwrap();
+    let first = reporter
+        .progress(&view(PipelineStep::Clone, Outcome::InProgress))
+        .await
+        .unwrap();
+    let second = reporter
+        .progress(&view(PipelineStep::Verify, Outcome::InProgress))
+        .await
+        .unwrap();
+    let done = view(
+        PipelineStep::Publish,
+        Outcome::PullRequest {
+            url: "https://gh/pr/8".into(),
+        },
+    );
+    let last = reporter.progress(&done).await.unwrap();
+
+    assert_eq!((first, second), (last, last));
+    assert_eq!(fake.reactions("octo/hello")[0].content, "eyes");
+    let bot_comments: Vec<_> = fake
+        .comments("octo/hello", 7)
+        .into_iter()
+        .filter(|c| c.author == BOT_LOGIN)
+        .collect();
+    assert_eq!(bot_comments.len(), 1);
+    assert_eq!(bot_comments[0].body, progress_comment(&done));
+    assert!(
+        bot_comments[0]
+            .body
+            .contains("Proposed fix: https://gh/pr/8")
+    );
+    assert_eq!(bot_comments[0].edits, 2);
+    fake.finish();
+}
+
+#[tokio::test]
+async fn a_restarted_server_finds_its_comment_but_ignores_forged_markers() {
+    let fake = world().await;
+    fake.add_comment(
+        "octo/hello",
+        7,
+        "mallory",
+        &format!("{}\nforged", session_marker("s-1")),
+    );
+    let before = Reporter::new(fake.client(), session());
+    let id = before
+        .progress(&view(PipelineStep::Clone, Outcome::InProgress))
+        .await
+        .unwrap();
+
+    let after_restart = Reporter::new(fake.client(), session());
+    let again = after_restart
+        .progress(&view(PipelineStep::Patch, Outcome::InProgress))
+        .await
+        .unwrap();
+
+    assert_eq!(id, again);
+    let comments = fake.comments("octo/hello", 7);
+    assert_eq!(comments.len(), 2, "the forged comment and ours");
+    assert!(
+        comments[0].body.ends_with("forged"),
+        "the forged comment is untouched"
+    );
+    assert!(comments[1].body.contains("**Write a patch** (running)"));
+    fake.finish();
+}
+
+#[tokio::test]
+async fn retried_updates_under_server_errors_never_duplicate_the_comment() {
+    let fake = world().await;
+    let reporter = Reporter::new(fake.client(), session());
+    fake.fail_next(
+        Method::GET,
+        "/issues/7/comments",
+        1,
+        FailureKind::ServerError,
+    );
+    fake.fail_next(
+        Method::POST,
+        "/issues/7/comments",
+        1,
+        FailureKind::ServerError,
+    );
+    reporter
+        .progress(&view(PipelineStep::Clone, Outcome::InProgress))
+        .await
+        .unwrap();
+    fake.fail_next(
+        Method::PATCH,
+        "/issues/comments/",
+        3,
+        FailureKind::ServerError,
+    );
+    fake.fail_next(
+        Method::PATCH,
+        "/issues/comments/",
+        1,
+        FailureKind::SecondaryRateLimit { retry_after: 1 },
+    );
+
+    let failed = reporter
+        .progress(&view(PipelineStep::Reproduce, Outcome::InProgress))
+        .await;
+    let retried = reporter
+        .progress(&view(PipelineStep::Reproduce, Outcome::InProgress))
+        .await;
+
+    assert!(failed.is_err(), "four failures exhaust one call's retries");
+    assert!(retried.is_ok());
+    let comments = fake.comments("octo/hello", 7);
+    assert_eq!(comments.len(), 1);
+    assert!(comments[0].body.contains("**Reproduce the bug** (running)"));
+    fake.finish();
+}
+
+#[tokio::test]
+async fn check_run_goes_from_base_commit_to_pr_head() {
+    let fake = world().await;
+    let reporter = Reporter::new(fake.client(), session());
+    let base = CommitSha("a".repeat(40));
+    let head = CommitSha("d".repeat(40));
+    let out = |title: &str| CheckOutput {
+        title: title.into(),
+        summary: "table".into(),
+        text: None,
+    };
+
+    let on_base = reporter
+        .check(&base, CheckStatus::InProgress, None, out("Cloning…"))
+        .await
+        .unwrap();
+    let same = reporter
+        .check(&base, CheckStatus::InProgress, None, out("Patching…"))
+        .await
+        .unwrap();
+    let conclusion = CheckStatus::Completed(CheckConclusion::Success);
+    let on_head = reporter
+        .check(&head, conclusion, None, out("Fixed"))
+        .await
+        .unwrap();
+
+    assert_eq!(on_base, same);
+    assert_ne!(on_base, on_head);
+    let runs = fake.check_runs("octo/hello");
+    let summary: Vec<(&str, &str, Option<&str>, &str)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r.head_sha.as_str(),
+                r.status.as_str(),
+                r.conclusion.as_deref(),
+                r.output["title"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (base.0.as_str(), "in_progress", None, "Patching…"),
+            (head.0.as_str(), "completed", Some("success"), "Fixed")
+        ]
+    );
+    assert!(
+        runs.iter()
+            .all(|r| r.name == "PatchPilot" && r.external_id.as_deref() == Some("s-1"))
+    );
+    assert_eq!(reporter.check_run().await, Some((head, on_head)));
+    fake.finish();
+}
