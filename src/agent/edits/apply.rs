@@ -12,7 +12,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::diff::{HunkLine, apply_hunks};
-use super::matching::{Found, closest_region, render, split_lines};
+use super::matching::{Found, closest_region, split_lines};
 use super::safety::{Protected, SafePath, Target, check_on_disk};
 use super::{AppliedEdits, Edit, EditError, EditPolicy};
 

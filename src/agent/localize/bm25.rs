@@ -58,10 +58,6 @@ impl Query {
         q.weights = counts.iter().map(|&c| 1.0 + f64::from(c).ln()).collect();
         q
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.terms.is_empty()
-    }
 }
 
 /// Term statistics of one document: its (weighted) length and sparse term frequencies.

@@ -178,7 +178,7 @@ mod tests {
             ["src/requests/models.py"]
         );
         assert!(resolved(&ix, "/venv/lib/python3.12/site-packages/urllib3/__init__.py").is_empty());
-        assert!(resolved(&ix, "/app/node_modules/utils/__init__.py").is_empty());
+        assert!(resolved(&ix, "/app/node_modules/lodash/index.js").is_empty());
         assert!(resolved(&ix, "/rustc/abc123/library/std/src/panicking.rs").is_empty());
     }
 
