@@ -39,4 +39,5 @@ while IFS=$'\t' read -r id repo base; do
   fi
 done < "$CACHE/cases.tsv"
 
+if [ -n "${EVAL_PREPARE_ONLY:-}" ]; then exit 0; fi
 cargo run --quiet --release --example localize_eval -- "$CASES" "$CACHE/trees" "$@"
