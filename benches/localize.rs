@@ -20,11 +20,17 @@ const WORDS: &[&str] = &[
 ];
 
 fn main() -> anyhow::Result<()> {
-    let files: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(50_000);
+    let files: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(50_000);
     let dir = tempfile::tempdir()?;
     let started = Instant::now();
     generate(dir.path(), files)?;
-    eprintln!("generated {files} files in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "generated {files} files in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
     let issue = format!(
         "Crash when loading invoice config\n\nTraceback (most recent call last):\n  File \"/home/u/app/pkg_{a}/mod_{b}/invoice_{c}.py\", line 42, in load_invoice_config\n    return parse_config(raw)\nKeyError: 'currency'\n\nThe `InvoiceStore` refuses configs without a currency field.",
@@ -32,7 +38,11 @@ fn main() -> anyhow::Result<()> {
         b = 3,
         c = 11
     );
-    let input = LocalizeInput { issue_text: &issue, failure_output: None, limit: 10 };
+    let input = LocalizeInput {
+        issue_text: &issue,
+        failure_output: None,
+        limit: 10,
+    };
     let mut times: Vec<Duration> = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
@@ -70,7 +80,11 @@ fn generate(root: &Path, files: usize) -> anyhow::Result<()> {
         let ext = if i % 3 == 0 { "rs" } else { "py" };
         let dir = root.join(format!("pkg_{pkg}/mod_{module}"));
         std::fs::create_dir_all(&dir)?;
-        let name = if i == 7 * 500 + 3 * 20 + 11 { "invoice_11.py".to_owned() } else { format!("{word}_{}.{ext}", i % 20) };
+        let name = if i == 7 * 500 + 3 * 20 + 11 {
+            "invoice_11.py".to_owned()
+        } else {
+            format!("{word}_{}.{ext}", i % 20)
+        };
         std::fs::write(dir.join(name), body(&mut next, ext))?;
     }
     let nm = root.join("node_modules/dep");
@@ -89,7 +103,10 @@ fn body(next: &mut impl FnMut() -> u64, ext: &str) -> String {
         if ext == "py" {
             let _ = writeln!(s, "def {a}_{b}(self, {b}):\n    return self.{a}.get('{b}')");
         } else {
-            let _ = writeln!(s, "pub fn {a}_{b}({b}: &str) -> Option<String> {{ {a}({b}) }}");
+            let _ = writeln!(
+                s,
+                "pub fn {a}_{b}({b}: &str) -> Option<String> {{ {a}({b}) }}"
+            );
         }
     }
     s

@@ -17,7 +17,14 @@ fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
             let key = path.strip_prefix(root).unwrap().display().to_string();
             let ft = entry.file_type().unwrap();
             if ft.is_symlink() {
-                out.insert(key, std::fs::read_link(&path).unwrap().display().to_string().into_bytes());
+                out.insert(
+                    key,
+                    std::fs::read_link(&path)
+                        .unwrap()
+                        .display()
+                        .to_string()
+                        .into_bytes(),
+                );
             } else if ft.is_dir() {
                 stack.push(path);
             } else {
@@ -47,7 +54,11 @@ impl World {
         std::fs::write(base.path().join("x"), "neighbour\n").unwrap();
         std::fs::write(outside.path().join("secret.txt"), "keep\n").unwrap();
         std::os::unix::fs::symlink(outside.path(), tree.join("linkdir")).unwrap();
-        std::os::unix::fs::symlink(outside.path().join("secret.txt"), tree.join("src/linked.py")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.txt"),
+            tree.join("src/linked.py"),
+        )
+        .unwrap();
         Self { base, outside }
     }
 
@@ -63,8 +74,13 @@ impl World {
     fn refuse(&self, reply: &str) -> EditError {
         let before = self.state();
         let edits = parse_edits(reply).expect("reply parses");
-        let err = apply_edits(&self.tree(), &edits, &EditPolicy::default()).expect_err("must be refused");
-        assert_eq!(self.state(), before, "something changed after refusing: {err}");
+        let err =
+            apply_edits(&self.tree(), &edits, &EditPolicy::default()).expect_err("must be refused");
+        assert_eq!(
+            self.state(),
+            before,
+            "something changed after refusing: {err}"
+        );
         err
     }
 }
@@ -75,7 +91,10 @@ fn block(path: &str, search: &str, replace: &str) -> String {
 
 /// A valid edit first, so the test also proves refusal is all-or-nothing.
 fn with_valid_first(bad: &str) -> String {
-    format!("{}{bad}", block("src/app.py", "    return 1\n", "    return 2\n"))
+    format!(
+        "{}{bad}",
+        block("src/app.py", "    return 1\n", "    return 2\n")
+    )
 }
 
 #[test]
@@ -91,20 +110,45 @@ fn parent_directory_escape_is_refused() {
 #[test]
 fn git_directory_is_refused() {
     let w = World::new();
-    let err = w.refuse(&with_valid_first(&block(".git/config", "[core]\n", "[core]\n\tfsmonitor = evil\n")));
-    assert_eq!(err, EditError::GitDir { path: ".git/config".into() });
+    let err = w.refuse(&with_valid_first(&block(
+        ".git/config",
+        "[core]\n",
+        "[core]\n\tfsmonitor = evil\n",
+    )));
+    assert_eq!(
+        err,
+        EditError::GitDir {
+            path: ".git/config".into()
+        }
+    );
     w.refuse(&block(".git/hooks/pre-commit", "", "#!/bin/sh\nrm -rf /\n"));
 }
 
 #[test]
 fn writing_through_symlinks_is_refused() {
     let w = World::new();
-    let err = w.refuse(&with_valid_first(&block("linkdir/secret.txt", "keep\n", "gone\n")));
-    assert_eq!(err, EditError::Symlink { path: "linkdir/secret.txt".into(), link: "linkdir".into() });
+    let err = w.refuse(&with_valid_first(&block(
+        "linkdir/secret.txt",
+        "keep\n",
+        "gone\n",
+    )));
+    assert_eq!(
+        err,
+        EditError::Symlink {
+            path: "linkdir/secret.txt".into(),
+            link: "linkdir".into()
+        }
+    );
     let err = w.refuse(&block("linkdir/new.txt", "", "planted\n"));
     assert!(matches!(err, EditError::Symlink { .. }));
     let err = w.refuse(&block("src/linked.py", "keep\n", "gone\n"));
-    assert_eq!(err, EditError::Symlink { path: "src/linked.py".into(), link: "src/linked.py".into() });
+    assert_eq!(
+        err,
+        EditError::Symlink {
+            path: "src/linked.py".into(),
+            link: "src/linked.py".into()
+        }
+    );
 }
 
 #[test]
@@ -133,6 +177,9 @@ fn a_valid_reply_changes_only_the_named_file() {
     assert_eq!(applied.changed_files, ["src/app.py"]);
     let (after_base, after_outside) = w.state();
     assert_eq!(after_outside, before_outside);
-    let changed: Vec<&String> = after_base.keys().filter(|k| before_base.get(*k) != after_base.get(*k)).collect();
+    let changed: Vec<&String> = after_base
+        .keys()
+        .filter(|k| before_base.get(*k) != after_base.get(*k))
+        .collect();
     assert_eq!(changed, ["tree/src/app.py"]);
 }

@@ -23,42 +23,71 @@ struct Planned {
 }
 
 /// Validates all `edits`, then writes them; see the module docs.
-pub fn apply_edits(work_tree: &Path, edits: &[Edit], policy: &EditPolicy) -> Result<AppliedEdits, EditError> {
-    let root = work_tree
-        .canonicalize()
-        .map_err(|e| EditError::Io { path: work_tree.display().to_string(), message: e.to_string() })?;
+pub fn apply_edits(
+    work_tree: &Path,
+    edits: &[Edit],
+    policy: &EditPolicy,
+) -> Result<AppliedEdits, EditError> {
+    let root = work_tree.canonicalize().map_err(|e| EditError::Io {
+        path: work_tree.display().to_string(),
+        message: e.to_string(),
+    })?;
     let protected = Protected::new(&root, &policy.protected_paths)?;
     let mut plan: BTreeMap<SafePath, Planned> = BTreeMap::new();
     for edit in edits {
         let path = SafePath::parse(edit.path())?;
         if protected.matches(&path) {
-            return Err(EditError::Protected { path: path.as_str().to_owned() });
+            return Err(EditError::Protected {
+                path: path.as_str().to_owned(),
+            });
         }
         if !plan.contains_key(&path) {
             let original = load(&root, &path, policy)?;
-            plan.insert(path.clone(), Planned { current: original.clone(), original });
+            plan.insert(
+                path.clone(),
+                Planned {
+                    current: original.clone(),
+                    original,
+                },
+            );
         }
         let entry = plan.get_mut(&path).expect("inserted above");
         entry.current = Some(apply_one(path.as_str(), entry.current.as_deref(), edit)?);
     }
-    let changed: Vec<(&SafePath, &Planned)> = plan.iter().filter(|(_, p)| p.current != p.original).collect();
+    let changed: Vec<(&SafePath, &Planned)> = plan
+        .iter()
+        .filter(|(_, p)| p.current != p.original)
+        .collect();
     check_sizes(&changed, policy)?;
     write_all(&root, &changed)?;
-    Ok(AppliedEdits { changed_files: changed.iter().map(|(p, _)| p.as_str().to_owned()).collect() })
+    Ok(AppliedEdits {
+        changed_files: changed.iter().map(|(p, _)| p.as_str().to_owned()).collect(),
+    })
 }
 
 fn load(root: &Path, path: &SafePath, policy: &EditPolicy) -> Result<Option<String>, EditError> {
-    let io = |e: std::io::Error| EditError::Io { path: path.as_str().to_owned(), message: e.to_string() };
+    let io = |e: std::io::Error| EditError::Io {
+        path: path.as_str().to_owned(),
+        message: e.to_string(),
+    };
     match check_on_disk(root, path)? {
         Target::Missing => Ok(None),
         Target::File => {
             let full = root.join(path.as_str());
             let size = std::fs::symlink_metadata(&full).map_err(io)?.len();
             if size > policy.max_file_bytes {
-                return Err(EditError::TooLarge { path: path.as_str().to_owned(), size, limit: policy.max_file_bytes });
+                return Err(EditError::TooLarge {
+                    path: path.as_str().to_owned(),
+                    size,
+                    limit: policy.max_file_bytes,
+                });
             }
             let bytes = std::fs::read(&full).map_err(io)?;
-            String::from_utf8(bytes).map(Some).map_err(|_| EditError::NotText { path: path.as_str().to_owned() })
+            String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|_| EditError::NotText {
+                    path: path.as_str().to_owned(),
+                })
         }
     }
 }
@@ -66,16 +95,30 @@ fn load(root: &Path, path: &SafePath, policy: &EditPolicy) -> Result<Option<Stri
 /// Applies one edit to a file's current text (`None`: the file does not exist).
 fn apply_one(path: &str, current: Option<&str>, edit: &Edit) -> Result<String, EditError> {
     match edit {
-        Edit::SearchReplace { search, replace, .. } if search.trim().is_empty() => match current {
-            Some(_) => Err(EditError::FileExists { path: path.to_owned() }),
+        Edit::SearchReplace {
+            search, replace, ..
+        } if search.trim().is_empty() => match current {
+            Some(_) => Err(EditError::FileExists {
+                path: path.to_owned(),
+            }),
             None => Ok(replace.clone()),
         },
-        Edit::SearchReplace { search, replace, .. } => {
-            let text = current.ok_or_else(|| EditError::FileMissing { path: path.to_owned() })?;
+        Edit::SearchReplace {
+            search, replace, ..
+        } => {
+            let text = current.ok_or_else(|| EditError::FileMissing {
+                path: path.to_owned(),
+            })?;
             search_replace(path, text, search, replace)
         }
-        Edit::Diff { hunks, new_file: true, .. } => match current {
-            Some(_) => Err(EditError::FileExists { path: path.to_owned() }),
+        Edit::Diff {
+            hunks,
+            new_file: true,
+            ..
+        } => match current {
+            Some(_) => Err(EditError::FileExists {
+                path: path.to_owned(),
+            }),
             None => Ok(hunks
                 .iter()
                 .flat_map(|h| h.lines.iter())
@@ -86,13 +129,21 @@ fn apply_one(path: &str, current: Option<&str>, edit: &Edit) -> Result<String, E
                 .collect()),
         },
         Edit::Diff { hunks, .. } => {
-            let text = current.ok_or_else(|| EditError::FileMissing { path: path.to_owned() })?;
-            apply_hunks(text, hunks).map_err(|m| no_match(path, text, &m.old_text, Some(m.hunk + 1)))
+            let text = current.ok_or_else(|| EditError::FileMissing {
+                path: path.to_owned(),
+            })?;
+            apply_hunks(text, hunks)
+                .map_err(|m| no_match(path, text, &m.old_text, Some(m.hunk + 1)))
         }
     }
 }
 
-fn search_replace(path: &str, text: &str, search: &str, replace: &str) -> Result<String, EditError> {
+fn search_replace(
+    path: &str,
+    text: &str,
+    search: &str,
+    replace: &str,
+) -> Result<String, EditError> {
     let lines = split_lines(text);
     let wanted = split_lines(search);
     match super::matching::find(&lines, &wanted) {
@@ -107,7 +158,10 @@ fn search_replace(path: &str, text: &str, search: &str, replace: &str) -> Result
             }
             Ok(s)
         }
-        Found::Many(at) => Err(EditError::Ambiguous { path: path.to_owned(), lines: at }),
+        Found::Many(at) => Err(EditError::Ambiguous {
+            path: path.to_owned(),
+            lines: at,
+        }),
         Found::None => Err(no_match(path, text, search, None)),
     }
 }
@@ -116,7 +170,12 @@ fn no_match(path: &str, text: &str, search: &str, hunk: Option<usize>) -> EditEr
     let lines = split_lines(text);
     let wanted = split_lines(search);
     let closest = closest_region(&lines, &wanted).map(|(line, snippet)| Closest { line, snippet });
-    EditError::NoMatch { path: path.to_owned(), hunk, searched: wanted.iter().map(|l| format!("    {l}\n")).collect(), closest }
+    EditError::NoMatch {
+        path: path.to_owned(),
+        hunk,
+        searched: wanted.iter().map(|l| format!("    {l}\n")).collect(),
+        closest,
+    }
 }
 
 /// The region of a file most similar to a SEARCH that did not match.
@@ -133,12 +192,19 @@ fn check_sizes(changed: &[(&SafePath, &Planned)], policy: &EditPolicy) -> Result
     for (path, p) in changed {
         let size = p.current.as_ref().map_or(0, |c| c.len() as u64);
         if size > policy.max_file_bytes {
-            return Err(EditError::TooLarge { path: path.as_str().to_owned(), size, limit: policy.max_file_bytes });
+            return Err(EditError::TooLarge {
+                path: path.as_str().to_owned(),
+                size,
+                limit: policy.max_file_bytes,
+            });
         }
         total += size;
     }
     if total > policy.max_total_bytes {
-        return Err(EditError::TotalTooLarge { size: total, limit: policy.max_total_bytes });
+        return Err(EditError::TotalTooLarge {
+            size: total,
+            limit: policy.max_total_bytes,
+        });
     }
     Ok(())
 }
@@ -148,7 +214,10 @@ fn write_all(root: &Path, changed: &[(&SafePath, &Planned)]) -> Result<(), EditE
         let content = p.current.as_deref().unwrap_or_default();
         if let Err(e) = write_file(root, path, content) {
             rollback(root, &changed[..n]);
-            return Err(EditError::Io { path: path.as_str().to_owned(), message: e.to_string() });
+            return Err(EditError::Io {
+                path: path.as_str().to_owned(),
+                message: e.to_string(),
+            });
         }
     }
     Ok(())

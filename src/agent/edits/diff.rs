@@ -62,7 +62,10 @@ pub fn parse_unified_diff(body: &[&str]) -> Result<Vec<FileDiff>, (usize, String
         {
             let (old, new) = (header_path(old), header_path(new));
             if new == "/dev/null" {
-                return Err((i, format!("deleting {old} is not supported; edit its contents instead")));
+                return Err((
+                    i,
+                    format!("deleting {old} is not supported; edit its contents instead"),
+                ));
             }
             let new_file = old == "/dev/null";
             let path = strip_prefix_pair(&old, &new, new_file);
@@ -70,7 +73,10 @@ pub fn parse_unified_diff(body: &[&str]) -> Result<Vec<FileDiff>, (usize, String
             i += 2;
         } else if line.starts_with("@@") {
             let Some(file) = files.last_mut() else {
-                return Err((i, "a hunk (`@@`) appears before any `---`/`+++` file header".to_owned()));
+                return Err((
+                    i,
+                    "a hunk (`@@`) appears before any `---`/`+++` file header".to_owned(),
+                ));
             };
             let (hunk, next) = parse_hunk(body, i);
             file.1.push(hunk);
@@ -147,9 +153,16 @@ pub struct HunkMismatch {
 /// Applies hunks in order. New lines take the file's line ending (CRLF files stay CRLF).
 /// Matching ignores only the line terminator, then, if that fails, trailing whitespace.
 pub fn apply_hunks(content: &str, hunks: &[Hunk]) -> Result<String, HunkMismatch> {
-    let eol = if content.contains("\r\n") { "\r\n" } else { "\n" };
+    let eol = if content.contains("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
     let had_final_newline = content.is_empty() || content.ends_with('\n');
-    let mut lines: Vec<String> = split_lines(content).into_iter().map(str::to_owned).collect();
+    let mut lines: Vec<String> = split_lines(content)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let mut cursor = 0usize;
     let mut offset: isize = 0;
     for (n, h) in hunks.iter().enumerate() {
@@ -159,11 +172,17 @@ pub fn apply_hunks(content: &str, hunks: &[Hunk]) -> Result<String, HunkMismatch
         let pos = if old.is_empty() {
             Some(expected.clamp(cursor, lines.len()))
         } else {
-            find_block(&lines, &old, cursor, expected, |a, b| a == b)
-                .or_else(|| find_block(&lines, &old, cursor, expected, |a, b| a.trim_end() == b.trim_end()))
+            find_block(&lines, &old, cursor, expected, |a, b| a == b).or_else(|| {
+                find_block(&lines, &old, cursor, expected, |a, b| {
+                    a.trim_end() == b.trim_end()
+                })
+            })
         };
         let Some(pos) = pos else {
-            return Err(HunkMismatch { hunk: n, old_text: old.iter().map(|l| format!("{l}\n")).collect() });
+            return Err(HunkMismatch {
+                hunk: n,
+                old_text: old.iter().map(|l| format!("{l}\n")).collect(),
+            });
         };
         lines.splice(pos..pos + old.len(), new.iter().cloned());
         cursor = pos + new.len();
@@ -177,7 +196,13 @@ pub fn apply_hunks(content: &str, hunks: &[Hunk]) -> Result<String, HunkMismatch
 }
 
 /// The start of `old` in `lines` at or after `from`, nearest to `expected`.
-fn find_block(lines: &[String], old: &[&str], from: usize, expected: usize, eq: impl Fn(&str, &str) -> bool) -> Option<usize> {
+fn find_block(
+    lines: &[String],
+    old: &[&str],
+    from: usize,
+    expected: usize,
+    eq: impl Fn(&str, &str) -> bool,
+) -> Option<usize> {
     if old.len() > lines.len() {
         return None;
     }

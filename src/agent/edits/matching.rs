@@ -18,7 +18,9 @@ pub fn split_lines(text: &str) -> Vec<&str> {
         return Vec::new();
     }
     let body = text.strip_suffix('\n').unwrap_or(text);
-    body.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect()
+    body.split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect()
 }
 
 /// Where a SEARCH block matched: a line range `start..end` (0-based, end exclusive).
@@ -50,13 +52,23 @@ pub enum Found {
 pub fn find(file: &[&str], search: &[&str]) -> Found {
     let exact = positions(file, search, |a, b| a == b);
     match exact.len() {
-        1 => return Found::One(LineMatch { start: exact[0], end: exact[0] + search.len(), tolerance: Tolerance::Exact }),
+        1 => {
+            return Found::One(LineMatch {
+                start: exact[0],
+                end: exact[0] + search.len(),
+                tolerance: Tolerance::Exact,
+            });
+        }
         n if n > 1 => return Found::Many(exact.iter().map(|p| p + 1).collect()),
         _ => {}
     }
     let loose = positions(file, search, |a, b| a.trim_end() == b.trim_end());
     match loose.len() {
-        1 => Found::One(LineMatch { start: loose[0], end: loose[0] + search.len(), tolerance: Tolerance::TrailingWhitespace }),
+        1 => Found::One(LineMatch {
+            start: loose[0],
+            end: loose[0] + search.len(),
+            tolerance: Tolerance::TrailingWhitespace,
+        }),
         n if n > 1 => Found::Many(loose.iter().map(|p| p + 1).collect()),
         _ => Found::None,
     }
@@ -86,7 +98,9 @@ pub fn closest_region(file: &[&str], search: &[&str]) -> Option<(usize, String)>
     let line_words: Vec<Vec<&str>> = file.iter().map(|l| words(l)).collect();
     let mut best = (0.0, 0usize);
     for start in 0..=file.len() - width {
-        let score: f64 = (0..width).map(|k| similarity(&line_words[start + k], &anchors[k])).sum();
+        let score: f64 = (0..width)
+            .map(|k| similarity(&line_words[start + k], &anchors[k]))
+            .sum();
         if score > best.0 {
             best = (score, start);
         }
@@ -101,11 +115,17 @@ pub fn closest_region(file: &[&str], search: &[&str]) -> Option<(usize, String)>
 /// Lines `start..end` as `  42 | text`.
 pub fn render(file: &[&str], start: usize, end: usize) -> String {
     let w = end.to_string().len();
-    file[start..end].iter().enumerate().map(|(k, l)| format!("{:>w$} | {l}\n", start + k + 1)).collect()
+    file[start..end]
+        .iter()
+        .enumerate()
+        .map(|(k, l)| format!("{:>w$} | {l}\n", start + k + 1))
+        .collect()
 }
 
 fn words(line: &str) -> Vec<&str> {
-    line.split(|c: char| !c.is_alphanumeric() && c != '_').filter(|w| !w.is_empty()).collect()
+    line.split(|c: char| !c.is_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+        .collect()
 }
 
 /// Dice coefficient over word multisets; 1.0 for two blank lines.
@@ -142,7 +162,14 @@ mod tests {
     #[test]
     fn exact_match_wins_and_duplicates_are_reported() {
         let file = ["x = 1", "y = 2", "x = 1"];
-        assert_eq!(find(&file, &["y = 2"]), Found::One(LineMatch { start: 1, end: 2, tolerance: Tolerance::Exact }));
+        assert_eq!(
+            find(&file, &["y = 2"]),
+            Found::One(LineMatch {
+                start: 1,
+                end: 2,
+                tolerance: Tolerance::Exact
+            })
+        );
         assert_eq!(find(&file, &["x = 1"]), Found::Many(vec![1, 3]));
     }
 
@@ -150,16 +177,38 @@ mod tests {
     fn trailing_whitespace_is_tolerated_but_indentation_is_not() {
         let file = ["def f():   ", "    return 1"];
         let m = find(&file, &["def f():", "    return 1"]);
-        assert_eq!(m, Found::One(LineMatch { start: 0, end: 2, tolerance: Tolerance::TrailingWhitespace }));
+        assert_eq!(
+            m,
+            Found::One(LineMatch {
+                start: 0,
+                end: 2,
+                tolerance: Tolerance::TrailingWhitespace
+            })
+        );
         assert_eq!(find(&file, &["def f():", "  return 1"]), Found::None);
     }
 
     #[test]
     fn closest_region_points_at_the_most_similar_lines() {
-        let file = ["import os", "", "def load(path):", "    with open(path) as f:", "        return f.read()", "", "def save(): pass"];
-        let (line, snippet) = closest_region(&file, &["def load(path, mode):", "    with open(path) as f:"]).unwrap();
+        let file = [
+            "import os",
+            "",
+            "def load(path):",
+            "    with open(path) as f:",
+            "        return f.read()",
+            "",
+            "def save(): pass",
+        ];
+        let (line, snippet) = closest_region(
+            &file,
+            &["def load(path, mode):", "    with open(path) as f:"],
+        )
+        .unwrap();
         assert_eq!(line, 3);
-        assert_eq!(snippet, "3 | def load(path):\n4 |     with open(path) as f:\n");
+        assert_eq!(
+            snippet,
+            "3 | def load(path):\n4 |     with open(path) as f:\n"
+        );
     }
 
     #[test]

@@ -26,9 +26,17 @@ pub use parse::{ParseError, parse_edits};
 pub enum Edit {
     /// Replace the exact lines `search` with `replace`; an empty `search` creates a file.
     /// Both hold whole lines, each ending in `\n`.
-    SearchReplace { path: String, search: String, replace: String },
+    SearchReplace {
+        path: String,
+        search: String,
+        replace: String,
+    },
     /// A unified diff for one file; `new_file` when its old side was `/dev/null`.
-    Diff { path: String, hunks: Vec<Hunk>, new_file: bool },
+    Diff {
+        path: String,
+        hunks: Vec<Hunk>,
+        new_file: bool,
+    },
 }
 
 impl Edit {
@@ -53,7 +61,11 @@ pub struct EditPolicy {
 
 impl Default for EditPolicy {
     fn default() -> Self {
-        Self { protected_paths: Vec::new(), max_file_bytes: 1024 * 1024, max_total_bytes: 4 * 1024 * 1024 }
+        Self {
+            protected_paths: Vec::new(),
+            max_file_bytes: 1024 * 1024,
+            max_total_bytes: 4 * 1024 * 1024,
+        }
     }
 }
 
@@ -71,9 +83,13 @@ pub enum EditError {
     InvalidPath { path: String, reason: String },
     #[error("refused edit to `{path}`: files under `.git` may not be edited")]
     GitDir { path: String },
-    #[error("refused edit to `{path}`: `{link}` is a symbolic link, and edits never write through links")]
+    #[error(
+        "refused edit to `{path}`: `{link}` is a symbolic link, and edits never write through links"
+    )]
     Symlink { path: String, link: String },
-    #[error("refused edit to `{path}`: this path is protected by the repository's PatchPilot settings")]
+    #[error(
+        "refused edit to `{path}`: this path is protected by the repository's PatchPilot settings"
+    )]
     Protected { path: String },
     #[error("refused edit to `{path}`: {size} bytes is over the {limit}-byte limit per file")]
     TooLarge { path: String, size: u64, limit: u64 },
@@ -81,14 +97,23 @@ pub enum EditError {
     TotalTooLarge { size: u64, limit: u64 },
     #[error("cannot edit `{path}`: it is not UTF-8 text")]
     NotText { path: String },
-    #[error("cannot edit `{path}`: the file does not exist; to create it, use a SEARCH/REPLACE block with an empty SEARCH section")]
+    #[error(
+        "cannot edit `{path}`: the file does not exist; to create it, use a SEARCH/REPLACE block with an empty SEARCH section"
+    )]
     FileMissing { path: String },
-    #[error("cannot create `{path}`: the file already exists; use a SEARCH block with its exact existing lines")]
+    #[error(
+        "cannot create `{path}`: the file already exists; use a SEARCH block with its exact existing lines"
+    )]
     FileExists { path: String },
     #[error("the SEARCH block for `{path}` matches {} places (lines {}); add surrounding lines so it matches exactly one", lines.len(), join_numbers(lines))]
     Ambiguous { path: String, lines: Vec<usize> },
     #[error("{}", no_match_message(path, *hunk, searched, closest.as_ref()))]
-    NoMatch { path: String, hunk: Option<usize>, searched: String, closest: Option<Closest> },
+    NoMatch {
+        path: String,
+        hunk: Option<usize>,
+        searched: String,
+        closest: Option<Closest>,
+    },
     #[error("invalid edit policy: {0}")]
     Policy(String),
     #[error("could not write `{path}`: {message}")]
@@ -96,10 +121,18 @@ pub enum EditError {
 }
 
 fn join_numbers(n: &[usize]) -> String {
-    n.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+    n.iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn no_match_message(path: &str, hunk: Option<usize>, searched: &str, closest: Option<&Closest>) -> String {
+fn no_match_message(
+    path: &str,
+    hunk: Option<usize>,
+    searched: &str,
+    closest: Option<&Closest>,
+) -> String {
     let what = match hunk {
         Some(h) => format!("hunk {h} of the diff for `{path}`"),
         None => format!("the SEARCH block for `{path}`"),

@@ -16,8 +16,8 @@
 //! fence whose info string is `diff` or `patch`. An empty SEARCH section creates a new
 //! file. Errors carry the 1-based reply line and are phrased for the model.
 
-use super::diff::{Hunk, parse_unified_diff};
 use super::Edit;
+use super::diff::{Hunk, parse_unified_diff};
 
 /// Why a reply could not be turned into edits; Display is model-facing.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -29,7 +29,11 @@ pub enum ParseError {
     #[error("line {line}: a `<<<<<<< SEARCH` block has no file path on the line before it")]
     MissingPath { line: usize },
     #[error("line {line}: the SEARCH block for {path} is not closed: expected `{expected}`")]
-    Unterminated { line: usize, path: String, expected: &'static str },
+    Unterminated {
+        line: usize,
+        path: String,
+        expected: &'static str,
+    },
     #[error("line {line}: unexpected `{marker}` outside a SEARCH/REPLACE block")]
     StrayMarker { line: usize, marker: String },
     #[error("line {line}: malformed diff: {reason}")]
@@ -49,20 +53,35 @@ pub fn parse_edits(reply: &str) -> Result<Vec<Edit>, ParseError> {
     while i < lines.len() {
         let line = lines[i].trim_end();
         if is_marker(line, SEARCH) {
-            let path = path_before(&lines, i, last_path.as_deref()).ok_or(ParseError::MissingPath { line: i + 1 })?;
+            let path = path_before(&lines, i, last_path.as_deref())
+                .ok_or(ParseError::MissingPath { line: i + 1 })?;
             let (edit, next) = parse_block(&lines, i, &path)?;
             edits.push(edit);
             last_path = Some(path);
             i = next;
-        } else if is_marker(line, REPLACE) || is_marker(line, DIVIDER) && inside_block_context(&lines, i) {
-            return Err(ParseError::StrayMarker { line: i + 1, marker: line.trim().to_owned() });
+        } else if is_marker(line, REPLACE)
+            || is_marker(line, DIVIDER) && inside_block_context(&lines, i)
+        {
+            return Err(ParseError::StrayMarker {
+                line: i + 1,
+                marker: line.trim().to_owned(),
+            });
         } else if let Some(lang) = fence_info(line)
             && (lang == "diff" || lang == "patch")
         {
-            let end = (i + 1..lines.len()).find(|&j| lines[j].trim_start().starts_with("```")).unwrap_or(lines.len());
+            let end = (i + 1..lines.len())
+                .find(|&j| lines[j].trim_start().starts_with("```"))
+                .unwrap_or(lines.len());
             let body = &lines[i + 1..end];
-            let parsed = parse_unified_diff(body).map_err(|(off, reason)| ParseError::BadDiff { line: i + 2 + off, reason })?;
-            edits.extend(parsed.into_iter().map(|(path, hunks, new_file)| diff_edit(path, hunks, new_file)));
+            let parsed = parse_unified_diff(body).map_err(|(off, reason)| ParseError::BadDiff {
+                line: i + 2 + off,
+                reason,
+            })?;
+            edits.extend(
+                parsed
+                    .into_iter()
+                    .map(|(path, hunks, new_file)| diff_edit(path, hunks, new_file)),
+            );
             i = end + 1;
         } else {
             i += 1;
@@ -75,7 +94,11 @@ pub fn parse_edits(reply: &str) -> Result<Vec<Edit>, ParseError> {
 }
 
 fn diff_edit(path: String, hunks: Vec<Hunk>, new_file: bool) -> Edit {
-    Edit::Diff { path, hunks, new_file }
+    Edit::Diff {
+        path,
+        hunks,
+        new_file,
+    }
 }
 
 fn is_marker(line: &str, marker: &str) -> bool {
@@ -125,25 +148,44 @@ fn clean_path(line: &str) -> Option<String> {
             s = rest.trim();
         }
     }
-    let s = s.trim_end_matches(':').trim_matches(|c| c == '`' || c == '*' || c == '"' || c == '\'').trim();
-    if s.is_empty() || s.contains(char::is_whitespace) { None } else { Some(s.to_owned()) }
+    let s = s
+        .trim_end_matches(':')
+        .trim_matches(|c| c == '`' || c == '*' || c == '"' || c == '\'')
+        .trim();
+    if s.is_empty() || s.contains(char::is_whitespace) {
+        None
+    } else {
+        Some(s.to_owned())
+    }
 }
 
 /// Parses the block whose SEARCH marker is at `start`; returns the edit and the index
 /// of the line after `>>>>>>> REPLACE`.
 fn parse_block(lines: &[&str], start: usize, path: &str) -> Result<(Edit, usize), ParseError> {
-    let unterminated = |expected| ParseError::Unterminated { line: start + 1, path: path.to_owned(), expected };
+    let unterminated = |expected| ParseError::Unterminated {
+        line: start + 1,
+        path: path.to_owned(),
+        expected,
+    };
     let divider = (start + 1..lines.len())
         .find(|&j| is_marker(lines[j], DIVIDER))
         .ok_or_else(|| unterminated(DIVIDER))?;
-    if let Some(j) = (start + 1..divider).find(|&j| is_marker(lines[j], SEARCH) || is_marker(lines[j], REPLACE)) {
-        return Err(ParseError::StrayMarker { line: j + 1, marker: lines[j].trim().to_owned() });
+    if let Some(j) =
+        (start + 1..divider).find(|&j| is_marker(lines[j], SEARCH) || is_marker(lines[j], REPLACE))
+    {
+        return Err(ParseError::StrayMarker {
+            line: j + 1,
+            marker: lines[j].trim().to_owned(),
+        });
     }
     let end = (divider + 1..lines.len())
         .find(|&j| is_marker(lines[j], REPLACE))
         .ok_or_else(|| unterminated(REPLACE))?;
     if let Some(j) = (divider + 1..end).find(|&j| is_marker(lines[j], SEARCH)) {
-        return Err(ParseError::StrayMarker { line: j + 1, marker: SEARCH.to_owned() });
+        return Err(ParseError::StrayMarker {
+            line: j + 1,
+            marker: SEARCH.to_owned(),
+        });
     }
     let edit = Edit::SearchReplace {
         path: path.to_owned(),

@@ -27,7 +27,10 @@ impl SafePath {
 
     /// Checks syntax only; see [`check_on_disk`] for symlinks.
     pub fn parse(raw: &str) -> Result<Self, EditError> {
-        let invalid = |reason: &str| EditError::InvalidPath { path: raw.to_owned(), reason: reason.to_owned() };
+        let invalid = |reason: &str| EditError::InvalidPath {
+            path: raw.to_owned(),
+            reason: reason.to_owned(),
+        };
         let p = raw.trim();
         if p.is_empty() {
             return Err(invalid("the path is empty"));
@@ -36,20 +39,29 @@ impl SafePath {
             return Err(invalid("the path contains control characters"));
         }
         if p.starts_with('/') || p.starts_with('~') || p.as_bytes().get(1) == Some(&b':') {
-            return Err(invalid("absolute paths are not allowed; use a path relative to the repository root"));
+            return Err(invalid(
+                "absolute paths are not allowed; use a path relative to the repository root",
+            ));
         }
         if p.contains('\\') {
             return Err(invalid("use `/` as the path separator"));
         }
-        let parts: Vec<&str> = p.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+        let parts: Vec<&str> = p
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
         if parts.is_empty() {
             return Err(invalid("the path names no file"));
         }
         if parts.contains(&"..") {
-            return Err(invalid("`..` is not allowed; edits stay inside the repository"));
+            return Err(invalid(
+                "`..` is not allowed; edits stay inside the repository",
+            ));
         }
         if parts.iter().any(|c| c.eq_ignore_ascii_case(".git")) {
-            return Err(EditError::GitDir { path: raw.to_owned() });
+            return Err(EditError::GitDir {
+                path: raw.to_owned(),
+            });
         }
         Ok(Self(parts.join("/")))
     }
@@ -62,13 +74,18 @@ impl Protected {
     pub fn new(root: &Path, patterns: &[String]) -> Result<Self, EditError> {
         let mut b = GitignoreBuilder::new(root);
         for p in patterns {
-            b.add_line(None, p).map_err(|e| EditError::Policy(format!("protected path `{p}`: {e}")))?;
+            b.add_line(None, p)
+                .map_err(|e| EditError::Policy(format!("protected path `{p}`: {e}")))?;
         }
-        b.build().map(Self).map_err(|e| EditError::Policy(e.to_string()))
+        b.build()
+            .map(Self)
+            .map_err(|e| EditError::Policy(e.to_string()))
     }
 
     pub fn matches(&self, path: &SafePath) -> bool {
-        self.0.matched_path_or_any_parents(path.as_str(), false).is_ignore()
+        self.0
+            .matched_path_or_any_parents(path.as_str(), false)
+            .is_ignore()
     }
 }
 
@@ -92,17 +109,31 @@ pub fn check_on_disk(root: &Path, path: &SafePath) -> Result<Target, EditError> 
         let meta = match std::fs::symlink_metadata(&cur) {
             Ok(m) => m,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Target::Missing),
-            Err(e) => return Err(EditError::Io { path: path.as_str().to_owned(), message: e.to_string() }),
+            Err(e) => {
+                return Err(EditError::Io {
+                    path: path.as_str().to_owned(),
+                    message: e.to_string(),
+                });
+            }
         };
         let shown = parts[..=i].join("/");
         if meta.file_type().is_symlink() {
-            return Err(EditError::Symlink { path: path.as_str().to_owned(), link: shown });
+            return Err(EditError::Symlink {
+                path: path.as_str().to_owned(),
+                link: shown,
+            });
         }
         if !last && !meta.is_dir() {
-            return Err(EditError::InvalidPath { path: path.as_str().to_owned(), reason: format!("{shown} is a file, not a directory") });
+            return Err(EditError::InvalidPath {
+                path: path.as_str().to_owned(),
+                reason: format!("{shown} is a file, not a directory"),
+            });
         }
         if last && !meta.is_file() {
-            return Err(EditError::InvalidPath { path: path.as_str().to_owned(), reason: "it is not a regular file".to_owned() });
+            return Err(EditError::InvalidPath {
+                path: path.as_str().to_owned(),
+                reason: "it is not a regular file".to_owned(),
+            });
         }
     }
     Ok(Target::File)
@@ -116,23 +147,47 @@ mod tests {
     fn accepts_and_normalises_relative_paths() {
         assert_eq!(SafePath::parse("src/a.rs").unwrap().as_str(), "src/a.rs");
         assert_eq!(SafePath::parse("./src//a.rs").unwrap().as_str(), "src/a.rs");
-        assert_eq!(SafePath::parse(".github/workflows/ci.yml").unwrap().as_str(), ".github/workflows/ci.yml");
+        assert_eq!(
+            SafePath::parse(".github/workflows/ci.yml")
+                .unwrap()
+                .as_str(),
+            ".github/workflows/ci.yml"
+        );
     }
 
     #[test]
     fn refuses_escapes_absolute_paths_and_git() {
-        for bad in ["/etc/passwd", "../x", "src/../../x", "C:/x", r"src\a.rs", "~/.ssh/config", "", "a\0b"] {
-            assert!(matches!(SafePath::parse(bad), Err(EditError::InvalidPath { .. })), "{bad}");
+        for bad in [
+            "/etc/passwd",
+            "../x",
+            "src/../../x",
+            "C:/x",
+            r"src\a.rs",
+            "~/.ssh/config",
+            "",
+            "a\0b",
+        ] {
+            assert!(
+                matches!(SafePath::parse(bad), Err(EditError::InvalidPath { .. })),
+                "{bad}"
+            );
         }
         for git in [".git/config", "sub/.git/hooks/pre-commit", ".GIT/HEAD"] {
-            assert!(matches!(SafePath::parse(git), Err(EditError::GitDir { .. })), "{git}");
+            assert!(
+                matches!(SafePath::parse(git), Err(EditError::GitDir { .. })),
+                "{git}"
+            );
         }
     }
 
     #[test]
     fn protected_patterns_use_gitignore_syntax() {
         let dir = tempfile::tempdir().unwrap();
-        let p = Protected::new(dir.path(), &[".github/".into(), "*.lock".into(), "/secrets/**".into()]).unwrap();
+        let p = Protected::new(
+            dir.path(),
+            &[".github/".into(), "*.lock".into(), "/secrets/**".into()],
+        )
+        .unwrap();
         let m = |s: &str| p.matches(&SafePath::parse(s).unwrap());
         assert!(m(".github/workflows/ci.yml"));
         assert!(m("Cargo.lock"));
@@ -149,13 +204,20 @@ mod tests {
         std::fs::create_dir(dir.path().join("src")).unwrap();
         std::fs::write(dir.path().join("src/a.rs"), "x").unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("out")).unwrap();
-        std::os::unix::fs::symlink(outside.path().join("f"), dir.path().join("src/link.rs")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("f"), dir.path().join("src/link.rs"))
+            .unwrap();
         let check = |s: &str| check_on_disk(dir.path(), &SafePath::parse(s).unwrap());
         assert_eq!(check("src/a.rs").unwrap(), Target::File);
         assert_eq!(check("src/new/b.rs").unwrap(), Target::Missing);
         assert!(matches!(check("out/x.rs"), Err(EditError::Symlink { link, .. }) if link == "out"));
-        assert!(matches!(check("src/link.rs"), Err(EditError::Symlink { .. })));
-        assert!(matches!(check("src/a.rs/b"), Err(EditError::InvalidPath { .. })));
+        assert!(matches!(
+            check("src/link.rs"),
+            Err(EditError::Symlink { .. })
+        ));
+        assert!(matches!(
+            check("src/a.rs/b"),
+            Err(EditError::InvalidPath { .. })
+        ));
         assert!(matches!(check("src"), Err(EditError::InvalidPath { .. })));
     }
 }

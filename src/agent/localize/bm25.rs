@@ -22,7 +22,11 @@ impl Hasher for Fnv {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
         for &b in bytes {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
@@ -91,17 +95,19 @@ pub fn score_all(query: &Query, docs: &[&DocTerms]) -> Vec<Scored> {
     docs.iter()
         .map(|d| {
             let norm = K1 * (1.0 - B + B * d.len / avgdl);
-            let mut parts: Vec<(u32, f64)> = d
-                .tf
-                .iter()
-                .map(|&(t, tf)| {
-                    let i = t as usize;
-                    (t, query.weights[i] * idf[i] * tf * (K1 + 1.0) / (tf + norm))
-                })
-                .collect();
+            let mut parts: Vec<(u32, f64)> =
+                d.tf.iter()
+                    .map(|&(t, tf)| {
+                        let i = t as usize;
+                        (t, query.weights[i] * idf[i] * tf * (K1 + 1.0) / (tf + norm))
+                    })
+                    .collect();
             let score = parts.iter().map(|p| p.1).sum();
             parts.sort_by(|a, b| b.1.total_cmp(&a.1));
-            Scored { score, top_terms: parts.into_iter().take(4).map(|p| p.0).collect() }
+            Scored {
+                score,
+                top_terms: parts.into_iter().take(4).map(|p| p.0).collect(),
+            }
         })
         .collect()
 }
@@ -111,7 +117,10 @@ mod tests {
     use super::*;
 
     fn doc(len: f64, tf: &[(u32, f64)]) -> DocTerms {
-        DocTerms { len, tf: tf.to_vec() }
+        DocTerms {
+            len,
+            tf: tf.to_vec(),
+        }
     }
 
     #[test]
@@ -146,7 +155,11 @@ mod tests {
     #[test]
     fn term_frequency_saturates() {
         let q = Query::from_tokens(["x".into()], 10);
-        let (a, b, c) = (doc(10.0, &[(0, 1.0)]), doc(10.0, &[(0, 10.0)]), doc(10.0, &[(0, 100.0)]));
+        let (a, b, c) = (
+            doc(10.0, &[(0, 1.0)]),
+            doc(10.0, &[(0, 10.0)]),
+            doc(10.0, &[(0, 100.0)]),
+        );
         let s = score_all(&q, &[&a, &b, &c, &doc(10.0, &[])]);
         assert!(s[1].score > s[0].score);
         assert!(s[2].score - s[1].score < s[1].score - s[0].score);

@@ -31,8 +31,13 @@ pub struct LocalizeArgs {
 pub fn run_cli(args: &LocalizeArgs) -> anyhow::Result<()> {
     let issue = read_input(&args.issue)?;
     let failure = args.failure_output.as_deref().map(read_input).transpose()?;
-    let input = LocalizeInput { issue_text: &issue, failure_output: failure.as_deref(), limit: args.limit };
-    let found = localize(&args.repo, &input).with_context(|| format!("localising in {}", args.repo.display()))?;
+    let input = LocalizeInput {
+        issue_text: &issue,
+        failure_output: failure.as_deref(),
+        limit: args.limit,
+    };
+    let found = localize(&args.repo, &input)
+        .with_context(|| format!("localising in {}", args.repo.display()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&found)?);
     } else {
@@ -59,9 +64,21 @@ pub fn render_text(found: &[Candidate]) -> String {
         let lines = if c.lines.is_empty() {
             String::new()
         } else {
-            format!(" (lines {})", c.lines.iter().map(u32::to_string).collect::<Vec<_>>().join(", "))
+            format!(
+                " (lines {})",
+                c.lines
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         };
-        out.push_str(&format!("{:>2}. {}{lines}  [score {:.3}]\n", n + 1, c.path, c.score));
+        out.push_str(&format!(
+            "{:>2}. {}{lines}  [score {:.3}]\n",
+            n + 1,
+            c.path,
+            c.score
+        ));
         for r in &c.reasons {
             out.push_str(&format!("      - {r}\n"));
         }
@@ -75,7 +92,12 @@ mod tests {
 
     #[test]
     fn text_rendering_lists_reasons_and_lines() {
-        let c = Candidate { path: "src/a.rs".into(), score: 3.5, reasons: vec!["named in the Rust panic message (line 3)".into()], lines: vec![3] };
+        let c = Candidate {
+            path: "src/a.rs".into(),
+            score: 3.5,
+            reasons: vec!["named in the Rust panic message (line 3)".into()],
+            lines: vec![3],
+        };
         assert_eq!(
             render_text(&[c]),
             " 1. src/a.rs (lines 3)  [score 3.500]\n      - named in the Rust panic message (line 3)\n"

@@ -82,7 +82,10 @@ pub fn localize(repo_root: &Path, input: &LocalizeInput<'_>) -> anyhow::Result<V
             && let Some(last) = sym.rsplit(['.', ':']).find(|s| !s.is_empty())
         {
             let last = last.trim_matches(|c: char| !c.is_alphanumeric() && c != '_');
-            if last.len() >= 3 && !idents.iter().any(|i| i == last) && idents.len() < signals::MAX_IDENTIFIERS {
+            if last.len() >= 3
+                && !idents.iter().any(|i| i == last)
+                && idents.len() < signals::MAX_IDENTIFIERS
+            {
                 idents.push(last.to_owned());
             }
         }
@@ -90,19 +93,37 @@ pub fn localize(repo_root: &Path, input: &LocalizeInput<'_>) -> anyhow::Result<V
     let modules = signals::module_paths(&text);
     let query = bm25::Query::from_tokens(tokenize::tokens(&text), MAX_QUERY_TERMS);
     let def_re = scan::definition_regex(&idents);
-    let spec = scan::ScanSpec { query: &query, path_weight: PATH_WEIGHT, definitions: def_re.as_ref() };
+    let spec = scan::ScanSpec {
+        query: &query,
+        path_weight: PATH_WEIGHT,
+        definitions: def_re.as_ref(),
+    };
     let files = scan::scan(repo_root, &spec)?;
     let docs: Vec<&bm25::DocTerms> = files.iter().map(|f| &f.terms).collect();
     let scored = bm25::score_all(&query, &docs);
-    let evidence = rank::Evidence { files: &files, bm25: &scored, query: &query, refs: &refs, modules: &modules };
+    let evidence = rank::Evidence {
+        files: &files,
+        bm25: &scored,
+        query: &query,
+        refs: &refs,
+        modules: &modules,
+    };
     Ok(rank::rank(&evidence, input.limit))
 }
 
 /// Plain BM25 over path + content (path tokens counted once, no traces, no weights): the
 /// baseline the evaluation compares against.
-pub fn bm25_baseline(repo_root: &Path, query: &str, limit: usize) -> anyhow::Result<Vec<Candidate>> {
+pub fn bm25_baseline(
+    repo_root: &Path,
+    query: &str,
+    limit: usize,
+) -> anyhow::Result<Vec<Candidate>> {
     let q = bm25::Query::from_tokens(tokenize::tokens(query), MAX_QUERY_TERMS);
-    let spec = scan::ScanSpec { query: &q, path_weight: 1.0, definitions: None };
+    let spec = scan::ScanSpec {
+        query: &q,
+        path_weight: 1.0,
+        definitions: None,
+    };
     let files = scan::scan(repo_root, &spec)?;
     let docs: Vec<&bm25::DocTerms> = files.iter().map(|f| &f.terms).collect();
     let scored = bm25::score_all(&q, &docs);
@@ -115,12 +136,20 @@ pub fn bm25_baseline(repo_root: &Path, query: &str, limit: usize) -> anyhow::Res
             score: s.score,
             reasons: vec![format!(
                 "BM25 match: {}",
-                s.top_terms.iter().map(|&t| q.terms[t as usize].as_str()).collect::<Vec<_>>().join(", ")
+                s.top_terms
+                    .iter()
+                    .map(|&t| q.terms[t as usize].as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )],
             lines: Vec::new(),
         })
         .collect();
-    out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.path.cmp(&b.path)));
+    out.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.path.cmp(&b.path))
+    });
     out.truncate(limit);
     Ok(out)
 }

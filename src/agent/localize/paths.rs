@@ -36,11 +36,51 @@ impl PathClass {
     }
 }
 
-const VENDOR_DIRS: &[&str] = &["vendor", "vendored", "third_party", "third-party", "thirdparty", "node_modules", "external", "_vendor", "bower_components"];
-const GENERATED_DIRS: &[&str] = &["dist", "build", "target", "out", "generated", "__generated__", ".next", "coverage"];
-const TEST_DIRS: &[&str] = &["test", "tests", "testing", "spec", "specs", "__tests__", "__mocks__", "testdata", "fixtures", "e2e"];
+const VENDOR_DIRS: &[&str] = &[
+    "vendor",
+    "vendored",
+    "third_party",
+    "third-party",
+    "thirdparty",
+    "node_modules",
+    "external",
+    "_vendor",
+    "bower_components",
+];
+const GENERATED_DIRS: &[&str] = &[
+    "dist",
+    "build",
+    "target",
+    "out",
+    "generated",
+    "__generated__",
+    ".next",
+    "coverage",
+];
+const TEST_DIRS: &[&str] = &[
+    "test",
+    "tests",
+    "testing",
+    "spec",
+    "specs",
+    "__tests__",
+    "__mocks__",
+    "testdata",
+    "fixtures",
+    "e2e",
+];
 const DOC_EXT: &[&str] = &["md", "rst", "txt", "adoc", "html", "htm"];
-const LOCK_FILES: &[&str] = &["cargo.lock", "package-lock.json", "yarn.lock", "pnpm-lock.yaml", "poetry.lock", "go.sum", "composer.lock", "gemfile.lock", "uv.lock"];
+const LOCK_FILES: &[&str] = &[
+    "cargo.lock",
+    "package-lock.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "poetry.lock",
+    "go.sum",
+    "composer.lock",
+    "gemfile.lock",
+    "uv.lock",
+];
 
 /// Classifies `path` (repo-relative, `/`-separated).
 pub fn classify(path: &str) -> PathClass {
@@ -73,7 +113,9 @@ fn is_test_name(file: &str) -> bool {
         || stem == "tests"
         || file.contains(".test.")
         || file.contains(".spec.")
-        || (file.ends_with("test.java") || file.ends_with("tests.java") || file.ends_with("test.kt"))
+        || (file.ends_with("test.java")
+            || file.ends_with("tests.java")
+            || file.ends_with("test.kt"))
 }
 
 fn is_generated_name(file: &str) -> bool {

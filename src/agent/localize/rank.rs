@@ -55,9 +55,16 @@ pub fn rank(ev: &Evidence<'_>, limit: usize) -> Vec<Candidate> {
     let best = ev.bm25.iter().map(|s| s.score).fold(0.0, f64::max);
     let mut out: Vec<Candidate> = Vec::new();
     for (i, (file, a)) in ev.files.iter().zip(acc).enumerate() {
-        let bm25 = if best > 0.0 { ev.bm25[i].score / best } else { 0.0 };
+        let bm25 = if best > 0.0 {
+            ev.bm25[i].score / best
+        } else {
+            0.0
+        };
         let (defs, def_reason) = definition_signal(file, &def_counts);
-        let signals = a.trace + REPEAT_BONUS * f64::from(a.trace_hits.saturating_sub(1)).min(4.0) + a.module + defs;
+        let signals = a.trace
+            + REPEAT_BONUS * f64::from(a.trace_hits.saturating_sub(1)).min(4.0)
+            + a.module
+            + defs;
         let raw = bm25 + signals;
         if raw <= 0.0 {
             continue;
@@ -67,7 +74,11 @@ pub fn rank(ev: &Evidence<'_>, limit: usize) -> Vec<Candidate> {
         let mut lines = a.lines;
         lines.extend(file.defs.iter().map(|d| d.1));
         if bm25 > 0.0 {
-            let terms: Vec<&str> = ev.bm25[i].top_terms.iter().map(|&t| ev.query.terms[t as usize].as_str()).collect();
+            let terms: Vec<&str> = ev.bm25[i]
+                .top_terms
+                .iter()
+                .map(|&t| ev.query.terms[t as usize].as_str())
+                .collect();
             reasons.push(format!("BM25 match: {}", terms.join(", ")));
         }
         reasons.extend(file.class.describe().map(str::to_owned));
@@ -78,7 +89,11 @@ pub fn rank(ev: &Evidence<'_>, limit: usize) -> Vec<Candidate> {
             lines: lines.into_iter().take(MAX_LINES).collect(),
         });
     }
-    out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.path.cmp(&b.path)));
+    out.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.path.cmp(&b.path))
+    });
     out.truncate(limit);
     out
 }
@@ -88,18 +103,30 @@ fn round3(x: f64) -> f64 {
 }
 
 fn add_trace_evidence(ev: &Evidence<'_>, index: &PathIndex<'_>, acc: &mut [Acc]) {
-    let resolved: Vec<(usize, &TraceRef, Vec<(usize, f64)>)> =
-        ev.refs.iter().enumerate().map(|(n, r)| (n, r, index.resolve(&r.path))).collect();
+    let resolved: Vec<(usize, &TraceRef, Vec<(usize, f64)>)> = ev
+        .refs
+        .iter()
+        .enumerate()
+        .map(|(n, r)| (n, r, index.resolve(&r.path)))
+        .collect();
     let deepest = deepest_frames(ev.files, &resolved);
     for (n, r, hits) in &resolved {
         for &(fi, conf) in hits {
             let base = match r.kind {
-                TraceKind::RustPanic | TraceKind::RustCompiler | TraceKind::FileLine => PRECISE_LOCATION,
-                TraceKind::PytestFailure | TraceKind::JestFailure | TraceKind::GoTestFailure => FAILURE_HEADER,
+                TraceKind::RustPanic | TraceKind::RustCompiler | TraceKind::FileLine => {
+                    PRECISE_LOCATION
+                }
+                TraceKind::PytestFailure | TraceKind::JestFailure | TraceKind::GoTestFailure => {
+                    FAILURE_HEADER
+                }
                 TraceKind::Mention => MENTION,
                 _ => FRAME,
             };
-            let bonus = if deepest.contains(n) { DEEPEST_FRAME_BONUS } else { 0.0 };
+            let bonus = if deepest.contains(n) {
+                DEEPEST_FRAME_BONUS
+            } else {
+                0.0
+            };
             let a = &mut acc[fi];
             a.trace = a.trace.max(base * conf + bonus);
             a.trace_hits += 1;
@@ -133,14 +160,27 @@ fn trace_reason(r: &TraceRef, deepest: bool, ambiguous: bool) -> String {
 
 /// Index (into `refs`) of the innermost non-test frame of each stack format. Python prints
 /// the innermost frame last; Node, Java, Go and Rust backtraces print it first.
-fn deepest_frames(files: &[FileStats], resolved: &[(usize, &TraceRef, Vec<(usize, f64)>)]) -> BTreeSet<usize> {
+fn deepest_frames(
+    files: &[FileStats],
+    resolved: &[(usize, &TraceRef, Vec<(usize, f64)>)],
+) -> BTreeSet<usize> {
     let mut out = BTreeSet::new();
-    let kinds = [TraceKind::PythonTraceback, TraceKind::NodeStack, TraceKind::JavaStack, TraceKind::GoStack, TraceKind::RustBacktrace];
+    let kinds = [
+        TraceKind::PythonTraceback,
+        TraceKind::NodeStack,
+        TraceKind::JavaStack,
+        TraceKind::GoStack,
+        TraceKind::RustBacktrace,
+    ];
     for kind in kinds {
         let mut frames = resolved.iter().filter(|(_, r, hits)| {
             r.kind == kind && hits.len() == 1 && files[hits[0].0].class == PathClass::Source
         });
-        let pick = if kind == TraceKind::PythonTraceback { frames.next_back() } else { frames.next() };
+        let pick = if kind == TraceKind::PythonTraceback {
+            frames.next_back()
+        } else {
+            frames.next()
+        };
         if let Some((n, _, _)) = pick {
             out.insert(*n);
         }
@@ -175,15 +215,28 @@ fn definition_counts(files: &[FileStats]) -> std::collections::HashMap<&str, usi
     counts
 }
 
-fn definition_signal(file: &FileStats, counts: &std::collections::HashMap<&str, usize>) -> (f64, Option<String>) {
+fn definition_signal(
+    file: &FileStats,
+    counts: &std::collections::HashMap<&str, usize>,
+) -> (f64, Option<String>) {
     if file.defs.is_empty() {
         return (0.0, None);
     }
     let score: f64 = file
         .defs
         .iter()
-        .map(|(name, _)| DEFINITION / (counts.get(name.as_str()).copied().unwrap_or(1) as f64).sqrt())
+        .map(|(name, _)| {
+            DEFINITION / (counts.get(name.as_str()).copied().unwrap_or(1) as f64).sqrt()
+        })
         .sum();
-    let names: Vec<String> = file.defs.iter().take(4).map(|(n, l)| format!("`{n}` (line {l})")).collect();
-    (score.min(MAX_DEFINITION), Some(format!("defines {}, named in the text", names.join(", "))))
+    let names: Vec<String> = file
+        .defs
+        .iter()
+        .take(4)
+        .map(|(n, l)| format!("`{n}` (line {l})"))
+        .collect();
+    (
+        score.min(MAX_DEFINITION),
+        Some(format!("defines {}, named in the text", names.join(", "))),
+    )
 }

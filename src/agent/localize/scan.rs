@@ -55,11 +55,15 @@ pub fn scan(root: &Path, spec: &ScanSpec<'_>) -> anyhow::Result<Vec<FileStats>> 
         let tx = tx.clone();
         let mut scratch = String::new();
         Box::new(move |entry| {
-            let Ok(entry) = entry else { return WalkState::Continue };
+            let Ok(entry) = entry else {
+                return WalkState::Continue;
+            };
             if !entry.file_type().is_some_and(|t| t.is_file()) {
                 return WalkState::Continue;
             }
-            let Some(rel) = relative(root, entry.path()) else { return WalkState::Continue };
+            let Some(rel) = relative(root, entry.path()) else {
+                return WalkState::Continue;
+            };
             if let Ok(content) = std::fs::read(entry.path())
                 && let Some(stats) = file_stats(rel, &content, spec, &mut scratch)
             {
@@ -82,7 +86,12 @@ fn relative(root: &Path, path: &Path) -> Option<String> {
 }
 
 /// Reduces one file's bytes to statistics; `None` for binary files.
-pub fn file_stats(path: String, content: &[u8], spec: &ScanSpec<'_>, scratch: &mut String) -> Option<FileStats> {
+pub fn file_stats(
+    path: String,
+    content: &[u8],
+    spec: &ScanSpec<'_>,
+    scratch: &mut String,
+) -> Option<FileStats> {
     if content[..content.len().min(8192)].contains(&0) {
         return None;
     }
@@ -106,8 +115,16 @@ pub fn file_stats(path: String, content: &[u8], spec: &ScanSpec<'_>, scratch: &m
     });
     let mut tf: Vec<(u32, f64)> = counts.into_iter().collect();
     tf.sort_by_key(|p| p.0);
-    let defs = spec.definitions.map(|re| find_definitions(re, content)).unwrap_or_default();
-    Some(FileStats { path, class, terms: DocTerms { len, tf }, defs })
+    let defs = spec
+        .definitions
+        .map(|re| find_definitions(re, content))
+        .unwrap_or_default();
+    Some(FileStats {
+        path,
+        class,
+        terms: DocTerms { len, tf },
+        defs,
+    })
 }
 
 fn find_definitions(re: &Regex, content: &[u8]) -> Vec<(String, u32)> {
@@ -115,8 +132,13 @@ fn find_definitions(re: &Regex, content: &[u8]) -> Vec<(String, u32)> {
     let mut line = 1u32;
     let mut counted_to = 0usize;
     for c in re.captures_iter(content) {
-        let (Some(all), Some(name)) = (c.get(0), c.name("name")) else { continue };
-        line += content[counted_to..all.start()].iter().filter(|&&b| b == b'\n').count() as u32;
+        let (Some(all), Some(name)) = (c.get(0), c.name("name")) else {
+            continue;
+        };
+        line += content[counted_to..all.start()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u32;
         counted_to = all.start();
         let name = String::from_utf8_lossy(name.as_bytes()).into_owned();
         if !defs.iter().any(|d| d.0 == name) {
@@ -154,8 +176,18 @@ mod tests {
     #[test]
     fn counts_query_terms_in_content_and_path() {
         let q = spec_query(&["config", "parse"]);
-        let spec = ScanSpec { query: &q, path_weight: 3.0, definitions: None };
-        let s = file_stats("src/config.rs".into(), b"fn parse() {}\n// parse it", &spec, &mut String::new()).unwrap();
+        let spec = ScanSpec {
+            query: &q,
+            path_weight: 3.0,
+            definitions: None,
+        };
+        let s = file_stats(
+            "src/config.rs".into(),
+            b"fn parse() {}\n// parse it",
+            &spec,
+            &mut String::new(),
+        )
+        .unwrap();
         assert_eq!(s.terms.tf, [(0, 3.0), (1, 2.0)]);
         assert_eq!(s.class, PathClass::Source);
     }
@@ -163,16 +195,27 @@ mod tests {
     #[test]
     fn binary_files_are_skipped() {
         let q = spec_query(&["x"]);
-        let spec = ScanSpec { query: &q, path_weight: 1.0, definitions: None };
+        let spec = ScanSpec {
+            query: &q,
+            path_weight: 1.0,
+            definitions: None,
+        };
         assert!(file_stats("a.bin".into(), b"\x7fELF\0\0x", &spec, &mut String::new()).is_none());
     }
 
     #[test]
     fn finds_definitions_across_languages_with_lines() {
-        let idents = vec!["load_config".to_string(), "Loader".to_string(), "Get".to_string()];
+        let idents = vec![
+            "load_config".to_string(),
+            "Loader".to_string(),
+            "Get".to_string(),
+        ];
         let re = definition_regex(&idents).unwrap();
         let text = b"import os\n\ndef load_config(path):\n    pass\nclass Loader:\n    x = load_config(1)\n";
-        assert_eq!(find_definitions(&re, text), [("load_config".to_string(), 3), ("Loader".to_string(), 5)]);
+        assert_eq!(
+            find_definitions(&re, text),
+            [("load_config".to_string(), 3), ("Loader".to_string(), 5)]
+        );
         let go = b"package store\n\nfunc (d *DB) Get(k string) {}\n";
         assert_eq!(find_definitions(&re, go), [("Get".to_string(), 3)]);
         let rs = b"pub(crate) async fn load_config() {}\n";
@@ -190,7 +233,11 @@ mod tests {
         std::fs::write(dir.path().join("src/config.rs"), "config").unwrap();
         std::fs::write(dir.path().join("src/logo.png"), b"\x89PNG\0\0config").unwrap();
         let q = spec_query(&["config"]);
-        let spec = ScanSpec { query: &q, path_weight: 1.0, definitions: None };
+        let spec = ScanSpec {
+            query: &q,
+            path_weight: 1.0,
+            definitions: None,
+        };
         let files = scan(dir.path(), &spec).unwrap();
         let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["src/config.rs"]);

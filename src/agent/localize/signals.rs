@@ -17,20 +17,57 @@ const MAX_MODULE_PATHS: usize = 40;
 
 static WORD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[A-Za-z_][A-Za-z0-9_]*(?P<call>\()?").expect("valid"));
-static BACKTICK: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"`([^`\n]{1,120})`").expect("valid"));
+static BACKTICK: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"`([^`\n]{1,120})`").expect("valid"));
 static MODULE_PATH: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"[A-Za-z_][A-Za-z0-9_]*(?:(?:\.|::)[A-Za-z_][A-Za-z0-9_]*)+").expect("valid")
 });
 
 /// Names too generic to say where a bug is, even when they look like code.
-const GENERIC: &[&str] = &["__init__", "__main__", "__name__", "print", "main", "len", "str", "repr", "isinstance", "super", "range", "assert", "format", "unwrap", "expect", "clone", "to_string", "println", "console", "log", "require", "test", "self", "this", "None", "True", "False", "Some", "Ok", "Err"];
+const GENERIC: &[&str] = &[
+    "__init__",
+    "__main__",
+    "__name__",
+    "print",
+    "main",
+    "len",
+    "str",
+    "repr",
+    "isinstance",
+    "super",
+    "range",
+    "assert",
+    "format",
+    "unwrap",
+    "expect",
+    "clone",
+    "to_string",
+    "println",
+    "console",
+    "log",
+    "require",
+    "test",
+    "self",
+    "this",
+    "None",
+    "True",
+    "False",
+    "Some",
+    "Ok",
+    "Err",
+];
 
 /// Identifiers in `text` that look like code, first-seen order, deduplicated.
 pub fn code_identifiers(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut add = |w: &str| {
         let w = w.trim_matches('_');
-        if w.len() >= 3 && !GENERIC.contains(&w) && !is_stop_word(&w.to_ascii_lowercase()) && !out.iter().any(|o| o == w) && out.len() < MAX_IDENTIFIERS {
+        if w.len() >= 3
+            && !GENERIC.contains(&w)
+            && !is_stop_word(&w.to_ascii_lowercase())
+            && !out.iter().any(|o| o == w)
+            && out.len() < MAX_IDENTIFIERS
+        {
             out.push(w.to_owned());
         }
     };
@@ -51,7 +88,9 @@ pub fn code_identifiers(text: &str) -> Vec<String> {
 fn looks_like_code(w: &str) -> bool {
     let b = w.as_bytes();
     let inner_underscore = w.trim_matches('_').contains('_');
-    let inner_capital = b.windows(2).any(|p| p[0].is_ascii_lowercase() && p[1].is_ascii_uppercase());
+    let inner_capital = b
+        .windows(2)
+        .any(|p| p[0].is_ascii_lowercase() && p[1].is_ascii_uppercase());
     inner_underscore || inner_capital
 }
 
@@ -78,17 +117,27 @@ mod tests {
     #[test]
     fn picks_code_shaped_words_only() {
         let text = "Calling load_config() with a Parser object makes parseValue crash; the `Registry` is empty. The parser fails.";
-        assert_eq!(code_identifiers(text), ["Registry", "load_config", "parseValue"]);
+        assert_eq!(
+            code_identifiers(text),
+            ["Registry", "load_config", "parseValue"]
+        );
     }
 
     #[test]
     fn calls_count_as_identifiers_but_generic_ones_do_not() {
-        assert_eq!(code_identifiers("run dumps(obj) then print(x) and len(y)"), ["dumps"]);
+        assert_eq!(
+            code_identifiers("run dumps(obj) then print(x) and len(y)"),
+            ["dumps"]
+        );
     }
 
     #[test]
     fn module_paths_skip_domains_and_keep_code_paths() {
-        let text = "See requests.models.Response and crate::store::sqlite, docs at example.com, README.md";
-        assert_eq!(module_paths(text), ["requests.models.Response", "crate::store::sqlite"]);
+        let text =
+            "See requests.models.Response and crate::store::sqlite, docs at example.com, README.md";
+        assert_eq!(
+            module_paths(text),
+            ["requests.models.Response", "crate::store::sqlite"]
+        );
     }
 }

@@ -88,26 +88,34 @@ static RUST_PANIC: LazyLock<Regex> = LazyLock::new(|| {
 });
 static RUST_BACKTRACE: LazyLock<Regex> =
     LazyLock::new(|| re(r"^\s*at (?P<path>[^\s()]+\.rs):(?P<line>\d+)(?::\d+)?\s*$"));
-static RUST_FRAME_SYMBOL: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^\s*\d+:\s+(?:0x[0-9a-f]+ - )?(?P<sym>[\w:<>$ ]+?)(?:::h[0-9a-f]{16})?\s*$"));
+static RUST_FRAME_SYMBOL: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^\s*\d+:\s+(?:0x[0-9a-f]+ - )?(?P<sym>[\w:<>$ ]+?)(?:::h[0-9a-f]{16})?\s*$")
+});
 static RUST_COMPILER: LazyLock<Regex> =
     LazyLock::new(|| re(r"^\s*-->\s+(?P<path>[^\s:]+):(?P<line>\d+):\d+"));
 static NODE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^\s*at (?:(?P<sym>[^\s(][^(]*?) \()?(?:file://)?(?P<path>[^\s():]*[^\s():\d][^\s()]*?):(?P<line>\d+):\d+\)?\s*$")
+    re(
+        r"^\s*at (?:(?P<sym>[^\s(][^(]*?) \()?(?:file://)?(?P<path>[^\s():]*[^\s():\d][^\s()]*?):(?P<line>\d+):\d+\)?\s*$",
+    )
 });
 static JAVA: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^\s*at (?:[\w.$/-]+/)?(?P<sym>[\w$.<>]+)\((?P<file>[\w$-]+\.(?:java|kt|scala|groovy|kts)):(?P<line>\d+)\)")
+    re(
+        r"^\s*at (?:[\w.$/-]+/)?(?P<sym>[\w$.<>]+)\((?P<file>[\w$-]+\.(?:java|kt|scala|groovy|kts)):(?P<line>\d+)\)",
+    )
 });
 static GO_FRAME: LazyLock<Regex> =
     LazyLock::new(|| re(r"^\s+(?P<path>\S+\.go):(?P<line>\d+)(?: \+0x[0-9a-f]+)?\s*$"));
-static GO_FUNC: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^(?P<sym>[\w./*()-]+)\((?:[^)]*)\)\s*$"));
+static GO_FUNC: LazyLock<Regex> = LazyLock::new(|| re(r"^(?P<sym>[\w./*()-]+)\((?:[^)]*)\)\s*$"));
 static GO_TEST: LazyLock<Regex> =
     LazyLock::new(|| re(r"^\s+(?P<path>[\w./-]+_test\.go):(?P<line>\d+): "));
-static PYTEST_LOCATION: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^(?P<path>[\w./\\-]+\.py):(?P<line>\d+): (?:in \S+|\w*(?:Error|Exception|Failed|Warning)\b)"));
-static PYTEST_NODEID: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^(?:FAILED|ERROR)\s+(?P<path>[\w./\\-]+\.py)(?:::(?P<sym>[\w\[\]:.-]+))?"));
+static PYTEST_LOCATION: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^(?P<path>[\w./\\-]+\.py):(?P<line>\d+): (?:in \S+|\w*(?:Error|Exception|Failed|Warning)\b)",
+    )
+});
+static PYTEST_NODEID: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^(?:FAILED|ERROR)\s+(?P<path>[\w./\\-]+\.py)(?:::(?P<sym>[\w\[\]:.-]+))?")
+});
 static JEST_FAIL: LazyLock<Regex> =
     LazyLock::new(|| re(r"^\s*FAIL\s+(?P<path>\S+\.(?:js|jsx|ts|tsx|mjs|cjs|mts|cts))\b"));
 static FILE_LINE: LazyLock<Regex> = LazyLock::new(|| {
@@ -148,7 +156,13 @@ fn frame_symbol(line: &str) -> Option<String> {
     None
 }
 
-fn push(out: &mut Vec<TraceRef>, path: &str, line: Option<&str>, kind: TraceKind, sym: Option<String>) {
+fn push(
+    out: &mut Vec<TraceRef>,
+    path: &str,
+    line: Option<&str>,
+    kind: TraceKind,
+    sym: Option<String>,
+) {
     out.push(TraceRef {
         path: path.to_owned(),
         line: line.and_then(|l| l.parse().ok()),
@@ -158,13 +172,21 @@ fn push(out: &mut Vec<TraceRef>, path: &str, line: Option<&str>, kind: TraceKind
 }
 
 fn sym(c: &regex::Captures<'_>) -> Option<String> {
-    c.name("sym").map(|m| m.as_str().trim().to_owned()).filter(|s| !s.is_empty())
+    c.name("sym")
+        .map(|m| m.as_str().trim().to_owned())
+        .filter(|s| !s.is_empty())
 }
 
 fn parse_line(line: &str, pending: &mut Option<String>, out: &mut Vec<TraceRef>) {
     use TraceKind as K;
     if let Some(c) = PYTHON.captures(line) {
-        return push(out, &c["path"], Some(&c["line"]), K::PythonTraceback, sym(&c));
+        return push(
+            out,
+            &c["path"],
+            Some(&c["line"]),
+            K::PythonTraceback,
+            sym(&c),
+        );
     }
     if let Some(c) = RUST_COMPILER.captures(line) {
         return push(out, &c["path"], Some(&c["line"]), K::RustCompiler, None);
@@ -173,7 +195,13 @@ fn parse_line(line: &str, pending: &mut Option<String>, out: &mut Vec<TraceRef>)
         return push(out, &c["path"], Some(&c["line"]), K::RustPanic, None);
     }
     if let Some(c) = RUST_BACKTRACE.captures(line) {
-        return push(out, &c["path"], Some(&c["line"]), K::RustBacktrace, pending.take());
+        return push(
+            out,
+            &c["path"],
+            Some(&c["line"]),
+            K::RustBacktrace,
+            pending.take(),
+        );
     }
     if let Some(c) = JAVA.captures(line) {
         let symbol = c["sym"].to_owned();
@@ -187,7 +215,13 @@ fn parse_line(line: &str, pending: &mut Option<String>, out: &mut Vec<TraceRef>)
         return push(out, &c["path"], Some(&c["line"]), K::GoTestFailure, None);
     }
     if let Some(c) = GO_FRAME.captures(line) {
-        return push(out, &c["path"], Some(&c["line"]), K::GoStack, pending.take());
+        return push(
+            out,
+            &c["path"],
+            Some(&c["line"]),
+            K::GoStack,
+            pending.take(),
+        );
     }
     if let Some(c) = PYTEST_NODEID.captures(line) {
         return push(out, &c["path"], None, K::PytestFailure, sym(&c));

@@ -3,7 +3,10 @@
 use super::*;
 
 fn refs(text: &str) -> Vec<(String, Option<u32>, TraceKind)> {
-    parse_trace_refs(text).into_iter().map(|r| (r.path, r.line, r.kind)).collect()
+    parse_trace_refs(text)
+        .into_iter()
+        .map(|r| (r.path, r.line, r.kind))
+        .collect()
 }
 
 #[test]
@@ -28,9 +31,15 @@ ValueError: bad indentation
 #[test]
 fn rust_panic_new_and_old_formats() {
     let new = "thread 'main' panicked at src/parser.rs:88:13:\nindex out of bounds";
-    assert_eq!(refs(new), [("src/parser.rs".into(), Some(88), TraceKind::RustPanic)]);
+    assert_eq!(
+        refs(new),
+        [("src/parser.rs".into(), Some(88), TraceKind::RustPanic)]
+    );
     let old = "thread 'tests::it_works' panicked at 'assertion failed: `(left == right)`', src/lib.rs:10:9";
-    assert_eq!(refs(old), [("src/lib.rs".into(), Some(10), TraceKind::RustPanic)]);
+    assert_eq!(
+        refs(old),
+        [("src/lib.rs".into(), Some(10), TraceKind::RustPanic)]
+    );
 }
 
 #[test]
@@ -59,7 +68,14 @@ fn rust_compiler_error_arrow() {
 31 |     let port: u16 = \"8080\";
    |               ---   ^^^^^^ expected `u16`, found `&str`
 ";
-    assert_eq!(refs(text), [("src/server/routes.rs".into(), Some(31), TraceKind::RustCompiler)]);
+    assert_eq!(
+        refs(text),
+        [(
+            "src/server/routes.rs".into(),
+            Some(31),
+            TraceKind::RustCompiler
+        )]
+    );
 }
 
 #[test]
@@ -89,7 +105,14 @@ Caused by: x
 \tat org.demo.util.StringsKt.pad(Strings.kt:4)
 ";
     let r = refs(text);
-    assert_eq!(r[0], ("com/acme/billing/InvoiceService.java".into(), Some(57), TraceKind::JavaStack));
+    assert_eq!(
+        r[0],
+        (
+            "com/acme/billing/InvoiceService.java".into(),
+            Some(57),
+            TraceKind::JavaStack
+        )
+    );
     assert_eq!(r[1].0, "com/acme/App.java");
     assert_eq!(r[2].0, "java/lang/Thread.java");
     assert_eq!(r[3].0, "org/demo/util/Strings.kt");
@@ -111,14 +134,20 @@ exit status 2
     assert_eq!(r.len(), 2);
     assert_eq!(r[0].path, "/home/ci/work/tool/internal/store/db.go");
     assert_eq!(r[0].line, Some(44));
-    assert_eq!(r[0].symbol.as_deref(), Some("github.com/acme/tool/internal/store.(*DB).Get"));
+    assert_eq!(
+        r[0].symbol.as_deref(),
+        Some("github.com/acme/tool/internal/store.(*DB).Get")
+    );
     assert_eq!(r[1].kind, TraceKind::GoStack);
 }
 
 #[test]
 fn go_test_failure_lines() {
     let text = "--- FAIL: TestParse (0.00s)\n    parse_test.go:21: got 3, want 4\nFAIL\n";
-    assert_eq!(refs(text), [("parse_test.go".into(), Some(21), TraceKind::GoTestFailure)]);
+    assert_eq!(
+        refs(text),
+        [("parse_test.go".into(), Some(21), TraceKind::GoTestFailure)]
+    );
 }
 
 #[test]
@@ -136,10 +165,30 @@ src/codec/core.py:120: in dumps
 FAILED tests/test_codec.py::test_round_trip - AssertionError: assert 'a: 1' == 'a: 1\\n'
 ";
     let r = refs(text);
-    assert_eq!(r[0], ("tests/test_codec.py".into(), Some(8), TraceKind::PytestFailure));
-    assert_eq!(r[1], ("src/codec/core.py".into(), Some(120), TraceKind::PytestFailure));
-    assert_eq!(r[2], ("tests/test_codec.py".into(), None, TraceKind::PytestFailure));
-    assert_eq!(parse_trace_refs(text)[2].symbol.as_deref(), Some("test_round_trip"));
+    assert_eq!(
+        r[0],
+        (
+            "tests/test_codec.py".into(),
+            Some(8),
+            TraceKind::PytestFailure
+        )
+    );
+    assert_eq!(
+        r[1],
+        (
+            "src/codec/core.py".into(),
+            Some(120),
+            TraceKind::PytestFailure
+        )
+    );
+    assert_eq!(
+        r[2],
+        ("tests/test_codec.py".into(), None, TraceKind::PytestFailure)
+    );
+    assert_eq!(
+        parse_trace_refs(text)[2].symbol.as_deref(),
+        Some("test_round_trip")
+    );
 }
 
 #[test]
@@ -152,8 +201,22 @@ fn jest_failure_header_and_frames() {
       at Object.<anonymous> (src/utils/date.test.ts:7:30)
 ";
     let r = refs(text);
-    assert_eq!(r[0], ("src/utils/date.test.ts".into(), None, TraceKind::JestFailure));
-    assert_eq!(r[1], ("src/utils/date.test.ts".into(), Some(7), TraceKind::NodeStack));
+    assert_eq!(
+        r[0],
+        (
+            "src/utils/date.test.ts".into(),
+            None,
+            TraceKind::JestFailure
+        )
+    );
+    assert_eq!(
+        r[1],
+        (
+            "src/utils/date.test.ts".into(),
+            Some(7),
+            TraceKind::NodeStack
+        )
+    );
 }
 
 #[test]
@@ -164,12 +227,16 @@ assertion `left == right` failed
 failures:
     tests::parses_empty
 test result: FAILED. 11 passed; 1 failed";
-    assert_eq!(refs(text), [("src/lexer.rs".into(), Some(212), TraceKind::RustPanic)]);
+    assert_eq!(
+        refs(text),
+        [("src/lexer.rs".into(), Some(212), TraceKind::RustPanic)]
+    );
 }
 
 #[test]
 fn generic_file_line_and_mentions_in_prose() {
-    let text = "The bug is in `lib/router.js:55` I think; see also src/app/models.py and the README.";
+    let text =
+        "The bug is in `lib/router.js:55` I think; see also src/app/models.py and the README.";
     let r = refs(text);
     assert_eq!(r, [("lib/router.js".into(), Some(55), TraceKind::FileLine)]);
     let r = refs("I looked at src/app/models.py and utils.rs, not e.g. this.");

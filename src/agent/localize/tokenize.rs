@@ -19,11 +19,11 @@ const STOP_WORDS: &[&str] = &[
     "import", "from", "pub", "use", "mut", "new", "none", "null", "true", "false", "else", "elif",
     "function", "class", "int", "str", "string", "get", "set", "py", "rs", "js", "ts", "go",
     "also", "would", "should", "could", "will", "what", "how", "why", "using", "used", "use",
-    "like", "just", "some", "any", "all", "one", "two", "after", "before", "here", "file",
-    "line", "lines", "code", "error", "issue", "bug", "expected", "actual", "version", "work",
-    "works", "working", "get", "got", "see", "seems", "thanks", "hi", "hello", "please", "http",
-    "https", "www", "com", "github", "org", "them", "they", "our", "us", "am", "been", "being",
-    "were", "only", "same", "other", "more", "most", "very", "than", "too", "way", "out", "up",
+    "like", "just", "some", "any", "all", "one", "two", "after", "before", "here", "file", "line",
+    "lines", "code", "error", "issue", "bug", "expected", "actual", "version", "work", "works",
+    "working", "get", "got", "see", "seems", "thanks", "hi", "hello", "please", "http", "https",
+    "www", "com", "github", "org", "them", "they", "our", "us", "am", "been", "being", "were",
+    "only", "same", "other", "more", "most", "very", "than", "too", "way", "out", "up",
 ];
 
 /// True when `word` (already lower-case) carries no signal.
@@ -121,7 +121,10 @@ fn emit_part(part: &[u8], scratch: &mut String, emit: &mut impl FnMut(&str)) -> 
 
 fn trim_underscores(part: &[u8]) -> &[u8] {
     let start = part.iter().position(|&b| b != b'_').unwrap_or(part.len());
-    let end = part.iter().rposition(|&b| b != b'_').map_or(start, |e| e + 1);
+    let end = part
+        .iter()
+        .rposition(|&b| b != b'_')
+        .map_or(start, |e| e + 1);
     &part[start..end]
 }
 
@@ -136,13 +139,19 @@ mod tests {
 
     #[test]
     fn splits_snake_case() {
-        assert_eq!(tokens("load_user_settings"), ["load", "user", "settings", "loadusersettings"]);
+        assert_eq!(
+            tokens("load_user_settings"),
+            ["load", "user", "settings", "loadusersettings"]
+        );
     }
 
     #[test]
     fn splits_acronym_runs() {
         // "error" is a stop word, so only the acronym, "parser" and the whole remain.
-        assert_eq!(tokens("XMLParserError"), ["xml", "parser", "xmlparsererror"]);
+        assert_eq!(
+            tokens("XMLParserError"),
+            ["xml", "parser", "xmlparsererror"]
+        );
     }
 
     #[test]
@@ -170,7 +179,9 @@ mod tests {
     fn accepts_invalid_utf8() {
         let mut seen = Vec::new();
         let mut scratch = String::new();
-        for_each_token(b"ab\xff\xfecd_ef", &mut scratch, |t| seen.push(t.to_owned()));
+        for_each_token(b"ab\xff\xfecd_ef", &mut scratch, |t| {
+            seen.push(t.to_owned())
+        });
         assert_eq!(seen, ["ab", "cd", "ef", "cdef"]);
     }
 }
