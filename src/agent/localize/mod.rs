@@ -1,1 +1,166 @@
-//! (being written)
+//! Localisation: which files of the repository a bug most likely lives in, and why.
+//! Pure Rust, no model; it is both a pipeline step and a stand-alone triage tool
+//! (`patchpilot localize`).
+//!
+//! Signals, strongest first:
+//! 1. **Traces** (`stacktrace`): Python tracebacks, Rust panics/backtraces/compiler
+//!    errors, Node, Java/Kotlin and Go stacks, pytest/Jest/Go-test failure headers and bare
+//!    `file:line` references, in the issue text and the failing output, mapped onto the
+//!    repository's files by path suffix (`resolve`).
+//! 2. **Module paths and definitions** (`signals`): `pkg.mod.Class` / `a::b` paths that
+//!    name a file, and files that *define* a code-shaped identifier from the text.
+//! 3. **BM25** (`bm25`) over file content plus path tokens, with identifiers split on
+//!    camelCase and snake_case (`tokenize`).
+//!
+//! Tests, docs, vendored, generated and minified files are down-weighted (`paths`). The
+//! repository is read once (`scan`), honouring `.gitignore`, skipping binaries and files
+//! over 1 MiB. Each candidate carries human-readable reasons and relevant line numbers.
+
+mod bm25;
+mod cli;
+mod paths;
+mod rank;
+mod resolve;
+mod scan;
+mod signals;
+mod stacktrace;
+mod tokenize;
+
+use std::path::Path;
+
+use serde::Serialize;
+
+pub use cli::{LocalizeArgs, run_cli};
+pub use stacktrace::{TraceKind, TraceRef, parse_trace_refs};
+
+/// Only the tail of a long failing output is used for the keyword query: builds print
+/// hundreds of progress lines before the failure, which sits at the end.
+const FAILURE_TAIL_BYTES: usize = 16 * 1024;
+/// Distinct query terms kept; long issues have a long tail of rare, useless words.
+const MAX_QUERY_TERMS: usize = 400;
+/// Path tokens count this many times in the ranked localiser (a cheap BM25F).
+const PATH_WEIGHT: f64 = 4.0;
+
+/// What to localise.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalizeInput<'a> {
+    /// Title and body of the bug report.
+    pub issue_text: &'a str,
+    /// Output of the failing reproduction command, when there is one.
+    pub failure_output: Option<&'a str>,
+    /// Maximum number of candidates returned.
+    pub limit: usize,
+}
+
+/// One ranked file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    /// Repo-relative, `/`-separated.
+    pub path: String,
+    pub score: f64,
+    /// Human sentences, e.g. "named in the Python traceback (line 42)".
+    pub reasons: Vec<String>,
+    /// 1-based lines worth showing (trace locations, definitions), ascending.
+    pub lines: Vec<u32>,
+}
+
+/// Ranks the repository's files for a bug report (see the module docs for the signals).
+pub fn localize(repo_root: &Path, input: &LocalizeInput<'_>) -> anyhow::Result<Vec<Candidate>> {
+    let failure_tail = input.failure_output.map(tail);
+    let mut text = input.issue_text.to_owned();
+    if let Some(f) = failure_tail {
+        text.push('\n');
+        text.push_str(f);
+    }
+    let mut refs = parse_trace_refs(input.issue_text);
+    if let Some(f) = input.failure_output {
+        refs.extend(parse_trace_refs(f));
+    }
+    let mut idents = signals::code_identifiers(&text);
+    for r in &refs {
+        if let Some(sym) = &r.symbol
+            && let Some(last) = sym.rsplit(['.', ':']).find(|s| !s.is_empty())
+        {
+            let last = last.trim_matches(|c: char| !c.is_alphanumeric() && c != '_');
+            if last.len() >= 3
+                && !idents.iter().any(|i| i == last)
+                && idents.len() < signals::MAX_IDENTIFIERS
+            {
+                idents.push(last.to_owned());
+            }
+        }
+    }
+    let modules = signals::module_paths(&text);
+    let query = bm25::Query::from_tokens(tokenize::tokens(&text), MAX_QUERY_TERMS);
+    let def_re = scan::definition_regex(&idents);
+    let spec = scan::ScanSpec {
+        query: &query,
+        path_weight: PATH_WEIGHT,
+        definitions: def_re.as_ref(),
+    };
+    let files = scan::scan(repo_root, &spec)?;
+    let docs: Vec<&bm25::DocTerms> = files.iter().map(|f| &f.terms).collect();
+    let scored = bm25::score_all(&query, &docs);
+    let evidence = rank::Evidence {
+        files: &files,
+        bm25: &scored,
+        query: &query,
+        refs: &refs,
+        modules: &modules,
+    };
+    Ok(rank::rank(&evidence, input.limit))
+}
+
+/// Plain BM25 over path + content (path tokens counted once, no traces, no weights): the
+/// baseline the evaluation compares against.
+pub fn bm25_baseline(
+    repo_root: &Path,
+    query: &str,
+    limit: usize,
+) -> anyhow::Result<Vec<Candidate>> {
+    let q = bm25::Query::from_tokens(tokenize::tokens(query), MAX_QUERY_TERMS);
+    let spec = scan::ScanSpec {
+        query: &q,
+        path_weight: 1.0,
+        definitions: None,
+    };
+    let files = scan::scan(repo_root, &spec)?;
+    let docs: Vec<&bm25::DocTerms> = files.iter().map(|f| &f.terms).collect();
+    let scored = bm25::score_all(&q, &docs);
+    let mut out: Vec<Candidate> = files
+        .iter()
+        .zip(&scored)
+        .filter(|(_, s)| s.score > 0.0)
+        .map(|(f, s)| Candidate {
+            path: f.path.clone(),
+            score: s.score,
+            reasons: vec![format!(
+                "BM25 match: {}",
+                s.top_terms
+                    .iter()
+                    .map(|&t| q.terms[t as usize].as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )],
+            lines: Vec::new(),
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.path.cmp(&b.path))
+    });
+    out.truncate(limit);
+    Ok(out)
+}
+
+fn tail(s: &str) -> &str {
+    if s.len() <= FAILURE_TAIL_BYTES {
+        return s;
+    }
+    let mut start = s.len() - FAILURE_TAIL_BYTES;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
