@@ -9,10 +9,13 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use crate::agent::git::RepoCache;
+use crate::agent::pipeline::{Pipeline, PipelineDeps};
 use crate::config::{ServeArgs, WebhookSecrets};
 use crate::server::{self, AppState, Features};
 use crate::store::{self, IntakeQueue, Store};
 use crate::webhook::triggers::TriggerSettings;
+use crate::worker::{WorkerConfig, WorkerPool};
 
 /// Opens and migrates the store named by `database_url`.
 pub async fn open_store(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
@@ -78,11 +81,39 @@ fn features(args: &ServeArgs) -> Features {
     }
 }
 
+/// Our bot's login, so its own comments never trigger anything (bots are ignored anyway).
+async fn bot_login(github: Option<&dyn crate::github::client::GitHub>) -> Option<String> {
+    match github?.bot_login().await {
+        Ok(login) => Some(login),
+        Err(err) => {
+            tracing::warn!(error = %err, "could not read the App's bot login yet");
+            None
+        }
+    }
+}
+
+fn absolute_dir(path: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(path.join("work"))
+        .with_context(|| format!("could not create {} (PATCHPILOT_DATA_DIR)", path.display()))?;
+    Ok(path.canonicalize()?)
+}
+
 fn log_features(features: &Features) {
     if !features.webhooks {
         tracing::warn!(
             "webhooks: off (GITHUB_WEBHOOK_SECRET is not set; /webhooks/github answers 503)"
         );
+    }
+    if !features.github_app {
+        tracing::warn!(
+            "GitHub App: off (GITHUB_APP_ID and GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH are not set)"
+        );
+    }
+    match &features.model {
+        Some(model) => tracing::info!(model = %model, "model configured"),
+        None => tracing::warn!(
+            "model: off (set ANTHROPIC_API_KEY, or OPENAI_API_KEY / OPENAI_BASE_URL, and PATCHPILOT_MODEL); sessions stop before the patch step"
+        ),
     }
     if !features.api_writes {
         tracing::warn!("session API writes: off (PATCHPILOT_API_TOKEN is not set)");
@@ -90,6 +121,12 @@ fn log_features(features: &Features) {
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Settings first: an invalid one stops start-up with its own sentence.
+    let github = args
+        .github
+        .build()
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let model = crate::llm::from_args(&args.model).map_err(|err| anyhow::anyhow!("{err}"))?;
     let store = open_store(&args.database.database_url).await?;
     let (intake, intake_task) = IntakeQueue::start(store.clone(), 256);
     let sandbox_args = args.sandbox.clone();
@@ -98,8 +135,40 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("sandbox probe failed")?;
     let mut features = features(&args);
     features.sandbox = sandbox.describe();
+    features.github_app = github.is_some();
+    features.model = model.as_ref().map(|m| m.name());
     log_features(&features);
-    let state = app_state(store, intake, &args, features);
+    let mut state = app_state(store.clone(), intake, &args, features);
+    state.triggers = Arc::new(TriggerSettings {
+        label: args.server.label.clone(),
+        bot_login: bot_login(github.as_deref()).await,
+        app_id: args
+            .github
+            .github_app_id
+            .and_then(|id| i64::try_from(id).ok()),
+    });
+    let data_dir = absolute_dir(&args.worker.data_dir)?;
+    let pipeline = Pipeline::new(PipelineDeps {
+        store: store.clone(),
+        github,
+        model,
+        limits: args.sandbox.limits(),
+        sandbox,
+        repo_cache: RepoCache::new(data_dir.join("repos")),
+        work_root: data_dir.join("work"),
+        public_url: args.server.public_url.clone(),
+        label: args.server.label.clone(),
+        budget: args.model.budget(),
+    });
+    let workers = WorkerPool::start(
+        store,
+        Arc::new(pipeline),
+        state.worker_wakeup.clone(),
+        WorkerConfig {
+            concurrency: args.worker.workers,
+            ..WorkerConfig::default()
+        },
+    );
     let listener = TcpListener::bind(args.server.addr)
         .await
         .with_context(|| format!("could not listen on {} (PATCHPILOT_ADDR)", args.server.addr))?;
@@ -109,8 +178,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("HTTP server failed")?;
-    tracing::info!("HTTP server stopped; draining the intake queue");
+    tracing::info!("HTTP server stopped; draining the intake queue and the workers");
     intake_task.await.context("intake queue task failed")?;
+    workers.shutdown().await;
     tracing::info!("shutdown complete");
     Ok(())
 }

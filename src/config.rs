@@ -65,6 +65,12 @@ pub struct ServeArgs {
     pub worker: WorkerArgs,
     #[command(flatten)]
     pub sandbox: crate::sandbox::SandboxArgs,
+    #[command(flatten)]
+    pub github: crate::github::auth::GitHubArgs,
+    #[command(flatten)]
+    pub model: crate::llm::ModelArgs,
+    #[command(flatten)]
+    pub exa: crate::agent::exa::ExaArgs,
 }
 
 /// Settings of the worker that runs sessions.

@@ -7,9 +7,9 @@
 pub mod agent;
 pub mod app;
 pub mod config;
-pub mod local_run;
 pub mod github;
 pub mod llm;
+pub mod local_run;
 pub mod sandbox;
 pub mod server;
 pub mod session;

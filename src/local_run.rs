@@ -78,12 +78,24 @@ pub async fn run_local(args: RunArgs) -> anyhow::Result<bool> {
         .await?;
     eprintln!("session {}", session.id);
     let job = loop {
-        let job = store.claim_job("cli", Duration::from_secs(3600), Utc::now()).await?.context("the session's job vanished")?;
+        let job = store
+            .claim_job("cli", Duration::from_secs(3600), Utc::now())
+            .await?
+            .context("the session's job vanished")?;
         if job.session_id.as_deref() == Some(session.id.as_str()) {
             break job;
         }
         // Someone else's queued job (a shared database): leave it for a server's worker.
-        store.finish_job(job.id, "cli", &crate::store::JobOutcome::Retry { after: Duration::ZERO, error: "left for a worker".into() }).await?;
+        store
+            .finish_job(
+                job.id,
+                "cli",
+                &crate::store::JobOutcome::Retry {
+                    after: Duration::ZERO,
+                    error: "left for a worker".into(),
+                },
+            )
+            .await?;
     };
     let cancel = CancellationToken::new();
     let printer = tokio::spawn(print_events(store.clone(), session.id.clone()));
@@ -105,7 +117,10 @@ pub async fn run_local(args: RunArgs) -> anyhow::Result<bool> {
     store.finish_job(job.id, "cli", &outcome).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     printer.abort();
-    let session = store.get_session(&session.id).await?.context("session vanished")?;
+    let session = store
+        .get_session(&session.id)
+        .await?
+        .context("session vanished")?;
     println!("\nstatus: {}", session.status);
     if let Some(error) = &session.error_message {
         println!("{error}");
@@ -131,12 +146,19 @@ fn resolve_repo(args: &RunArgs) -> anyhow::Result<(String, String)> {
             Some(branch) => branch.clone(),
             None => git2::Repository::open(&path)
                 .ok()
-                .and_then(|repo| repo.head().ok().and_then(|h| h.shorthand().map(str::to_owned)))
+                .and_then(|repo| {
+                    repo.head()
+                        .ok()
+                        .and_then(|h| h.shorthand().ok().map(str::to_owned))
+                })
                 .context("could not tell the checked-out branch; pass --branch")?,
         };
         return Ok((path.display().to_string(), branch));
     }
-    Ok((args.repo.clone(), args.branch.clone().unwrap_or_else(|| "main".to_owned())))
+    Ok((
+        args.repo.clone(),
+        args.branch.clone().unwrap_or_else(|| "main".to_owned()),
+    ))
 }
 
 async fn print_events(store: Arc<dyn crate::store::Store>, session_id: String) {

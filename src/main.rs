@@ -1,8 +1,11 @@
 //! The `patchpilot` command line.
 
 use clap::{Parser, Subcommand};
+use patchpilot::agent::localize::LocalizeArgs;
 use patchpilot::app;
 use patchpilot::config::{DatabaseArgs, LogFormat, ServeArgs};
+use patchpilot::github::manifest::AppCreateArgs;
+use patchpilot::local_run::RunArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -21,6 +24,19 @@ enum Command {
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Run the pipeline once on a local path or URL, without GitHub; prints the verified diff.
+    Run(Box<RunArgs>),
+    /// Rank the files of a repository most likely to hold an issue's bug (no model involved).
+    Localize(LocalizeArgs),
+    /// GitHub App set-up.
+    #[command(subcommand)]
+    App(AppCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum AppCommand {
+    /// Register a new GitHub App from app-manifest.yml and write its credentials to .env.
+    Create(AppCreateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,15 +55,36 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => app::serve(args).await,
-            Command::Migrate(args) => app::open_store(&args.database_url).await.map(|_| ()),
+            Command::Serve(args) => app::serve(args).await.map(|()| true),
+            Command::Migrate(args) => app::open_store(&args.database_url).await.map(|_| true),
+            Command::Run(args) => patchpilot::local_run::run_local(*args).await,
+            Command::Localize(args) => patchpilot::agent::localize::run_cli(&args).map(|()| true),
+            Command::App(AppCommand::Create(args)) => {
+                patchpilot::github::manifest::run_app_create(args)
+                    .await
+                    .map(|()| true)
+            }
         }
     });
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
         Err(err) => {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every flattened settings group must fit together (unique ids, flags and env names).
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -489,12 +489,29 @@ fn restore_paths_undoes_edits_and_removes_created_files() {
     support::git_http::git(&work, &["init", "-q", "-b", "main"]);
     std::fs::write(work.join("a.py"), "x = 1\n").unwrap();
     support::git_http::git(&work, &["add", "a.py"]);
-    support::git_http::git(&work, &["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "init"]);
+    support::git_http::git(
+        &work,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@e",
+            "commit",
+            "-qm",
+            "init",
+        ],
+    );
     std::fs::write(work.join("a.py"), "x = 2\n").unwrap();
     std::fs::write(work.join("new.py"), "y = 1\n").unwrap();
     std::fs::write(work.join("keep.txt"), "setup artefact\n").unwrap();
     patchpilot::agent::git::restore_paths(&work, &["a.py".into(), "new.py".into()]).unwrap();
-    assert_eq!(std::fs::read_to_string(work.join("a.py")).unwrap(), "x = 1\n");
+    assert_eq!(
+        std::fs::read_to_string(work.join("a.py")).unwrap(),
+        "x = 1\n"
+    );
     assert!(!work.join("new.py").exists());
-    assert!(work.join("keep.txt").exists(), "files not named are left alone");
+    assert!(
+        work.join("keep.txt").exists(),
+        "files not named are left alone"
+    );
 }

@@ -4,6 +4,6 @@ pub mod edits;
 pub mod exa;
 pub mod git;
 pub mod localize;
-// TEMP pub mod pipeline;
+pub mod pipeline;
 pub mod prompt;
-// TEMP mod steps;
+mod steps;

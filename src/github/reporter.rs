@@ -150,7 +150,10 @@ impl Reporter {
             name: CHECK_RUN_NAME.to_owned(),
             status,
             details_url,
-            external_id: Some(s.session_id.clone()),
+            // Ties a rerequested check run back to its issue (see `webhook::triggers`).
+            external_id: Some(crate::webhook::triggers::check_run_external_id(
+                s.issue.0 as i64,
+            )),
             output: Some(output),
         };
         let mut current = self.check_run.lock().await;

@@ -89,6 +89,7 @@ pub struct ModelArgs {
     pub provider: Option<Provider>,
     /// Timeout of one model request, in seconds.
     #[arg(
+        id = "model_timeout_secs",
         long = "model-timeout-secs",
         env = "PATCHPILOT_MODEL_TIMEOUT_SECS",
         default_value_t = 300

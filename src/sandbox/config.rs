@@ -66,6 +66,7 @@ pub struct SandboxArgs {
     pub toolchains: Option<Vec<PathBuf>>,
     /// Wall-clock limit per command, in seconds.
     #[arg(
+        id = "sandbox_timeout_secs",
         long = "sandbox-timeout-secs",
         env = "PATCHPILOT_SANDBOX_TIMEOUT_SECS",
         default_value_t = 600

@@ -15,7 +15,7 @@ use crate::session::{NewSession, TriggerKind};
 use crate::store::{InstallationChange, IntakeEffect};
 
 /// The check run PatchPilot creates; `check_run.rerequested` on it starts a new attempt.
-pub const CHECK_RUN_NAME: &str = "PatchPilot";
+pub use crate::github::reporter::CHECK_RUN_NAME;
 
 /// The check run's `external_id` ties it to its issue: `patchpilot:issue=<n>`.
 pub fn check_run_external_id(issue_number: i64) -> String {

@@ -58,7 +58,8 @@ pub fn restore_paths(work_dir: &Path, paths: &[String]) -> Result<(), GitError> 
         } else {
             let file = work_dir.join(path);
             if file.symlink_metadata().is_ok() {
-                std::fs::remove_file(&file).map_err(|e| GitError::io("removing a created file", e))?;
+                std::fs::remove_file(&file)
+                    .map_err(|e| GitError::io("removing a created file", e))?;
             }
         }
     }

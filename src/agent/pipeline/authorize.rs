@@ -25,7 +25,12 @@ pub async fn authorize(deps: &PipelineDeps, session: &Session) -> Result<bool, J
         return Ok(true); // API and CLI sessions: the API token already authorised them.
     };
     let Some(github) = &deps.github else {
-        reject(deps, session, "the GitHub App is not configured on this server (GITHUB_APP_ID and its private key)").await;
+        reject(
+            deps,
+            session,
+            "the GitHub App is not configured on this server (GITHUB_APP_ID and its private key)",
+        )
+        .await;
         return Ok(false);
     };
     if let Some(login) = &session.triggered_by {
@@ -35,7 +40,14 @@ pub async fn authorize(deps: &PipelineDeps, session: &Session) -> Result<bool, J
             .map_err(|err| JobError::Transient(err.to_string()))?;
         if !permission.can_trigger() {
             reply_unauthorised_once(github.as_ref(), &session_ref, login).await;
-            reject(deps, session, &format!("@{login} has {permission:?} permission; write, maintain or admin is required")).await;
+            reject(
+                deps,
+                session,
+                &format!(
+                    "@{login} has {permission:?} permission; write, maintain or admin is required"
+                ),
+            )
+            .await;
             return Ok(false);
         }
     }
@@ -47,19 +59,32 @@ pub async fn authorize(deps: &PipelineDeps, session: &Session) -> Result<bool, J
     if let Some(other) = active.filter(|other| other.id != session.id) {
         let url = session_url(deps, &other.id);
         if let Err(err) = github
-            .post_comment(session_ref.installation, &session_ref.repo, session_ref.issue, &already_running_reply(&url))
+            .post_comment(
+                session_ref.installation,
+                &session_ref.repo,
+                session_ref.issue,
+                &already_running_reply(&url),
+            )
             .await
         {
             tracing::warn!(error = %err, "could not post the already-running reply");
         }
-        reject(deps, session, &format!("session {} is already working on this issue", other.id)).await;
+        reject(
+            deps,
+            session,
+            &format!("session {} is already working on this issue", other.id),
+        )
+        .await;
         return Ok(false);
     }
     Ok(true)
 }
 
 async fn reply_unauthorised_once(github: &dyn GitHub, s: &SessionRef, login: &str) {
-    let already = match (github.bot_login().await, github.list_comments(s.installation, &s.repo, s.issue).await) {
+    let already = match (
+        github.bot_login().await,
+        github.list_comments(s.installation, &s.repo, s.issue).await,
+    ) {
         (Ok(bot), Ok(comments)) => comments
             .iter()
             .any(|c| c.author.eq_ignore_ascii_case(&bot) && c.body.contains(UNAUTHORISED_MARKER)),
@@ -69,7 +94,10 @@ async fn reply_unauthorised_once(github: &dyn GitHub, s: &SessionRef, login: &st
         return;
     }
     let body = format!("{}\n{UNAUTHORISED_MARKER}", unauthorised_reply(login));
-    if let Err(err) = github.post_comment(s.installation, &s.repo, s.issue, &body).await {
+    if let Err(err) = github
+        .post_comment(s.installation, &s.repo, s.issue, &body)
+        .await
+    {
         tracing::warn!(error = %err, "could not post the unauthorised reply");
     }
 }
@@ -85,13 +113,18 @@ async fn reject(deps: &PipelineDeps, session: &Session, why: &str) {
         tracing::error!(session = %session.id, error = %err, "could not record the rejection");
     }
     if let Some(delivery) = &session.delivery_id {
-        let _ = deps.store.set_delivery_outcome(delivery, &format!("rejected: {why}")).await;
+        let _ = deps
+            .store
+            .set_delivery_outcome(delivery, &format!("rejected: {why}"))
+            .await;
     }
 }
 
 /// 👀 on the triggering comment, or on the issue for a label.
 pub async fn acknowledge(progress: &Progress, session: &Session) {
-    let Some(reporter) = progress.reporter() else { return };
+    let Some(reporter) = progress.reporter() else {
+        return;
+    };
     let target = match session.trigger_comment_id {
         Some(id) => ReactionTarget::Comment(CommentId(id as u64)),
         None => ReactionTarget::Issue(reporter.session().issue),

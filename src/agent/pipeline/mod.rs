@@ -22,7 +22,7 @@ use crate::agent::git::RepoCache;
 use crate::github::client::GitHub;
 use crate::llm::{Model, SessionBudget};
 use crate::sandbox::{Limits, Sandbox};
-use crate::session::{SessionStatus};
+use crate::session::SessionStatus;
 use crate::store::SessionPatch;
 use crate::store::{Job, Store};
 use crate::worker::{JobError, JobHandler};
@@ -56,7 +56,9 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(deps: PipelineDeps) -> Self {
-        Self { deps: Arc::new(deps) }
+        Self {
+            deps: Arc::new(deps),
+        }
     }
 
     pub fn deps(&self) -> &PipelineDeps {
@@ -75,8 +77,12 @@ impl JobHandler for Pipeline {
     }
 
     async fn give_up(&self, job: &Job, error: &str) {
-        let Some(session_id) = &job.session_id else { return };
-        let Ok(Some(session)) = self.deps.store.get_session(session_id).await else { return };
+        let Some(session_id) = &job.session_id else {
+            return;
+        };
+        let Ok(Some(session)) = self.deps.store.get_session(session_id).await else {
+            return;
+        };
         if !session.status.is_active() {
             return;
         }
@@ -90,7 +96,9 @@ impl JobHandler for Pipeline {
             tracing::error!(session = %session_id, error = %err, "could not mark the session failed");
         }
         let progress = Progress::for_session(&self.deps, &session).await;
-        progress.finish_stopped(&message, "Comment `/patchpilot retry` to try again.").await;
+        progress
+            .finish_stopped(&message, "Comment `/patchpilot retry` to try again.")
+            .await;
     }
 }
 

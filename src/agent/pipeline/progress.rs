@@ -12,7 +12,9 @@ use crate::github::messages::{
     CheckRunView, Outcome, PipelineStep, ProgressView, StepState, StepView, check_run_output,
 };
 use crate::github::reporter::{Reporter, SessionRef};
-use crate::github::types::{CheckRunId, CommentId, CommitSha, InstallationId, IssueNumber, RepoName};
+use crate::github::types::{
+    CheckRunId, CommentId, CommitSha, InstallationId, IssueNumber, RepoName,
+};
 use crate::session::{EventLevel, Session};
 use crate::store::SessionPatch;
 use crate::store::Store;
@@ -60,7 +62,12 @@ impl Progress {
                     _ => None,
                 };
                 let comment = session.progress_comment_id.map(|id| CommentId(id as u64));
-                Some(Reporter::resume(github.clone(), session_ref, comment, check))
+                Some(Reporter::resume(
+                    github.clone(),
+                    session_ref,
+                    comment,
+                    check,
+                ))
             }
             _ => None,
         };
@@ -71,11 +78,19 @@ impl Progress {
             reporter,
             steps: PipelineStep::ALL
                 .iter()
-                .map(|&step| StepView { step, state: StepState::Pending, duration: None })
+                .map(|&step| StepView {
+                    step,
+                    state: StepState::Pending,
+                    duration: None,
+                })
                 .collect(),
             running_since: None,
             sandbox: deps.sandbox.describe(),
-            check_sha: session.head_sha.clone().or(session.base_sha.clone()).map(CommitSha),
+            check_sha: session
+                .head_sha
+                .clone()
+                .or(session.base_sha.clone())
+                .map(CommitSha),
             repro_command: session.repro_command.clone(),
             output_before: None,
             output_after: None,
@@ -92,7 +107,11 @@ impl Progress {
 
     /// Records an event for `step`; store failures are logged, not fatal.
     pub async fn log(&self, step: &str, level: EventLevel, message: &str) {
-        if let Err(err) = self.store.append_event(&self.session_id, step, level, message).await {
+        if let Err(err) = self
+            .store
+            .append_event(&self.session_id, step, level, message)
+            .await
+        {
             tracing::warn!(session = %self.session_id, error = %err, "could not record an event");
         }
     }
@@ -114,7 +133,12 @@ impl Progress {
 
     pub async fn start(&mut self, step: PipelineStep) {
         self.set(step, StepState::Running);
-        self.log(step_name(step), EventLevel::Info, &format!("{} …", step.label())).await;
+        self.log(
+            step_name(step),
+            EventLevel::Info,
+            &format!("{} …", step.label()),
+        )
+        .await;
         self.publish(Outcome::InProgress).await;
     }
 
@@ -130,12 +154,22 @@ impl Progress {
 
     pub async fn skipped(&mut self, step: PipelineStep, why: &str) {
         self.set(step, StepState::Skipped);
-        self.log(step_name(step), EventLevel::Info, &format!("skipped: {why}")).await;
+        self.log(
+            step_name(step),
+            EventLevel::Info,
+            &format!("skipped: {why}"),
+        )
+        .await;
     }
 
     /// Marks the running step (if any) failed; used when a session stops mid-step.
     pub async fn fail_running(&mut self, message: &str) {
-        if let Some(step) = self.steps.iter().find(|s| s.state == StepState::Running).map(|s| s.step) {
+        if let Some(step) = self
+            .steps
+            .iter()
+            .find(|s| s.state == StepState::Running)
+            .map(|s| s.step)
+        {
             self.failed(step, message).await;
         }
     }
@@ -146,17 +180,27 @@ impl Progress {
     }
 
     pub async fn finish_pull_request(&mut self, url: &str) {
-        self.publish(Outcome::PullRequest { url: url.to_owned() }).await;
+        self.publish(Outcome::PullRequest {
+            url: url.to_owned(),
+        })
+        .await;
     }
 
     pub async fn finish_stopped(&self, reason: &str, remedy: &str) {
-        let outcome = Outcome::Stopped { reason: reason.to_owned(), remedy: remedy.to_owned() };
+        let outcome = Outcome::Stopped {
+            reason: reason.to_owned(),
+            remedy: remedy.to_owned(),
+        };
         self.publish(outcome).await;
     }
 
     pub async fn finish_not_reproduced(&self, reason: &str, remedy: &str) {
-        let outcome = Outcome::Stopped { reason: reason.to_owned(), remedy: remedy.to_owned() };
-        self.publish_with(outcome, Some(CheckConclusion::Neutral)).await;
+        let outcome = Outcome::Stopped {
+            reason: reason.to_owned(),
+            remedy: remedy.to_owned(),
+        };
+        self.publish_with(outcome, Some(CheckConclusion::Neutral))
+            .await;
     }
 
     pub async fn finish_cancelled(&self, by: Option<String>) {
@@ -169,7 +213,9 @@ impl Progress {
 
     /// Shows the current state on the issue and the check run.
     async fn publish_with(&self, outcome: Outcome, conclusion: Option<CheckConclusion>) {
-        let Some(reporter) = &self.reporter else { return };
+        let Some(reporter) = &self.reporter else {
+            return;
+        };
         let view = ProgressView {
             session_id: self.session_id.clone(),
             session_url: self.session_url.clone(),
@@ -179,15 +225,21 @@ impl Progress {
         let mut patch = SessionPatch::default();
         match reporter.progress(&view).await {
             Ok(id) => patch.progress_comment_id = Some(id.0 as i64),
-            Err(err) => tracing::warn!(session = %self.session_id, error = %err, "could not update the progress comment"),
+            Err(err) => {
+                tracing::warn!(session = %self.session_id, error = %err, "could not update the progress comment")
+            }
         }
         if let Some(sha) = &self.check_sha {
             let status = match (&outcome, conclusion) {
                 (_, Some(conclusion)) => CheckStatus::Completed(conclusion),
                 (Outcome::InProgress, None) => CheckStatus::InProgress,
-                (Outcome::PullRequest { .. }, None) => CheckStatus::Completed(CheckConclusion::Success),
+                (Outcome::PullRequest { .. }, None) => {
+                    CheckStatus::Completed(CheckConclusion::Success)
+                }
                 (Outcome::Stopped { .. }, None) => CheckStatus::Completed(CheckConclusion::Failure),
-                (Outcome::Cancelled { .. }, None) => CheckStatus::Completed(CheckConclusion::Cancelled),
+                (Outcome::Cancelled { .. }, None) => {
+                    CheckStatus::Completed(CheckConclusion::Cancelled)
+                }
             };
             let output = check_run_output(&CheckRunView {
                 steps: self.steps.clone(),
@@ -197,9 +249,14 @@ impl Progress {
                 output_before: self.output_before.clone(),
                 output_after: self.output_after.clone(),
             });
-            match reporter.check(sha, status, Some(self.session_url.clone()), output).await {
+            match reporter
+                .check(sha, status, Some(self.session_url.clone()), output)
+                .await
+            {
                 Ok(id) => patch.check_run_id = Some(id.0 as i64),
-                Err(err) => tracing::warn!(session = %self.session_id, error = %err, "could not update the check run"),
+                Err(err) => {
+                    tracing::warn!(session = %self.session_id, error = %err, "could not update the check run")
+                }
             }
         }
         if patch != SessionPatch::default()

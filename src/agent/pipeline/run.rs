@@ -19,9 +19,15 @@ use crate::worker::JobError;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stop {
     /// The repro command passed before any change.
-    NotReproduced { reason: String, remedy: String },
+    NotReproduced {
+        reason: String,
+        remedy: String,
+    },
     /// It stopped; `reason` says exactly why, `remedy` what the maintainer can do.
-    Failed { reason: String, remedy: String },
+    Failed {
+        reason: String,
+        remedy: String,
+    },
     Cancelled,
     /// An infrastructure hiccup: the job is retried later.
     Transient(String),
@@ -29,7 +35,10 @@ pub enum Stop {
 
 impl Stop {
     pub fn failed(reason: impl Into<String>, remedy: impl Into<String>) -> Self {
-        Self::Failed { reason: reason.into(), remedy: remedy.into() }
+        Self::Failed {
+            reason: reason.into(),
+            remedy: remedy.into(),
+        }
     }
 }
 
@@ -90,7 +99,13 @@ async fn finish(
         }
         Err(Stop::Cancelled) => {
             progress.fail_running("cancelled").await;
-            set_status(deps, id, SessionStatus::Cancelled, Some("Cancelled on request.")).await;
+            set_status(
+                deps,
+                id,
+                SessionStatus::Cancelled,
+                Some("Cancelled on request."),
+            )
+            .await;
             progress.finish_cancelled(None).await;
             Ok(())
         }

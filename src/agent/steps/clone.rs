@@ -1,8 +1,8 @@
 //! Step 1: a fresh work tree from the cached mirror (git2; the token only through the
 //! credential callback).
 
-use crate::agent::pipeline::{Progress, Stop};
 use crate::agent::pipeline::progress::github_ref;
+use crate::agent::pipeline::{Progress, Stop};
 use crate::github::messages::PipelineStep;
 use crate::session::repo_config::{REPO_CONFIG_PATH, RepoConfig};
 use crate::store::SessionPatch;
@@ -11,8 +11,13 @@ use super::SessionContext;
 
 pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<(), Stop> {
     progress.start(PipelineStep::Clone).await;
-    let (cache, url, branch, auth, dir) =
-        (ctx.deps.repo_cache.clone(), ctx.clone_url.clone(), ctx.base_branch.clone(), ctx.auth.clone(), ctx.work_dir.clone());
+    let (cache, url, branch, auth, dir) = (
+        ctx.deps.repo_cache.clone(),
+        ctx.clone_url.clone(),
+        ctx.base_branch.clone(),
+        ctx.auth.clone(),
+        ctx.work_dir.clone(),
+    );
     let checkout = tokio::task::spawn_blocking(move || cache.checkout(&url, &branch, &auth, &dir))
         .await
         .map_err(|err| Stop::Transient(format!("clone task failed: {err}")))?
@@ -20,11 +25,27 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
     if github_ref(&ctx.session).is_none() {
         // Sessions without GitHub read the repository's settings from the checkout itself.
         let text = std::fs::read_to_string(ctx.work_dir.join(REPO_CONFIG_PATH)).ok();
-        ctx.config = RepoConfig::parse(text.as_deref())
-            .map_err(|err| Stop::failed(err.to_string(), format!("Fix `{REPO_CONFIG_PATH}` in the repository.")))?;
+        ctx.config = RepoConfig::parse(text.as_deref()).map_err(|err| {
+            Stop::failed(
+                err.to_string(),
+                format!("Fix `{REPO_CONFIG_PATH}` in the repository."),
+            )
+        })?;
     }
-    let patch = SessionPatch { base_sha: Some(checkout.base_sha.clone()), ..SessionPatch::default() };
+    let patch = SessionPatch {
+        base_sha: Some(checkout.base_sha.clone()),
+        ..SessionPatch::default()
+    };
     let _ = ctx.deps.store.update_session(&ctx.session.id, &patch).await;
-    progress.done(PipelineStep::Clone, &format!("cloned `{}` at {}", ctx.base_branch, &checkout.base_sha[..checkout.base_sha.len().min(12)])).await;
+    progress
+        .done(
+            PipelineStep::Clone,
+            &format!(
+                "cloned `{}` at {}",
+                ctx.base_branch,
+                &checkout.base_sha[..checkout.base_sha.len().min(12)]
+            ),
+        )
+        .await;
     Ok(())
 }

@@ -57,7 +57,12 @@ pub struct SessionContext {
 }
 
 impl SessionContext {
-    pub fn new(deps: Arc<PipelineDeps>, session: Session, work_dir: PathBuf, cancel: CancellationToken) -> Self {
+    pub fn new(
+        deps: Arc<PipelineDeps>,
+        session: Session,
+        work_dir: PathBuf,
+        cancel: CancellationToken,
+    ) -> Self {
         Self {
             clone_url: session.repo_url.clone(),
             title: session.issue_title.clone().unwrap_or_default(),
@@ -85,11 +90,21 @@ impl SessionContext {
     }
 
     pub fn check_cancel(&self) -> Result<(), Stop> {
-        if self.cancel.is_cancelled() { Err(Stop::Cancelled) } else { Ok(()) }
+        if self.cancel.is_cancelled() {
+            Err(Stop::Cancelled)
+        } else {
+            Ok(())
+        }
     }
 
     /// Runs `script` in the sandbox in the work tree, streaming its first lines as events.
-    pub async fn sandboxed(&self, progress: &Progress, step: &str, script: &str, network: bool) -> Result<RunOutcome, Stop> {
+    pub async fn sandboxed(
+        &self,
+        progress: &Progress,
+        step: &str,
+        script: &str,
+        network: bool,
+    ) -> Result<RunOutcome, Stop> {
         let mut command = SandboxCommand::new(script, self.work_dir.clone());
         command.network = network;
         command.env = self.config.env.clone();
@@ -97,11 +112,19 @@ impl SessionContext {
         // The repository may tighten the operator's limits, never loosen them.
         let repo = &self.config.limits;
         let limits = &mut command.limits;
-        limits.timeout = limits.timeout.min(std::time::Duration::from_secs(repo.timeout_seconds));
-        limits.memory_bytes = limits.memory_bytes.min(repo.memory_mb.saturating_mul(1024 * 1024));
+        limits.timeout = limits
+            .timeout
+            .min(std::time::Duration::from_secs(repo.timeout_seconds));
+        limits.memory_bytes = limits
+            .memory_bytes
+            .min(repo.memory_mb.saturating_mul(1024 * 1024));
         limits.max_processes = limits.max_processes.min(u64::from(repo.max_processes));
-        limits.output_bytes = limits.output_bytes.min(usize::try_from(repo.max_output_kb.saturating_mul(1024)).unwrap_or(usize::MAX));
-        progress.log(step, EventLevel::Info, &format!("$ {script}")).await;
+        limits.output_bytes = limits
+            .output_bytes
+            .min(usize::try_from(repo.max_output_kb.saturating_mul(1024)).unwrap_or(usize::MAX));
+        progress
+            .log(step, EventLevel::Info, &format!("$ {script}"))
+            .await;
         let (lines, mut receiver) = tokio::sync::mpsc::unbounded_channel();
         let sandbox = self.deps.sandbox.clone();
         let cancel = self.cancel.clone();
@@ -112,12 +135,23 @@ impl SessionContext {
             if streamed <= MAX_STREAMED_LINES {
                 progress.log(step, EventLevel::Output, &line).await;
             } else if streamed == MAX_STREAMED_LINES + 1 {
-                progress.log(step, EventLevel::Output, "… (further lines are kept in the captured output only)").await;
+                progress
+                    .log(
+                        step,
+                        EventLevel::Output,
+                        "… (further lines are kept in the captured output only)",
+                    )
+                    .await;
             }
         }
         let outcome = run
             .await
-            .map_err(|err| Stop::failed(format!("the sandbox task failed: {err}"), "This is a PatchPilot bug; please report it."))?
+            .map_err(|err| {
+                Stop::failed(
+                    format!("the sandbox task failed: {err}"),
+                    "This is a PatchPilot bug; please report it.",
+                )
+            })?
             .map_err(sandbox_stop)?;
         if outcome.cancelled {
             return Err(Stop::Cancelled);
@@ -139,7 +173,10 @@ fn sandbox_stop(err: SandboxError) -> Stop {
             err.to_string(),
             "Ask the operator to install bubblewrap (or enable Landlock) on the PatchPilot server.",
         ),
-        other => Stop::failed(format!("the sandbox could not run the command: {other}"), "Ask the PatchPilot operator to check the server logs."),
+        other => Stop::failed(
+            format!("the sandbox could not run the command: {other}"),
+            "Ask the PatchPilot operator to check the server logs.",
+        ),
     }
 }
 
@@ -147,7 +184,10 @@ fn sandbox_stop(err: SandboxError) -> Stop {
 pub fn github_stop(err: GitHubError, what: &str) -> Stop {
     match err.status() {
         None | Some(429) | Some(500..=599) => Stop::Transient(format!("{what}: {err}")),
-        Some(_) => Stop::failed(format!("{what}: {err}"), "Check that the PatchPilot App is installed on this repository with its permissions, then comment `/patchpilot retry`."),
+        Some(_) => Stop::failed(
+            format!("{what}: {err}"),
+            "Check that the PatchPilot App is installed on this repository with its permissions, then comment `/patchpilot retry`.",
+        ),
     }
 }
 

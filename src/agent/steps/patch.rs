@@ -8,10 +8,13 @@ use std::path::Path;
 use crate::agent::edits::{EditPolicy, apply_edits, parse_edits};
 use crate::agent::git;
 use crate::agent::pipeline::{Progress, Stop};
-use crate::agent::prompt::{AttemptFeedback, PatchPromptInput, PreviousAttempt, PromptBudget, PromptFile, build_patch_request};
+use crate::agent::prompt::{
+    AttemptFeedback, PatchPromptInput, PreviousAttempt, PromptBudget, PromptFile,
+    build_patch_request,
+};
 use crate::github::messages::PipelineStep;
 use crate::llm::{BudgetedModel, Model};
-use crate::session::{EventLevel};
+use crate::session::EventLevel;
 use crate::store::SessionPatch;
 
 use super::SessionContext;
@@ -28,7 +31,7 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
             "Ask the operator to set ANTHROPIC_API_KEY or OPENAI_API_KEY / OPENAI_BASE_URL (and PATCHPILOT_MODEL).",
         ));
     };
-    let model = BudgetedModel::new(model, ctx.deps.budget.clone());
+    let model = BudgetedModel::new(model, ctx.deps.budget);
     ctx.model_name = model.name();
     let mut input = PatchPromptInput {
         title: ctx.title.clone(),
@@ -40,25 +43,54 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
         instructions: ctx.instructions.clone(),
         previous_attempts: Vec::new(),
     };
-    let policy = EditPolicy { protected_paths: ctx.config.protected_paths.clone(), ..EditPolicy::default() };
+    let policy = EditPolicy {
+        protected_paths: ctx.config.protected_paths.clone(),
+        ..EditPolicy::default()
+    };
     let attempts = ctx.config.max_attempts.max(1);
     let mut last_output = String::new();
     for attempt in 1..=attempts {
         ctx.check_cancel()?;
-        let _ = ctx.deps.store.update_session(&ctx.session.id, &SessionPatch { attempt_count: Some(i64::from(attempt)), ..SessionPatch::default() }).await;
-        progress.log("patch", EventLevel::Info, &format!("attempt {attempt} of {attempts}: asking {}", ctx.model_name)).await;
+        let _ = ctx
+            .deps
+            .store
+            .update_session(
+                &ctx.session.id,
+                &SessionPatch {
+                    attempt_count: Some(i64::from(attempt)),
+                    ..SessionPatch::default()
+                },
+            )
+            .await;
+        progress
+            .log(
+                "patch",
+                EventLevel::Info,
+                &format!("attempt {attempt} of {attempts}: asking {}", ctx.model_name),
+            )
+            .await;
         let request = build_patch_request(&input, &PromptBudget::default(), MAX_TOKENS, None);
         let response = tokio::select! {
             response = model.complete(&request) => response,
             () = ctx.cancel.cancelled() => return Err(Stop::Cancelled),
         }
         .map_err(|err| Stop::failed(format!("the model call failed: {err}"), "Comment `/patchpilot retry` later; if it keeps failing, ask the operator to check the model settings."))?;
-        record_usage(ctx, response.usage.input_tokens, response.usage.output_tokens).await;
+        record_usage(
+            ctx,
+            response.usage.input_tokens,
+            response.usage.output_tokens,
+        )
+        .await;
         let reply = response.text;
         let feedback = match try_reply(ctx, progress, &reply, &policy).await? {
             Ok(()) => {
                 ctx.summary = summary_of(&reply);
-                progress.done(PipelineStep::Verify, &format!("verified on attempt {attempt}")).await;
+                progress
+                    .done(
+                        PipelineStep::Verify,
+                        &format!("verified on attempt {attempt}"),
+                    )
+                    .await;
                 return Ok(());
             }
             Err(feedback) => feedback,
@@ -66,24 +98,49 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
         if let AttemptFeedback::StillFailing { output, .. } = &feedback {
             last_output = output.clone();
         }
-        progress.log("patch", EventLevel::Warn, &feedback_summary(&feedback)).await;
+        progress
+            .log("patch", EventLevel::Warn, &feedback_summary(&feedback))
+            .await;
         restore(ctx).await;
-        input.previous_attempts.push(PreviousAttempt { reply, feedback });
+        input
+            .previous_attempts
+            .push(PreviousAttempt { reply, feedback });
     }
-    let _ = ctx.deps.store.update_session(&ctx.session.id, &SessionPatch { patch_diff: Some(ctx.diff.clone()), ..SessionPatch::default() }).await;
+    let _ = ctx
+        .deps
+        .store
+        .update_session(
+            &ctx.session.id,
+            &SessionPatch {
+                patch_diff: Some(ctx.diff.clone()),
+                ..SessionPatch::default()
+            },
+        )
+        .await;
     progress.output_after = (!last_output.is_empty()).then_some(last_output.clone());
     Err(Stop::failed(
-        format!("no verified fix after {attempts} attempts; the last diff and output are on the session page"),
+        format!(
+            "no verified fix after {attempts} attempts; the last diff and output are on the session page"
+        ),
         "Add detail to the issue (where it goes wrong, expected behaviour), then comment `/patchpilot retry`, or raise `max_attempts`.",
     ))
 }
 
 /// Applies one reply and verifies it. `Ok(Err(feedback))` means "tell the model and retry".
-async fn try_reply(ctx: &mut SessionContext, progress: &mut Progress, reply: &str, policy: &EditPolicy) -> Result<Result<(), AttemptFeedback>, Stop> {
+async fn try_reply(
+    ctx: &mut SessionContext,
+    progress: &mut Progress,
+    reply: &str,
+    policy: &EditPolicy,
+) -> Result<Result<(), AttemptFeedback>, Stop> {
     let edits = match parse_edits(reply) {
         Ok(edits) if !edits.is_empty() => edits,
         Ok(_) => return Ok(Err(AttemptFeedback::NoEdits)),
-        Err(err) => return Ok(Err(AttemptFeedback::EditError { error: err.to_string() })),
+        Err(err) => {
+            return Ok(Err(AttemptFeedback::EditError {
+                error: err.to_string(),
+            }));
+        }
     };
     let (dir, policy) = (ctx.work_dir.clone(), policy.clone());
     let applied = tokio::task::spawn_blocking(move || apply_edits(&dir, &edits, &policy))
@@ -92,13 +149,22 @@ async fn try_reply(ctx: &mut SessionContext, progress: &mut Progress, reply: &st
     let applied = match applied {
         Ok(applied) => applied,
         Err(err) => {
-            progress.log("patch", EventLevel::Warn, &format!("edit refused: {err}")).await;
-            return Ok(Err(AttemptFeedback::EditError { error: err.to_string() }));
+            progress
+                .log("patch", EventLevel::Warn, &format!("edit refused: {err}"))
+                .await;
+            return Ok(Err(AttemptFeedback::EditError {
+                error: err.to_string(),
+            }));
         }
     };
     ctx.changed_files = applied.changed_files;
     ctx.diff = diff_of(&ctx.work_dir, &ctx.changed_files).await;
-    progress.done(PipelineStep::Patch, &format!("edited {}", ctx.changed_files.join(", "))).await;
+    progress
+        .done(
+            PipelineStep::Patch,
+            &format!("edited {}", ctx.changed_files.join(", ")),
+        )
+        .await;
     progress.start(PipelineStep::Verify).await;
     let mut commands = vec![ctx.repro.clone()];
     commands.extend(ctx.config.test_command.clone().filter(|t| *t != ctx.repro));
@@ -108,7 +174,10 @@ async fn try_reply(ctx: &mut SessionContext, progress: &mut Progress, reply: &st
         outputs.push_str(&outcome.output.text());
         if !outcome.success() {
             progress.output_after = Some(outputs.clone());
-            return Ok(Err(AttemptFeedback::StillFailing { diff: ctx.diff.clone(), output: outputs }));
+            return Ok(Err(AttemptFeedback::StillFailing {
+                diff: ctx.diff.clone(),
+                output: outputs,
+            }));
         }
     }
     progress.output_after = Some(outputs.clone());
@@ -127,7 +196,12 @@ fn prompt_files(ctx: &SessionContext) -> Vec<PromptFile> {
                 return None;
             }
             let content = std::fs::read_to_string(&path).ok()?;
-            Some(PromptFile { path: candidate.path.clone(), reason: candidate.reasons.join("; "), content, lines: candidate.lines.clone() })
+            Some(PromptFile {
+                path: candidate.path.clone(),
+                reason: candidate.reasons.join("; "),
+                content,
+                lines: candidate.lines.clone(),
+            })
         })
         .collect()
 }
@@ -160,7 +234,9 @@ async fn record_usage(ctx: &mut SessionContext, input: u64, output: u64) {
 
 fn feedback_summary(feedback: &AttemptFeedback) -> String {
     match feedback {
-        AttemptFeedback::StillFailing { .. } => "the reproduction command still fails with these edits".to_owned(),
+        AttemptFeedback::StillFailing { .. } => {
+            "the reproduction command still fails with these edits".to_owned()
+        }
         AttemptFeedback::EditError { error } => format!("the edits could not be applied: {error}"),
         AttemptFeedback::NoEdits => "the reply contained no edits".to_owned(),
     }
@@ -175,7 +251,20 @@ fn summary_of(reply: &str) -> String {
         .unwrap_or(reply.len());
     let text = reply[..cut].trim();
     // Drop a trailing path line that introduces the first edit block.
-    let text = text.rsplit_once('\n').map_or(text, |(head, last)| if last.contains('/') || last.contains('.') { head } else { text }).trim();
+    let text = text
+        .rsplit_once('\n')
+        .map_or(text, |(head, last)| {
+            if last.contains('/') || last.contains('.') {
+                head
+            } else {
+                text
+            }
+        })
+        .trim();
     let text: String = text.chars().take(2_000).collect();
-    if text.is_empty() { "PatchPilot's fix, verified by the reproduction command.".to_owned() } else { text }
+    if text.is_empty() {
+        "PatchPilot's fix, verified by the reproduction command.".to_owned()
+    } else {
+        text
+    }
 }

@@ -1,39 +1,74 @@
 //! Before cloning: refresh the issue, read the repository's `.github/patchpilot.yml` from the
 //! default branch, settle the base branch and the reproduction command.
 
-use crate::agent::pipeline::{Progress, Stop};
-use crate::agent::pipeline::progress::github_ref;
 use crate::agent::git::GitAuth;
+use crate::agent::pipeline::progress::github_ref;
+use crate::agent::pipeline::{Progress, Stop};
+use crate::session::EventLevel;
 use crate::session::issue_body::{Repro, parse_issue_body};
 use crate::session::repo_config::{REPO_CONFIG_PATH, RepoConfig};
-use crate::session::{EventLevel};
 use crate::store::SessionPatch;
 
 use super::{SessionContext, github_stop};
 
 pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<(), Stop> {
     if let (Some(github), Some(s)) = (ctx.deps.github.clone(), github_ref(&ctx.session)) {
-        let issue = github.get_issue(s.installation, &s.repo, s.issue).await.map_err(|e| github_stop(e, "reading the issue"))?;
+        let issue = github
+            .get_issue(s.installation, &s.repo, s.issue)
+            .await
+            .map_err(|e| github_stop(e, "reading the issue"))?;
         ctx.title = issue.title.clone();
-        ctx.description = format!("{}\n\n{}", issue.title, issue.body).trim_end().to_owned();
+        ctx.description = format!("{}\n\n{}", issue.title, issue.body)
+            .trim_end()
+            .to_owned();
         if let Some(feedback) = &ctx.session.feedback {
-            ctx.description.push_str(&format!("\n\nMaintainer feedback on the previous pull request:\n{feedback}"));
+            ctx.description.push_str(&format!(
+                "\n\nMaintainer feedback on the previous pull request:\n{feedback}"
+            ));
         }
-        let repo = github.repository(s.installation, &s.repo).await.map_err(|e| github_stop(e, "reading the repository"))?;
+        let repo = github
+            .repository(s.installation, &s.repo)
+            .await
+            .map_err(|e| github_stop(e, "reading the repository"))?;
         let config_text = github
-            .get_file(s.installation, &s.repo, REPO_CONFIG_PATH, &repo.default_branch)
+            .get_file(
+                s.installation,
+                &s.repo,
+                REPO_CONFIG_PATH,
+                &repo.default_branch,
+            )
             .await
             .map_err(|e| github_stop(e, "reading .github/patchpilot.yml"))?;
         ctx.config = RepoConfig::parse(config_text.as_deref())
             .map_err(|err| Stop::failed(err.to_string(), format!("Fix `{REPO_CONFIG_PATH}` on the default branch, then comment `/patchpilot retry`.")))?;
-        ctx.base_branch = ctx.session.branch.clone().unwrap_or(repo.default_branch.clone());
-        let token = github.installation_token(s.installation, &s.repo).await.map_err(|e| github_stop(e, "getting an installation token"))?;
+        ctx.base_branch = ctx
+            .session
+            .branch
+            .clone()
+            .unwrap_or(repo.default_branch.clone());
+        let token = github
+            .installation_token(s.installation, &s.repo)
+            .await
+            .map_err(|e| github_stop(e, "getting an installation token"))?;
         ctx.auth = GitAuth::with_token(token);
-        if let Some(path) = ctx.config.instructions_file.clone().or_else(|| Some("AGENTS.md".to_owned())) {
-            let content = github.get_file(s.installation, &s.repo, &path, &ctx.base_branch).await.ok().flatten();
-            ctx.instructions = content.map(|content| crate::agent::prompt::RepoInstructions { path, content });
+        if let Some(path) = ctx
+            .config
+            .instructions_file
+            .clone()
+            .or_else(|| Some("AGENTS.md".to_owned()))
+        {
+            let content = github
+                .get_file(s.installation, &s.repo, &path, &ctx.base_branch)
+                .await
+                .ok()
+                .flatten();
+            ctx.instructions =
+                content.map(|content| crate::agent::prompt::RepoInstructions { path, content });
         }
-        let base = github.branch_head(s.installation, &s.repo, &ctx.base_branch).await.map_err(|e| github_stop(e, "reading the base branch"))?;
+        let base = github
+            .branch_head(s.installation, &s.repo, &ctx.base_branch)
+            .await
+            .map_err(|e| github_stop(e, "reading the base branch"))?;
         progress.set_check_commit(&base.0);
     }
     ctx.repro = settle_repro(ctx)?;
@@ -46,19 +81,41 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
         ..SessionPatch::default()
     };
     let _ = ctx.deps.store.update_session(&ctx.session.id, &patch).await;
-    progress.log("prepare", EventLevel::Info, &format!("base branch `{}`, reproduction command `{}`", ctx.base_branch, ctx.repro)).await;
+    progress
+        .log(
+            "prepare",
+            EventLevel::Info,
+            &format!(
+                "base branch `{}`, reproduction command `{}`",
+                ctx.base_branch, ctx.repro
+            ),
+        )
+        .await;
     Ok(())
 }
 
 /// The explicit command wins, then the issue body, then the repository's test command.
 fn settle_repro(ctx: &SessionContext) -> Result<String, Stop> {
-    if let Some(command) = ctx.session.repro_command.clone().filter(|c| !c.trim().is_empty()) {
+    if let Some(command) = ctx
+        .session
+        .repro_command
+        .clone()
+        .filter(|c| !c.trim().is_empty())
+    {
         return Ok(command);
     }
     match parse_issue_body(&ctx.description).repro {
         Repro::Found { command, .. } => Ok(command),
         Repro::Ambiguous(candidates) => Err(Stop::failed(
-            format!("the issue has {} different candidate reproduction commands ({}), so PatchPilot cannot tell which one shows the bug", candidates.len(), candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")),
+            format!(
+                "the issue has {} different candidate reproduction commands ({}), so PatchPilot cannot tell which one shows the bug",
+                candidates.len(),
+                candidates
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             "Comment `/patchpilot repro <command>` with the one command that fails because of this bug.",
         )),
         Repro::Missing => match ctx.config.test_command.clone() {

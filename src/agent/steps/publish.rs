@@ -6,7 +6,9 @@ use crate::agent::git::{self, Signature};
 use crate::agent::pipeline::progress::github_ref;
 use crate::agent::pipeline::{Progress, Stop};
 use crate::github::client::NewPullRequest;
-use crate::github::messages::{PipelineStep, PullRequestView, pull_request_body, pull_request_title};
+use crate::github::messages::{
+    PipelineStep, PullRequestView, pull_request_body, pull_request_title,
+};
 use crate::store::SessionPatch;
 
 use super::{SessionContext, github_stop};
@@ -14,16 +16,48 @@ use super::{SessionContext, github_stop};
 pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<String, Stop> {
     progress.start(PipelineStep::Publish).await;
     let store = ctx.deps.store.clone();
-    let _ = store.update_session(&ctx.session.id, &SessionPatch { patch_diff: Some(ctx.diff.clone()), ..SessionPatch::default() }).await;
+    let _ = store
+        .update_session(
+            &ctx.session.id,
+            &SessionPatch {
+                patch_diff: Some(ctx.diff.clone()),
+                ..SessionPatch::default()
+            },
+        )
+        .await;
     let (Some(github), Some(s)) = (ctx.deps.github.clone(), github_ref(&ctx.session)) else {
-        progress.done(PipelineStep::Publish, "verified diff recorded (no GitHub repository to open a pull request on)").await;
-        return Ok(crate::agent::pipeline::session_url(&ctx.deps, &ctx.session.id));
+        progress
+            .done(
+                PipelineStep::Publish,
+                "verified diff recorded (no GitHub repository to open a pull request on)",
+            )
+            .await;
+        return Ok(crate::agent::pipeline::session_url(
+            &ctx.deps,
+            &ctx.session.id,
+        ));
     };
     let branch = format!("patchpilot/issue-{}", s.issue);
-    let bot = github.bot_login().await.map_err(|e| github_stop(e, "reading the App's identity"))?;
-    let author = Signature { name: bot.clone(), email: format!("{bot}@users.noreply.github.com") };
-    let message = format!("{}\n\nFixes #{}\n\nVerified with: {}", pull_request_title(s.issue, &ctx.title), s.issue, ctx.repro);
-    let (dir, files, auth, push_branch) = (ctx.work_dir.clone(), ctx.changed_files.clone(), ctx.auth.clone(), branch.clone());
+    let bot = github
+        .bot_login()
+        .await
+        .map_err(|e| github_stop(e, "reading the App's identity"))?;
+    let author = Signature {
+        name: bot.clone(),
+        email: format!("{bot}@users.noreply.github.com"),
+    };
+    let message = format!(
+        "{}\n\nFixes #{}\n\nVerified with: {}",
+        pull_request_title(s.issue, &ctx.title),
+        s.issue,
+        ctx.repro
+    );
+    let (dir, files, auth, push_branch) = (
+        ctx.work_dir.clone(),
+        ctx.changed_files.clone(),
+        ctx.auth.clone(),
+        branch.clone(),
+    );
     let head_sha = tokio::task::spawn_blocking(move || git::commit_and_push(&dir, &files, &message, &author, &push_branch, &auth, true))
         .await
         .map_err(|err| Stop::Transient(format!("push task failed: {err}")))?
@@ -45,7 +79,13 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<St
         .open_pull_request(
             s.installation,
             &s.repo,
-            &NewPullRequest { title: pull_request_title(s.issue, &ctx.title), head: branch.clone(), base: ctx.base_branch.clone(), body, draft: ctx.config.draft },
+            &NewPullRequest {
+                title: pull_request_title(s.issue, &ctx.title),
+                head: branch.clone(),
+                base: ctx.base_branch.clone(),
+                body,
+                draft: ctx.config.draft,
+            },
         )
         .await
         .map_err(|e| github_stop(e, "opening the pull request"))?;
@@ -57,6 +97,8 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<St
         ..SessionPatch::default()
     };
     let _ = store.update_session(&ctx.session.id, &patch).await;
-    progress.done(PipelineStep::Publish, &format!("opened {}", pr.html_url)).await;
+    progress
+        .done(PipelineStep::Publish, &format!("opened {}", pr.html_url))
+        .await;
     Ok(pr.html_url)
 }
