@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::http::Method;
 use patchpilot::github::client::*;
 use patchpilot::github::messages::*;
-use patchpilot::github::reporter::{Reporter, SessionRef};
+use patchpilot::github::reporter::{Reporter, SessionRef, reply_once};
 use patchpilot::github::types::*;
 use support::fake_github::{BOT_LOGIN, FailureKind, FakeGitHub};
 
@@ -239,5 +239,48 @@ async fn check_run_goes_from_base_commit_to_pr_head() {
             .all(|r| r.name == "PatchPilot" && r.external_id.as_deref() == Some("s-1"))
     );
     assert_eq!(reporter.check_run().await, Some((head, on_head)));
+    fake.finish();
+}
+
+#[tokio::test]
+async fn an_unauthorised_user_gets_one_polite_reply_per_issue() {
+    let fake = world().await;
+    let gh = fake.client();
+    let s = session();
+    let reply = unauthorised_reply("mallory");
+
+    let first = reply_once(
+        gh.as_ref(),
+        s.installation,
+        &s.repo,
+        s.issue,
+        "unauthorised",
+        &reply,
+    )
+    .await
+    .unwrap();
+    let second = reply_once(
+        gh.as_ref(),
+        s.installation,
+        &s.repo,
+        s.issue,
+        "unauthorised",
+        &reply,
+    )
+    .await
+    .unwrap();
+
+    assert!(first.is_some());
+    assert_eq!(second, None);
+    let comments = fake.comments("octo/hello", 7);
+    assert_eq!(comments.len(), 1);
+    assert_eq!(
+        comments[0].body,
+        format!(
+            "{}\n{}",
+            reply_marker("unauthorised"),
+            unauthorised_reply("mallory")
+        )
+    );
     fake.finish();
 }

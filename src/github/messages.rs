@@ -126,6 +126,12 @@ pub fn session_marker(session_id: &str) -> String {
     format!("<!-- patchpilot:session={session_id} -->")
 }
 
+/// The hidden marker of a one-off reply of some kind (e.g. `unauthorised`), so it is
+/// posted at most once per issue.
+pub fn reply_marker(kind: &str) -> String {
+    format!("<!-- patchpilot:reply={kind} -->")
+}
+
 /// The session id in a comment's marker, if the comment starts with one.
 pub fn parse_session_marker(body: &str) -> Option<&str> {
     let rest = body.trim_start().strip_prefix("<!-- patchpilot:session=")?;

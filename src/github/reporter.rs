@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 use super::client::{
     CheckOutput, CheckRunUpdate, CheckStatus, GitHub, GitHubResult, Reaction, ReactionTarget,
 };
-use super::messages::{ProgressView, parse_session_marker, progress_comment};
+use super::messages::{ProgressView, parse_session_marker, progress_comment, reply_marker};
 use super::types::{CheckRunId, CommentId, CommitSha, InstallationId, IssueNumber, RepoName};
 
 /// The name of PatchPilot's check run.
@@ -172,4 +172,30 @@ impl Reporter {
         *current = Some((head_sha.clone(), id));
         Ok(id)
     }
+}
+
+/// Posts `body` on an issue unless the App already posted a reply of this `kind` there
+/// (e.g. `unauthorised`: at most one polite reply per issue, however often someone tries).
+/// Returns the new comment, or `None` when one already existed.
+pub async fn reply_once(
+    github: &dyn GitHub,
+    installation: InstallationId,
+    repo: &RepoName,
+    issue: IssueNumber,
+    kind: &str,
+    body: &str,
+) -> GitHubResult<Option<CommentId>> {
+    let marker = reply_marker(kind);
+    let bot = github.bot_login().await?;
+    let comments = github.list_comments(installation, repo, issue).await?;
+    let already = comments
+        .iter()
+        .any(|c| c.author.eq_ignore_ascii_case(&bot) && c.body.starts_with(&marker));
+    if already {
+        return Ok(None);
+    }
+    let id = github
+        .post_comment(installation, repo, issue, &format!("{marker}\n{body}"))
+        .await?;
+    Ok(Some(id))
 }
