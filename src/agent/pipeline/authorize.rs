@@ -5,9 +5,9 @@
 //! collaborator-permission API when the job runs (label triggers too). `author_association`
 //! is not trusted. A refused sender gets one short reply per issue, never more.
 
-use crate::github::client::{GitHub, ReactionTarget};
+use crate::github::client::ReactionTarget;
 use crate::github::messages::{already_running_reply, unauthorised_reply};
-use crate::github::reporter::SessionRef;
+use crate::github::reporter::reply_once;
 use crate::github::types::CommentId;
 use crate::session::{Session, SessionStatus};
 use crate::store::SessionPatch;
@@ -15,9 +15,6 @@ use crate::worker::JobError;
 
 use super::progress::{Progress, github_ref};
 use super::{PipelineDeps, session_url};
-
-/// Marks PatchPilot's unauthorised reply so it is posted at most once per issue.
-pub const UNAUTHORISED_MARKER: &str = "<!-- patchpilot:unauthorised -->";
 
 /// Whether the session may run; refusals are recorded and answered here.
 pub async fn authorize(deps: &PipelineDeps, session: &Session) -> Result<bool, JobError> {
@@ -39,7 +36,10 @@ pub async fn authorize(deps: &PipelineDeps, session: &Session) -> Result<bool, J
             .await
             .map_err(|err| JobError::Transient(err.to_string()))?;
         if !permission.can_trigger() {
-            reply_unauthorised_once(github.as_ref(), &session_ref, login).await;
+            let s = &session_ref;
+            if let Err(err) = reply_once(github.as_ref(), s.installation, &s.repo, s.issue, "unauthorised", &unauthorised_reply(login)).await {
+                tracing::warn!(error = %err, "could not post the unauthorised reply");
+            }
             reject(
                 deps,
                 session,
@@ -78,28 +78,6 @@ pub async fn authorize(deps: &PipelineDeps, session: &Session) -> Result<bool, J
         return Ok(false);
     }
     Ok(true)
-}
-
-async fn reply_unauthorised_once(github: &dyn GitHub, s: &SessionRef, login: &str) {
-    let already = match (
-        github.bot_login().await,
-        github.list_comments(s.installation, &s.repo, s.issue).await,
-    ) {
-        (Ok(bot), Ok(comments)) => comments
-            .iter()
-            .any(|c| c.author.eq_ignore_ascii_case(&bot) && c.body.contains(UNAUTHORISED_MARKER)),
-        _ => false,
-    };
-    if already {
-        return;
-    }
-    let body = format!("{}\n{UNAUTHORISED_MARKER}", unauthorised_reply(login));
-    if let Err(err) = github
-        .post_comment(s.installation, &s.repo, s.issue, &body)
-        .await
-    {
-        tracing::warn!(error = %err, "could not post the unauthorised reply");
-    }
 }
 
 async fn reject(deps: &PipelineDeps, session: &Session, why: &str) {
