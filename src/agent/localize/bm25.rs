@@ -19,7 +19,14 @@ pub struct Fnv(u64);
 
 impl Hasher for Fnv {
     fn finish(&self) -> u64 {
-        self.0
+        // FNV's high bits mix poorly for short keys, and hashbrown takes its 7-bit
+        // control tag from them; a murmur3 finaliser spreads the bits first.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
     fn write(&mut self, bytes: &[u8]) {
         let mut h = if self.0 == 0 {

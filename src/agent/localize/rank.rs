@@ -35,6 +35,9 @@ pub struct Evidence<'a> {
     pub modules: &'a [String],
 }
 
+/// A trace reference's index, the reference, and the files it resolved to.
+type Resolved<'a> = (usize, &'a TraceRef, Vec<(usize, f64)>);
+
 #[derive(Default)]
 struct Acc {
     trace: f64,
@@ -103,7 +106,7 @@ fn round3(x: f64) -> f64 {
 }
 
 fn add_trace_evidence(ev: &Evidence<'_>, index: &PathIndex<'_>, acc: &mut [Acc]) {
-    let resolved: Vec<(usize, &TraceRef, Vec<(usize, f64)>)> = ev
+    let resolved: Vec<Resolved<'_>> = ev
         .refs
         .iter()
         .enumerate()
@@ -160,10 +163,7 @@ fn trace_reason(r: &TraceRef, deepest: bool, ambiguous: bool) -> String {
 
 /// Index (into `refs`) of the innermost non-test frame of each stack format. Python prints
 /// the innermost frame last; Node, Java, Go and Rust backtraces print it first.
-fn deepest_frames(
-    files: &[FileStats],
-    resolved: &[(usize, &TraceRef, Vec<(usize, f64)>)],
-) -> BTreeSet<usize> {
+fn deepest_frames(files: &[FileStats], resolved: &[Resolved<'_>]) -> BTreeSet<usize> {
     let mut out = BTreeSet::new();
     let kinds = [
         TraceKind::PythonTraceback,

@@ -159,7 +159,7 @@ pub fn definition_regex(idents: &[String]) -> Option<Regex> {
     }
     let alts: Vec<String> = idents.iter().map(|i| regex::escape(i)).collect();
     let pattern = format!(
-        r"(?m)^[ \t]*(?:(?:pub(?:\([\w:]+\))?|export|default|async|static|public|private|protected|internal|abstract|final|override|open|unsafe|const|extern|inline|virtual|data|sealed)\s+)*(?:def|class|fn|struct|enum|trait|union|type|mod|impl|function\*?|func(?:\s*\([^)]*\))?|interface|let|var|const|val|fun|object|macro_rules!)\s+(?P<name>{})\b",
+        r"(?m-u)^[ \t]*(?:(?:pub(?:\([\w:]+\))?|export|default|async|static|public|private|protected|internal|abstract|final|override|open|unsafe|const|extern|inline|virtual|data|sealed)\s+)*(?:def|class|fn|struct|enum|trait|union|type|mod|impl|function\*?|func(?:\s*\([^)]*\))?|interface|let|var|const|val|fun|object|macro_rules!)\s+(?P<name>{})\b",
         alts.join("|")
     );
     Regex::new(&pattern).ok()
