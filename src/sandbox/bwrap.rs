@@ -20,6 +20,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
@@ -191,19 +192,29 @@ impl BubblewrapSandbox {
         cancel: &CancellationToken,
     ) -> Result<RunOutcome, SandboxError> {
         let cgroup = Arc::new(self.cgroups.create(&cgroup_name(), &cmd.limits));
-        let result = async {
-            let command = self.command(cmd, lease, cgroup.clone())?;
-            let mut running = runner::spawn(command, &cmd.limits, lines)?;
-            let ended = running.wait(cmd.limits.timeout, cancel).await;
+        let spawned = self
+            .command(cmd, lease, cgroup.clone())
+            .and_then(|command| runner::spawn(command, &cmd.limits, lines));
+        let mut running = match spawned {
+            Ok(running) => running,
+            Err(err) => {
+                remove_cgroup(cgroup).await;
+                return Err(err);
+            }
+        };
+        let ended = running.wait(cmd.limits.timeout, cancel).await;
+        // The pid namespace died with bwrap. Removing the run's cgroups proves that nothing of
+        // the run is left; only without that proof is the uid swept (a fork and a kill(-1)
+        // pass: several milliseconds on the hot path), as the second line of defence.
+        if let Some(mut left) = remove_cgroup(cgroup).await {
             if let Some(lease) = lease {
-                // The pid namespace is already gone with bwrap; this is a second line of defence.
                 let _ = sweep(lease.uid).await;
             }
-            Ok(running.finish(ended).await)
+            if left.is_active() {
+                let _ = tokio::task::spawn_blocking(move || left.remove(CGROUP_PATIENCE)).await;
+            }
         }
-        .await;
-        remove_cgroup(cgroup).await;
-        result
+        Ok(running.finish(ended).await)
     }
 }
 
@@ -280,13 +291,31 @@ pub(crate) fn cgroup_name() -> String {
     format!("patchpilot-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// How long a run's cgroup removal waits for its last processes to finish exiting.
+pub(crate) const CGROUP_PATIENCE: Duration = Duration::from_millis(500);
+
 /// Removes a run's cgroups once the spawned command (which held a reference) is gone.
-pub(crate) async fn remove_cgroup(cgroup: Arc<RunCgroup>) {
+/// Returns `None` when cgroups were in use and are all removed, which proves that no process
+/// of the run is left (see [`RunCgroup::remove`]); otherwise what is left of them.
+pub(crate) async fn remove_cgroup(cgroup: Arc<RunCgroup>) -> Option<RunCgroup> {
     match Arc::try_unwrap(cgroup) {
-        Ok(cgroup) => {
-            let _ = tokio::task::spawn_blocking(move || cgroup.remove()).await;
+        Ok(mut cgroup) if cgroup.is_active() => {
+            let removed = move || {
+                if cgroup.remove(CGROUP_PATIENCE) {
+                    None
+                } else {
+                    Some(cgroup)
+                }
+            };
+            tokio::task::spawn_blocking(removed)
+                .await
+                .unwrap_or_else(|_| Some(RunCgroup::default()))
         }
-        Err(_) => tracing::warn!("sandbox cgroup still referenced; not removed"),
+        Ok(cgroup) => Some(cgroup),
+        Err(_) => {
+            tracing::warn!("sandbox cgroup still referenced; not removed");
+            Some(RunCgroup::default())
+        }
     }
 }
 
