@@ -111,9 +111,10 @@ impl BubblewrapSandbox {
         let uid = lease.map(|l| l.uid);
         let limits = cmd.limits.clone();
         let stage_binds = plan.stage_binds;
-        // SAFETY: runs in the forked child before exec. It only makes system calls
-        // (setsid, write to cgroup.procs, unshare, mount, setrlimit, setgroups, setgid, setuid, prctl) on data
-        // prepared before the fork; nix passes short paths through stack buffers.
+        // SAFETY: runs in the forked child before exec. It only makes system calls (setsid,
+        // write to the cgroup's tasks file, unshare, mount, setrlimit, setgroups, setgid,
+        // setuid, prctl) on data prepared before the fork; nix passes short paths through
+        // stack buffers.
         #[allow(unsafe_code)]
         unsafe {
             command.pre_exec(move || launcher_setup(&stage_binds, uid, &limits, &cgroup));

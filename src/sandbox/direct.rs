@@ -122,7 +122,8 @@ impl DirectSandbox {
             .env_clear()
             .envs(env);
         // SAFETY: runs in the forked child before exec; it only makes system calls (setsid,
-        // write to cgroup.procs, setrlimit, setgroups, setgid, setuid, prctl, landlock) on data prepared before fork.
+        // write to the cgroup's tasks file, setrlimit, setgroups, setgid, setuid, prctl,
+        // landlock) on data prepared before fork.
         #[allow(unsafe_code)]
         unsafe {
             command.pre_exec(move || {
