@@ -20,7 +20,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
@@ -29,7 +28,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use super::cgroup::{Cgroups, RunCgroup};
-use super::identity::{UidLease, UidPool, chown_tree, server_is_root, sweep, with_work_tree_lent};
+use super::identity::{UidLease, UidPool, chown_tree, server_is_root, with_work_tree_lent};
 use super::{
     Limits, RunOutcome, Sandbox, SandboxCommand, SandboxError, Tier, Toolchains, command_env,
     runner,
@@ -199,22 +198,13 @@ impl BubblewrapSandbox {
         let mut running = match spawned {
             Ok(running) => running,
             Err(err) => {
-                remove_cgroup(cgroup).await;
+                runner::clear_run(cgroup, lease).await;
                 return Err(err);
             }
         };
         let ended = running.wait(cmd.limits.timeout, cancel).await;
-        // The pid namespace died with bwrap. Removing the run's cgroups proves that nothing of
-        // the run is left; only without that proof is the uid swept (a fork and a kill(-1)
-        // pass: several milliseconds on the hot path), as the second line of defence.
-        if let Some(mut left) = remove_cgroup(cgroup).await {
-            if let Some(lease) = lease {
-                let _ = sweep(lease.uid).await;
-            }
-            if left.is_active() {
-                let _ = tokio::task::spawn_blocking(move || left.remove(CGROUP_PATIENCE)).await;
-            }
-        }
+        // The pid namespace died with bwrap; this proves it, or sweeps the uid.
+        runner::clear_run(cgroup, lease).await;
         Ok(running.finish(ended).await)
     }
 }
@@ -290,34 +280,6 @@ fn launcher_setup(
 /// A unique cgroup name for one run.
 pub(crate) fn cgroup_name() -> String {
     format!("patchpilot-{}", uuid::Uuid::new_v4().simple())
-}
-
-/// How long a run's cgroup removal waits for its last processes to finish exiting.
-pub(crate) const CGROUP_PATIENCE: Duration = Duration::from_millis(500);
-
-/// Removes a run's cgroups once the spawned command (which held a reference) is gone.
-/// Returns `None` when cgroups were in use and are all removed, which proves that no process
-/// of the run is left (see [`RunCgroup::remove`]); otherwise what is left of them.
-pub(crate) async fn remove_cgroup(cgroup: Arc<RunCgroup>) -> Option<RunCgroup> {
-    match Arc::try_unwrap(cgroup) {
-        Ok(mut cgroup) if cgroup.is_active() => {
-            let removed = move || {
-                if cgroup.remove(CGROUP_PATIENCE) {
-                    None
-                } else {
-                    Some(cgroup)
-                }
-            };
-            tokio::task::spawn_blocking(removed)
-                .await
-                .unwrap_or_else(|_| Some(RunCgroup::default()))
-        }
-        Ok(cgroup) => Some(cgroup),
-        Err(_) => {
-            tracing::warn!("sandbox cgroup still referenced; not removed");
-            Some(RunCgroup::default())
-        }
-    }
 }
 
 /// `/bin` and friends: a symlink on merged-/usr systems, a directory elsewhere.
