@@ -20,6 +20,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
@@ -191,6 +192,7 @@ impl BubblewrapSandbox {
         lines: Option<UnboundedSender<String>>,
         cancel: &CancellationToken,
     ) -> Result<RunOutcome, SandboxError> {
+        let start = Instant::now();
         let cgroup = Arc::new(self.cgroups.create(&cgroup_name(), &cmd.limits));
         let spawned = self
             .command(cmd, lease, cgroup.clone())
@@ -202,9 +204,18 @@ impl BubblewrapSandbox {
                 return Err(err);
             }
         };
+        let spawned_at = Instant::now();
         let ended = running.wait(cmd.limits.timeout, cancel).await;
+        let ended_at = Instant::now();
         // The pid namespace died with bwrap; this proves it, or sweeps the uid.
         runner::clear_run(cgroup, lease).await;
+        // Where a run's overhead goes (see docs/sandbox.md, "Overhead").
+        tracing::debug!(
+            setup_and_spawn_ms = ms(spawned_at - start),
+            bwrap_ms = ms(ended_at - spawned_at),
+            clean_up_ms = ms(ended_at.elapsed()),
+            "sandbox run phases"
+        );
         Ok(running.finish(ended).await)
     }
 }
@@ -275,6 +286,10 @@ fn launcher_setup(
         setuid(Uid::from_raw(uid))?;
     }
     Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 /// A unique cgroup name for one run.

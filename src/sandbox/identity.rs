@@ -184,9 +184,18 @@ pub(crate) async fn with_work_tree_lent<T>(
                 .map_err(|e| SandboxError::Setup(format!("changing owner of the work tree: {e}")))
         }
     };
+    let start = std::time::Instant::now();
     chown(uid, uid).await?;
+    let lent = start.elapsed();
     let result = run.await;
+    let start = std::time::Instant::now();
     let back = chown(Uid::effective().as_raw(), Gid::effective().as_raw()).await;
+    // Proportional to the number of files: the largest overhead for big trees.
+    tracing::debug!(
+        lend_ms = lent.as_secs_f64() * 1e3,
+        give_back_ms = start.elapsed().as_secs_f64() * 1e3,
+        "work tree handed over"
+    );
     let out = result?;
     back?;
     Ok(out)
