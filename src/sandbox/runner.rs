@@ -200,13 +200,21 @@ pub(crate) async fn clear_run(cgroup: Arc<RunCgroup>, lease: Option<&UidLease>) 
         lease.inspect(|l| l.mark_clean());
         return;
     };
+    let swept = match lease {
+        Some(lease) => sweep(lease.uid).await.is_ok(),
+        None => false,
+    };
+    // A sweep gives up on a fork bomb that outlasts it: the uid counts as clean only if the
+    // groups (where there are any) then empty out.
+    let emptied = !left.is_active()
+        || remove_cgroup(Arc::new(left), CGROUP_PATIENCE)
+            .await
+            .is_none();
     if let Some(lease) = lease
-        && sweep(lease.uid).await.is_ok()
+        && swept
+        && emptied
     {
         lease.mark_clean();
-    }
-    if left.is_active() {
-        let _ = remove_cgroup(Arc::new(left), CGROUP_PATIENCE).await;
     }
 }
 
