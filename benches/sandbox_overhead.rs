@@ -3,7 +3,7 @@
 //! Run: `cargo bench --bench sandbox_overhead` (or, without a release build,
 //! `cargo test --bench sandbox_overhead`; the time is spent in the kernel and bwrap, not in
 //! our code). Set `PATCHPILOT_SANDBOX_TIER` to measure another tier, `BENCH_RUNS` for more
-//! samples.
+//! samples, and `RUST_LOG=patchpilot::sandbox=debug` to print each run's phases.
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,12 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 async fn main() {
     // Ignore cargo's own bench arguments; read settings from the environment only.
     let cli = Cli::parse_from(["sandbox_overhead"]);
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let runs: usize = std::env::var("BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())

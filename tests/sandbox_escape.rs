@@ -502,6 +502,46 @@ async fn commands_run_in_a_cgroup_of_their_own_that_is_removed_after() {
 }
 
 #[tokio::test]
+async fn bubblewrap_commands_and_their_children_are_in_the_runs_cgroups() {
+    // Inside bwrap the cgroup namespace hides the path, so look from the host at a process
+    // the command forked (after bwrap's own forks).
+    let sb = bubblewrap();
+    let work = work_tree();
+    let marker = "sleep 31.4159";
+    let cmd = SandboxCommand::new(format!("{marker} & wait"), work.path());
+    let run = tokio::spawn(async move { run(&sb, cmd).await });
+    let mut groups = String::new();
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let pids: Vec<_> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == marker)
+                    .unwrap_or(false)
+            })
+            .collect();
+        if let Some(entry) = pids.first() {
+            groups = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(entry.file_name().to_string_lossy().parse().unwrap()),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            break;
+        }
+    }
+    run.await.unwrap();
+    let in_run_group = |controller: &str| {
+        groups
+            .lines()
+            .any(|l| l.split(':').nth(1) == Some(controller) && l.contains("/patchpilot-"))
+    };
+    assert!(in_run_group("memory"), "{groups}");
+    assert!(in_run_group("pids"), "{groups}");
+}
+
+#[tokio::test]
 async fn a_flood_of_lines_does_not_pile_up_in_the_stream() {
     let sb = bubblewrap();
     let work = work_tree();

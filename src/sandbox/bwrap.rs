@@ -20,6 +20,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
@@ -28,7 +29,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use super::cgroup::{Cgroups, RunCgroup};
-use super::identity::{UidLease, UidPool, chown_tree, server_is_root, sweep, with_work_tree_lent};
+use super::identity::{UidLease, UidPool, chown_tree, server_is_root, with_work_tree_lent};
 use super::{
     Limits, RunOutcome, Sandbox, SandboxCommand, SandboxError, Tier, Toolchains, command_env,
     runner,
@@ -110,9 +111,10 @@ impl BubblewrapSandbox {
         let uid = lease.map(|l| l.uid);
         let limits = cmd.limits.clone();
         let stage_binds = plan.stage_binds;
-        // SAFETY: runs in the forked child before exec. It only makes system calls
-        // (setsid, write to cgroup.procs, unshare, mount, setrlimit, setgroups, setgid, setuid, prctl) on data
-        // prepared before the fork; nix passes short paths through stack buffers.
+        // SAFETY: runs in the forked child before exec. It only makes system calls (setsid,
+        // write to the cgroup's tasks file, unshare, mount, setrlimit, setgroups, setgid,
+        // setuid, prctl) on data prepared before the fork; nix passes short paths through
+        // stack buffers.
         #[allow(unsafe_code)]
         unsafe {
             command.pre_exec(move || launcher_setup(&stage_binds, uid, &limits, &cgroup));
@@ -190,20 +192,31 @@ impl BubblewrapSandbox {
         lines: Option<UnboundedSender<String>>,
         cancel: &CancellationToken,
     ) -> Result<RunOutcome, SandboxError> {
+        let start = Instant::now();
         let cgroup = Arc::new(self.cgroups.create(&cgroup_name(), &cmd.limits));
-        let result = async {
-            let command = self.command(cmd, lease, cgroup.clone())?;
-            let mut running = runner::spawn(command, &cmd.limits, lines)?;
-            let ended = running.wait(cmd.limits.timeout, cancel).await;
-            if let Some(lease) = lease {
-                // The pid namespace is already gone with bwrap; this is a second line of defence.
-                let _ = sweep(lease.uid).await;
+        let spawned = self
+            .command(cmd, lease, cgroup.clone())
+            .and_then(|command| runner::spawn(command, &cmd.limits, lines));
+        let mut running = match spawned {
+            Ok(running) => running,
+            Err(err) => {
+                runner::clear_run(cgroup, lease).await;
+                return Err(err);
             }
-            Ok(running.finish(ended).await)
-        }
-        .await;
-        remove_cgroup(cgroup).await;
-        result
+        };
+        let spawned_at = Instant::now();
+        let ended = running.wait(cmd.limits.timeout, cancel).await;
+        let ended_at = Instant::now();
+        // The pid namespace died with bwrap; this proves it, or sweeps the uid.
+        runner::clear_run(cgroup, lease).await;
+        // Where a run's overhead goes (see docs/sandbox.md, "Overhead").
+        tracing::debug!(
+            setup_and_spawn_ms = ms(spawned_at - start),
+            bwrap_ms = ms(ended_at - spawned_at),
+            clean_up_ms = ms(ended_at.elapsed()),
+            "sandbox run phases"
+        );
+        Ok(running.finish(ended).await)
     }
 }
 
@@ -275,19 +288,13 @@ fn launcher_setup(
     Ok(())
 }
 
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
 /// A unique cgroup name for one run.
 pub(crate) fn cgroup_name() -> String {
     format!("patchpilot-{}", uuid::Uuid::new_v4().simple())
-}
-
-/// Removes a run's cgroups once the spawned command (which held a reference) is gone.
-pub(crate) async fn remove_cgroup(cgroup: Arc<RunCgroup>) {
-    match Arc::try_unwrap(cgroup) {
-        Ok(cgroup) => {
-            let _ = tokio::task::spawn_blocking(move || cgroup.remove()).await;
-        }
-        Err(_) => tracing::warn!("sandbox cgroup still referenced; not removed"),
-    }
 }
 
 /// `/bin` and friends: a symlink on merged-/usr systems, a directory elsewhere.

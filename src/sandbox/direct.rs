@@ -22,7 +22,7 @@ use nix::unistd::{Gid, Uid, setgid, setgroups, setsid, setuid};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use super::bwrap::{cgroup_name, remove_cgroup};
+use super::bwrap::cgroup_name;
 use super::cgroup::{Cgroups, RunCgroup};
 use super::identity::{UidLease, UidPool, server_is_root, sweep, with_work_tree_lent};
 use super::landlock::Rules;
@@ -122,7 +122,8 @@ impl DirectSandbox {
             .env_clear()
             .envs(env);
         // SAFETY: runs in the forked child before exec; it only makes system calls (setsid,
-        // write to cgroup.procs, setrlimit, setgroups, setgid, setuid, prctl, landlock) on data prepared before fork.
+        // write to the cgroup's tasks file, setrlimit, setgroups, setgid, setuid, prctl,
+        // landlock) on data prepared before fork.
         #[allow(unsafe_code)]
         unsafe {
             command.pre_exec(move || {
@@ -152,25 +153,30 @@ impl DirectSandbox {
         cancel: &CancellationToken,
     ) -> Result<RunOutcome, SandboxError> {
         let uid = lease.map(|l| l.uid);
-        if let Some(uid) = uid {
-            // A previous run whose future was dropped (not cancelled) skipped its sweep: start
-            // from a uid with no processes.
-            let _ = sweep(uid).await;
+        if let Some(lease) = lease
+            && !lease.was_clean()
+        {
+            // The uid's last run did not end cleanly (its future was dropped, or the server
+            // restarted): start from a uid with no processes.
+            let _ = sweep(lease.uid).await;
         }
         let private_tmp = self.private_tmp(uid)?;
         let cgroup = Arc::new(self.cgroups.create(&cgroup_name(), &cmd.limits));
-        let result = async {
-            let command = self.command(cmd, &private_tmp, uid, cgroup.clone())?;
-            let mut running = runner::spawn(command, &cmd.limits, lines)?;
-            let ended = running.wait(cmd.limits.timeout, cancel).await;
-            if let Some(uid) = uid {
+        let spawned = self
+            .command(cmd, &private_tmp, uid, cgroup.clone())
+            .and_then(|command| runner::spawn(command, &cmd.limits, lines));
+        let result = match spawned {
+            Ok(mut running) => {
+                let ended = running.wait(cmd.limits.timeout, cancel).await;
                 // Daemons that left the process group die here, before the output is drained.
-                let _ = sweep(uid).await;
+                runner::clear_run(cgroup, lease).await;
+                Ok(running.finish(ended).await)
             }
-            Ok(running.finish(ended).await)
-        }
-        .await;
-        remove_cgroup(cgroup).await;
+            Err(err) => {
+                runner::clear_run(cgroup, lease).await;
+                Err(err)
+            }
+        };
         let _ = std::fs::remove_dir_all(&private_tmp);
         result
     }

@@ -14,6 +14,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use nix::sys::signal::{Signal, kill};
@@ -25,7 +26,15 @@ use super::SandboxError;
 #[derive(Debug, Clone)]
 pub struct UidPool {
     base: u32,
-    used: Arc<Mutex<Vec<bool>>>,
+    slots: Arc<Mutex<Vec<Slot>>>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    leased: bool,
+    /// The last run of this uid proved that none of its processes was left. Unknown (false)
+    /// at start-up: a previous server may have left some.
+    clean: bool,
 }
 
 /// A uid held for one command; returned to the pool on drop.
@@ -33,37 +42,60 @@ pub struct UidPool {
 pub struct UidLease {
     pub uid: u32,
     slot: usize,
-    used: Arc<Mutex<Vec<bool>>>,
+    was_clean: bool,
+    /// Set by the run once nothing of it is left; a lease dropped early (a run future dropped
+    /// mid-way, an error) leaves the uid marked unclean, so its next run sweeps first.
+    clean: AtomicBool,
+    slots: Arc<Mutex<Vec<Slot>>>,
 }
 
 impl UidPool {
     pub fn new(base: u32, count: u32) -> Self {
         Self {
             base,
-            used: Arc::new(Mutex::new(vec![false; count.max(1) as usize])),
+            slots: Arc::new(Mutex::new(vec![Slot::default(); count.max(1) as usize])),
         }
     }
 
     /// Takes a free uid, or fails when all are in use.
     pub fn lease(&self) -> Result<UidLease, SandboxError> {
-        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = used
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = slots
             .iter()
-            .position(|u| !u)
-            .ok_or(SandboxError::Busy(used.len() as u32))?;
-        used[slot] = true;
+            .position(|s| !s.leased)
+            .ok_or(SandboxError::Busy(slots.len() as u32))?;
+        slots[slot].leased = true;
         Ok(UidLease {
             uid: self.base + slot as u32,
             slot,
-            used: self.used.clone(),
+            was_clean: slots[slot].clean,
+            clean: AtomicBool::new(false),
+            slots: self.slots.clone(),
         })
+    }
+}
+
+impl UidLease {
+    /// Whether the previous run of this uid ended with none of its processes left, so a sweep
+    /// before this run would find nothing.
+    pub fn was_clean(&self) -> bool {
+        self.was_clean
+    }
+
+    /// Records that no process of this run is left (after a sweep, or a cgroup removal that
+    /// proves it).
+    pub fn mark_clean(&self) {
+        self.clean.store(true, Ordering::Relaxed);
     }
 }
 
 impl Drop for UidLease {
     fn drop(&mut self) {
-        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        used[self.slot] = false;
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots[self.slot] = Slot {
+            leased: false,
+            clean: self.clean.load(Ordering::Relaxed),
+        };
     }
 }
 
@@ -152,9 +184,18 @@ pub(crate) async fn with_work_tree_lent<T>(
                 .map_err(|e| SandboxError::Setup(format!("changing owner of the work tree: {e}")))
         }
     };
+    let start = std::time::Instant::now();
     chown(uid, uid).await?;
+    let lent = start.elapsed();
     let result = run.await;
+    let start = std::time::Instant::now();
     let back = chown(Uid::effective().as_raw(), Gid::effective().as_raw()).await;
+    // Proportional to the number of files: the largest overhead for big trees.
+    tracing::debug!(
+        lend_ms = lent.as_secs_f64() * 1e3,
+        give_back_ms = start.elapsed().as_secs_f64() * 1e3,
+        "work tree handed over"
+    );
     let out = result?;
     back?;
     Ok(out)
@@ -174,6 +215,20 @@ mod tests {
         let freed = a.uid;
         drop(a);
         assert_eq!(pool.lease().unwrap().uid, freed);
+    }
+
+    #[test]
+    fn a_uid_is_clean_only_after_a_run_that_said_so() {
+        let pool = UidPool::new(1000, 1);
+        let first = pool.lease().unwrap();
+        assert!(!first.was_clean(), "unknown at start-up");
+        first.mark_clean();
+        drop(first);
+        let second = pool.lease().unwrap();
+        assert!(second.was_clean());
+        // Dropped without marking: the next run must sweep.
+        drop(second);
+        assert!(!pool.lease().unwrap().was_clean());
     }
 
     #[test]
