@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod e2e;
 pub mod fake_github;
 pub mod fake_model;
 pub mod git_http;

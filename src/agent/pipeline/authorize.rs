@@ -37,7 +37,16 @@ pub async fn authorize(deps: &PipelineDeps, session: &Session) -> Result<bool, J
             .map_err(|err| JobError::Transient(err.to_string()))?;
         if !permission.can_trigger() {
             let s = &session_ref;
-            if let Err(err) = reply_once(github.as_ref(), s.installation, &s.repo, s.issue, "unauthorised", &unauthorised_reply(login)).await {
+            if let Err(err) = reply_once(
+                github.as_ref(),
+                s.installation,
+                &s.repo,
+                s.issue,
+                "unauthorised",
+                &unauthorised_reply(login),
+            )
+            .await
+            {
                 tracing::warn!(error = %err, "could not post the unauthorised reply");
             }
             reject(

@@ -131,6 +131,9 @@ struct Token {
 struct World {
     base_url: String,
     git_base_url: String,
+    /// When set, branches are read from the bare repositories `{root}/{owner}/{name}.git`
+    /// (what the git server serves), so pushes show up like on GitHub.
+    git_repo_root: Option<std::path::PathBuf>,
     installations: BTreeMap<u64, Vec<String>>,
     tokens: Vec<Token>,
     token_lifetime: TimeDelta,
@@ -166,6 +169,7 @@ impl FakeGitHub {
         let world = Arc::new(Mutex::new(World {
             base_url: url.clone(),
             git_base_url: format!("{url}/git"),
+            git_repo_root: None,
             installations: BTreeMap::new(),
             tokens: Vec::new(),
             token_lifetime: TimeDelta::hours(1),
@@ -193,6 +197,11 @@ impl FakeGitHub {
     /// Base URL for clone URLs (`{git_base}/{owner}/{name}.git`), e.g. a nested git server.
     pub fn set_git_base_url(&self, url: &str) {
         self.w().git_base_url = url.trim_end_matches('/').to_owned();
+    }
+
+    /// Backs repositories with the bare git repositories under `root` (see `World`).
+    pub fn set_git_repo_root(&self, root: &std::path::Path) {
+        self.w().git_repo_root = Some(root.to_owned());
     }
 
     /// How long minted installation tokens live (default one hour).

@@ -382,7 +382,7 @@ fn repo_route(
         }
         ("GET", ["branches", branch @ ..]) => {
             let name = branch.join("/");
-            match w.repos[full].branches.get(&name) {
+            match branch_sha(&w, full, &name) {
                 Some(sha) => ok(
                     StatusCode::OK,
                     json!({ "name": name, "commit": { "sha": sha, "url": "" }, "protected": false }),
@@ -545,7 +545,7 @@ fn repo_route(
         ("POST", ["pulls"]) => {
             let head = body["head"].as_str().unwrap_or_default().to_owned();
             let repo = &w.repos[full];
-            if !repo.branches.contains_key(&head) {
+            if branch_sha(&w, full, &head).is_none() {
                 return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
             }
             if repo.pulls.iter().any(|p| p.head == head) {
@@ -640,4 +640,15 @@ fn react(w: &mut World, full: &str, target: String, body: &Value) -> Response {
         status,
         json!({ "id": 1, "node_id": "REA_kw", "content": content, "user": user_json(&base, BOT_LOGIN), "created_at": "2026-11-01T00:00:00Z" }),
     )
+}
+
+/// A branch's head: from the backing bare repository when there is one, else the fixture map.
+fn branch_sha(w: &World, full: &str, branch: &str) -> Option<String> {
+    if let Some(root) = &w.git_repo_root {
+        let bare = root.join(format!("{full}.git"));
+        if bare.exists() {
+            return crate::support::git_http::ref_sha(&bare, &format!("refs/heads/{branch}"));
+        }
+    }
+    w.repos.get(full)?.branches.get(branch).cloned()
 }

@@ -1,0 +1,241 @@
+//! The end-to-end world: the real router and worker pool running the real pipeline, against
+//! the fake GitHub (through the real octocrab client and App JWT), the scripted model, a real
+//! git smart-HTTP server and the real sandbox. Tests send signed webhooks and look at what a
+//! maintainer would see.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use patchpilot::agent::git::RepoCache;
+use patchpilot::agent::pipeline::{Pipeline, PipelineDeps};
+use patchpilot::server::{self, AppState, Features};
+use patchpilot::session::Session;
+use patchpilot::store::{IntakeQueue, Store};
+use patchpilot::webhook::triggers::TriggerSettings;
+use patchpilot::worker::{WorkerConfig, WorkerPool};
+use serde_json::{Value, json};
+
+use super::db::TestDb;
+use super::fake_github::{BOT_LOGIN, FakeGitHub, TEST_APP_ID};
+use super::fake_model::FakeModel;
+use super::server::SECRET;
+
+pub const REPO: &str = "octo/calc";
+pub const INSTALLATION: u64 = 77;
+pub const MAINTAINER: &str = "maintainer";
+
+pub struct World {
+    pub url: String,
+    pub store: Arc<dyn Store>,
+    pub state: AppState,
+    pub github: FakeGitHub,
+    pub model: FakeModel,
+    pub git_root: PathBuf,
+    /// Clone URLs are `{git_base}/{owner}/{name}.git`, as the fake GitHub reports them.
+    pub git_base: String,
+    pub client: reqwest::Client,
+    workers: Option<WorkerPool>,
+    _dirs: Vec<tempfile::TempDir>,
+    _db: TestDb,
+}
+
+/// A small Python project whose test fails on an empty list.
+pub fn python_project() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (
+            "calc.py",
+            "def average(values):\n    return sum(values) / len(values)\n\n\ndef total(values):\n    return sum(values)\n",
+        ),
+        (
+            "test_calc.py",
+            "from calc import average, total\n\n\ndef test_total():\n    assert total([1, 2]) == 3\n\n\ndef test_average_of_empty_list_is_zero():\n    assert average([]) == 0\n",
+        ),
+        ("README.md", "# calc\nTiny statistics helpers.\n"),
+    ]
+}
+
+/// The model's correct fix for [`python_project`].
+pub const PYTHON_FIX: &str = "The average divides by the length, which is zero for an empty list. Return 0 for empty input.\n\ncalc.py\n<<<<<<< SEARCH\n    return sum(values) / len(values)\n=======\n    if not values:\n        return 0\n    return sum(values) / len(values)\n>>>>>>> REPLACE\n";
+
+pub const PYTHON_REPRO: &str = "python3 -m pytest -q -p no:cacheprovider test_calc.py";
+
+impl World {
+    pub async fn start(db: TestDb, files: &[(&str, &str)]) -> Self {
+        let github = FakeGitHub::start().await;
+        let model = FakeModel::start().await;
+        let git_dir = tempfile::tempdir().unwrap();
+        let git_root = git_dir.path().to_owned();
+        let bare = super::git_http::init_bare_repo(&git_root, &format!("{REPO}.git"), files);
+        let (git_addr, _) = super::git_http::serve_git(git_root.clone(), None).await;
+        let git_base = format!("http://{git_addr}");
+        github.set_git_base_url(&git_base);
+        github.set_git_repo_root(&git_root);
+        github.add_repo(REPO);
+        github.add_installation(INSTALLATION, &[REPO]);
+        github.set_role(REPO, MAINTAINER, "write");
+        assert!(super::git_http::ref_sha(&bare, "refs/heads/main").is_some());
+
+        let data = tempfile::tempdir().unwrap();
+        let data_dir = data.path().canonicalize().unwrap();
+        std::fs::create_dir_all(data_dir.join("work")).unwrap();
+        let args = super::server::serve_args(&[
+            "--webhook-secret",
+            SECRET,
+            "--model-provider",
+            "anthropic",
+            "--anthropic-api-key",
+            super::fake_model::FAKE_MODEL_KEY,
+            "--anthropic-base-url",
+            &model.anthropic_base_url(),
+            "--model",
+            "claude-test",
+            "--model-max-attempts",
+            "2",
+            "--sandbox-timeout-secs",
+            "120",
+        ]);
+        let store = db.store.clone();
+        let (intake, _task) = IntakeQueue::start(store.clone(), 64);
+        let mut state =
+            patchpilot::app::app_state(store.clone(), intake, &args, Features::default());
+        state.triggers = Arc::new(TriggerSettings {
+            label: "patchpilot".into(),
+            bot_login: Some(BOT_LOGIN.into()),
+            app_id: Some(TEST_APP_ID as i64),
+        });
+        let sandbox = patchpilot::sandbox::probe(&args.sandbox);
+        let pipeline = Pipeline::new(PipelineDeps {
+            store: store.clone(),
+            github: Some(github.client()),
+            model: patchpilot::llm::from_args(&args.model).unwrap(),
+            limits: args.sandbox.limits(),
+            sandbox,
+            repo_cache: RepoCache::new(data_dir.join("repos")),
+            work_root: data_dir.join("work"),
+            public_url: Some("https://patchpilot.example".parse().unwrap()),
+            label: "patchpilot".into(),
+            budget: args.model.budget(),
+        });
+        let config = WorkerConfig {
+            concurrency: 2,
+            idle_poll: Duration::from_millis(100),
+            cancel_poll: Duration::from_millis(100),
+            shutdown_grace: Duration::from_secs(5),
+            ..WorkerConfig::default()
+        };
+        let workers = WorkerPool::start(
+            store.clone(),
+            Arc::new(pipeline),
+            state.worker_wakeup.clone(),
+            config,
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = server::router(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self {
+            url,
+            store,
+            state,
+            github,
+            model,
+            git_root,
+            git_base,
+            client: reqwest::Client::new(),
+            workers: Some(workers),
+            _dirs: vec![git_dir, data],
+            _db: db,
+        }
+    }
+
+    pub fn bare_repo(&self) -> PathBuf {
+        self.git_root.join(format!("{REPO}.git"))
+    }
+
+    /// An issue on the fake, and the real-shaped `issues.labeled` delivery for it.
+    pub fn labeled_payload(&self, number: u64, title: &str, body: &str, sender: &str) -> Value {
+        self.github.add_issue(REPO, number, title, body, "reporter");
+        let mut payload = super::example("issues", "labeled");
+        payload["label"]["name"] = json!("patchpilot");
+        payload["installation"] = json!({ "id": INSTALLATION, "node_id": "x" });
+        payload["issue"]["number"] = json!(number);
+        payload["issue"]["title"] = json!(title);
+        payload["issue"]["body"] = json!(body);
+        payload["repository"]["full_name"] = json!(REPO);
+        payload["repository"]["name"] = json!("calc");
+        payload["repository"]["owner"]["login"] = json!("octo");
+        payload["repository"]["clone_url"] = json!(format!("{}/{REPO}.git", self.git_base));
+        payload["sender"]["login"] = json!(sender);
+        payload["sender"]["type"] = json!("User");
+        payload
+    }
+
+    pub async fn deliver(&self, event: &str, payload: &Value) -> Value {
+        let body = serde_json::to_vec(payload).unwrap();
+        let response = self
+            .client
+            .post(format!("{}/webhooks/github", self.url))
+            .header("X-GitHub-Event", event)
+            .header("X-GitHub-Delivery", uuid::Uuid::new_v4().to_string())
+            .header(
+                "X-Hub-Signature-256",
+                patchpilot::webhook::signature::sign(SECRET, &body),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "delivery refused: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
+    /// Waits (up to two minutes) until the session is no longer queued or running.
+    pub async fn finished(&self, session_id: &str) -> Session {
+        for _ in 0..1200 {
+            let session = self.store.get_session(session_id).await.unwrap().unwrap();
+            if !session.status.is_active() {
+                return session;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("session {session_id} did not finish");
+    }
+
+    pub async fn wait_for(&self, what: &str, mut check: impl FnMut(&Self) -> bool) {
+        for _ in 0..600 {
+            if check(self) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    pub async fn events(&self, session_id: &str) -> String {
+        let events = self
+            .store
+            .events_after(session_id, 0, 10_000)
+            .await
+            .unwrap();
+        events
+            .iter()
+            .map(|e| format!("[{}] {}\n", e.step, e.message))
+            .collect()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(workers) = self.workers.take() {
+            workers.shutdown().await;
+        }
+    }
+}
+
+/// Whether a path exists under `root` (for "nothing outside the tree changed" checks).
+pub fn exists(root: &Path, relative: &str) -> bool {
+    root.join(relative).symlink_metadata().is_ok()
+}
