@@ -332,3 +332,61 @@ async fn cancel_mid_run_kills_the_sandbox_and_cancels_the_session() {
     );
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rust_issue_with_a_failing_cargo_test_becomes_a_pull_request() {
+    let files = [
+        (
+            "Cargo.toml",
+            "[package]\nname = \"clamp\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n",
+        ),
+        (
+            "src/lib.rs",
+            "/// Clamps `value` into `low..=high`.\npub fn clamp(value: i32, low: i32, high: i32) -> i32 {\n    if value < low {\n        low\n    } else if value > high {\n        value\n    } else {\n        value\n    }\n}\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn clamps_high_values() {\n        assert_eq!(super::clamp(15, 0, 10), 10);\n    }\n}\n",
+        ),
+        (".gitignore", "/target\n"),
+    ];
+    let world = World::start(support::db::fresh_sqlite().await, &files).await;
+    let fix = "Values above `high` are returned unchanged; return `high` instead.\n\nsrc/lib.rs\n<<<<<<< SEARCH\n    } else if value > high {\n        value\n=======\n    } else if value > high {\n        high\n>>>>>>> REPLACE\n";
+    world.model.push_reply(Reply::text(fix));
+    let body = "clamp(15, 0, 10) returns 15.\n\n### Steps to reproduce\n\n```sh\ncargo test --offline\n```\n";
+    let answer = world
+        .deliver(
+            "issues",
+            &world.labeled_payload(9, "clamp ignores the upper bound", body, MAINTAINER),
+        )
+        .await;
+    let session_id = answer["sessionId"].as_str().unwrap().to_owned();
+    let session = world.finished(&session_id).await;
+    let log = world.events(&session_id).await;
+    assert_eq!(session.status, SessionStatus::Succeeded, "{log}");
+    let prompt = world.model.requests()[0].first_user_message();
+    assert!(prompt.contains("src/lib.rs"), "{prompt}");
+    assert!(
+        prompt.contains("assertion `left == right` failed"),
+        "the failing cargo output: {prompt}"
+    );
+    let fixed = support::git_http::file_at(
+        &world.bare_repo(),
+        "refs/heads/patchpilot/issue-9",
+        "src/lib.rs",
+    )
+    .unwrap();
+    assert!(
+        fixed.contains("} else if value > high {\n        high"),
+        "{fixed}"
+    );
+    let head =
+        support::git_http::ref_sha(&world.bare_repo(), "refs/heads/patchpilot/issue-9").unwrap();
+    let files = support::git_http::git(&world.bare_repo(), &["diff", "--name-only", "main", &head]);
+    assert_eq!(
+        files.trim(),
+        "src/lib.rs",
+        "build output (target/) is never committed"
+    );
+    assert_eq!(
+        world.github.pulls(REPO)[0].title,
+        "Fix #9: clamp ignores the upper bound"
+    );
+    world.stop().await;
+}
