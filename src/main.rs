@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the GitHub App server: webhooks, session API, live pages and workers.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
     /// Run the pipeline once on a local path or URL, without GitHub; prints the verified diff.
@@ -55,7 +55,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => app::serve(args).await.map(|()| true),
+            Command::Serve(args) => app::serve(*args).await.map(|()| true),
             Command::Migrate(args) => app::open_store(&args.database_url).await.map(|_| true),
             Command::Run(args) => patchpilot::local_run::run_local(*args).await,
             Command::Localize(args) => patchpilot::agent::localize::run_cli(&args).map(|()| true),

@@ -209,7 +209,7 @@ impl BubblewrapSandbox {
         let ended_at = Instant::now();
         // The pid namespace died with bwrap; this proves it, or sweeps the uid.
         runner::clear_run(cgroup, lease).await;
-        // Where a run's overhead goes (see docs/sandbox.md, "Overhead").
+        // Where a run's overhead goes (see the README, "Sandbox / Overhead").
         tracing::debug!(
             setup_and_spawn_ms = ms(spawned_at - start),
             bwrap_ms = ms(ended_at - spawned_at),

@@ -382,7 +382,7 @@ fn repo_route(
         }
         ("GET", ["branches", branch @ ..]) => {
             let name = branch.join("/");
-            match branch_sha(&w, full, &name) {
+            match branch_sha(w, full, &name) {
                 Some(sha) => ok(
                     StatusCode::OK,
                     json!({ "name": name, "commit": { "sha": sha, "url": "" }, "protected": false }),
@@ -545,7 +545,7 @@ fn repo_route(
         ("POST", ["pulls"]) => {
             let head = body["head"].as_str().unwrap_or_default().to_owned();
             let repo = &w.repos[full];
-            if branch_sha(&w, full, &head).is_none() {
+            if branch_sha(w, full, &head).is_none() {
                 return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
             }
             if repo.pulls.iter().any(|p| p.head == head) {
