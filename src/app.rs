@@ -152,6 +152,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store: store.clone(),
         github,
         model,
+        exa: crate::agent::exa::ExaClient::from_args(&args.exa)
+            .map_err(|err| anyhow::anyhow!("{err}"))?,
         limits: args.sandbox.limits(),
         sandbox,
         repo_cache: RepoCache::new(data_dir.join("repos")),

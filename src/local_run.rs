@@ -57,6 +57,7 @@ pub async fn run_local(args: RunArgs) -> anyhow::Result<bool> {
         store: store.clone(),
         github: None,
         model,
+        exa: None,
         limits: args.sandbox.limits(),
         sandbox,
         repo_cache: RepoCache::new(args.worker.data_dir.join("repos")),

@@ -109,6 +109,7 @@ impl World {
             store: store.clone(),
             github: Some(github.client()),
             model: patchpilot::llm::from_args(&args.model).unwrap(),
+            exa: None,
             limits: args.sandbox.limits(),
             sandbox,
             repo_cache: RepoCache::new(data_dir.join("repos")),

@@ -37,6 +37,8 @@ pub struct PipelineDeps {
     pub github: Option<Arc<dyn GitHub>>,
     /// `None` when no model is configured: sessions stop before the patch step, saying so.
     pub model: Option<Arc<dyn Model>>,
+    /// Web search for similar fixes; `None` without `EXA_API_KEY`.
+    pub exa: Option<crate::agent::exa::ExaClient>,
     pub sandbox: Arc<dyn Sandbox>,
     pub repo_cache: RepoCache,
     /// Per-session work trees are created (and removed) under this directory.
