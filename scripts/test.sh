@@ -23,4 +23,4 @@ if ! python3 -m pytest --version >/dev/null 2>&1; then
     python3 -m pip install -q pytest
 fi
 
-cargo test "$@"
+cargo test --no-fail-fast "$@"

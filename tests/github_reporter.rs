@@ -236,7 +236,9 @@ async fn check_run_goes_from_base_commit_to_pr_head() {
     );
     assert!(
         runs.iter()
-            .all(|r| r.name == "PatchPilot" && r.external_id.as_deref() == Some("s-1"))
+            .all(|r| r.name == "PatchPilot"
+                && r.external_id.as_deref() == Some("patchpilot:issue=7")),
+        "the external id ties a rerequested run back to its issue"
     );
     assert_eq!(reporter.check_run().await, Some((head, on_head)));
     fake.finish();
