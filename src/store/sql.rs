@@ -228,52 +228,116 @@ macro_rules! impl_store {
                 batch: &[$crate::store::Intake],
             ) -> $crate::store::StoreResult<Vec<$crate::store::Recorded>> {
                 use $crate::store::{IntakeEffect, Recorded};
+                // One multi-row statement per table: per-row round trips, not fsync, are what
+                // limit intake once commits are grouped.
+                let mut seen = std::collections::HashSet::new();
+                let candidates: Vec<usize> = (0..batch.len())
+                    .filter(|&i| seen.insert(batch[i].delivery.delivery_id.as_str()))
+                    .collect();
+                let session_ids: Vec<Option<String>> = batch
+                    .iter()
+                    .map(|intake| matches!(intake.effect, IntakeEffect::StartSession(_)).then(|| uuid::Uuid::now_v7().to_string()))
+                    .collect();
                 let mut tx = self.pool.begin().await?;
-                let mut results = Vec::with_capacity(batch.len());
-                for intake in batch {
-                    let d = &intake.delivery;
-                    let session_id = match &intake.effect {
-                        IntakeEffect::StartSession(_) => Some(uuid::Uuid::now_v7().to_string()),
+                let mut inserted = std::collections::HashSet::new();
+                for chunk in candidates.chunks(500) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO deliveries (delivery_id, event, action, installation_id, repository, received_at, outcome, session_id) ",
+                    );
+                    query.push_values(chunk, |mut row, &i| {
+                        let d = &batch[i].delivery;
+                        row.push_bind(d.delivery_id.clone())
+                            .push_bind(d.event.clone())
+                            .push_bind(d.action.clone())
+                            .push_bind(d.installation_id)
+                            .push_bind(d.repository.clone())
+                            .push_bind(d.received_at)
+                            .push_bind(batch[i].outcome.clone())
+                            .push_bind(session_ids[i].clone());
+                    });
+                    query.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
+                    let rows: Vec<(String,)> = query.build_query_as().fetch_all(&mut *tx).await?;
+                    inserted.extend(rows.into_iter().map(|(id,)| id));
+                }
+                let accepted: Vec<usize> = candidates
+                    .into_iter()
+                    .filter(|&i| inserted.contains(&batch[i].delivery.delivery_id))
+                    .collect();
+                let starts: Vec<(usize, &$crate::session::NewSession)> = accepted
+                    .iter()
+                    .filter_map(|&i| match &batch[i].effect {
+                        IntakeEffect::StartSession(new) => Some((i, new)),
                         _ => None,
-                    };
-                    let inserted = sqlx::query(
-                        "INSERT INTO deliveries (delivery_id, event, action, installation_id, \
-                         repository, received_at, outcome, session_id) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (delivery_id) DO NOTHING",
-                    )
-                    .bind(&d.delivery_id)
-                    .bind(&d.event)
-                    .bind(&d.action)
-                    .bind(d.installation_id)
-                    .bind(&d.repository)
-                    .bind(d.received_at)
-                    .bind(&intake.outcome)
-                    .bind(&session_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if inserted == 0 {
-                        results.push(Recorded::Duplicate);
-                        continue;
+                    })
+                    .collect();
+                let now = chrono::Utc::now();
+                for chunk in starts.chunks(200) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO sessions (id, repo_url, branch, bug_description, repro_command, status, \
+                         created_at, updated_at, installation_id, repository, issue_number, issue_title, \
+                         trigger_kind, triggered_by, trigger_comment_id, delivery_id, feedback) ",
+                    );
+                    query.push_values(chunk, |mut row, &(i, new)| {
+                        let kind = new.trigger_kind.unwrap_or($crate::session::TriggerKind::Api);
+                        row.push_bind(session_ids[i].clone())
+                            .push_bind(new.repo_url.clone())
+                            .push_bind(new.branch.clone())
+                            .push_bind(new.bug_description.clone())
+                            .push_bind(new.repro_command.clone())
+                            .push_bind("queued")
+                            .push_bind(now)
+                            .push_bind(now)
+                            .push_bind(new.installation_id)
+                            .push_bind(new.repository.clone())
+                            .push_bind(new.issue_number)
+                            .push_bind(new.issue_title.clone())
+                            .push_bind(kind.as_str())
+                            .push_bind(new.triggered_by.clone())
+                            .push_bind(new.trigger_comment_id)
+                            .push_bind(batch[i].delivery.delivery_id.clone())
+                            .push_bind(new.feedback.clone());
+                    });
+                    query.build().execute(&mut *tx).await?;
+                }
+                let jobs: Vec<(String, Option<String>, String)> = accepted
+                    .iter()
+                    .filter_map(|&i| match &batch[i].effect {
+                        IntakeEffect::StartSession(_) => Some(("session".to_owned(), session_ids[i].clone(), "{}".to_owned())),
+                        IntakeEffect::Job { kind, payload } => Some((kind.clone(), None, payload.to_string())),
+                        _ => None,
+                    })
+                    .collect();
+                for chunk in jobs.chunks(500) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO jobs (kind, session_id, payload, status, attempts, run_after, created_at) ",
+                    );
+                    query.push_values(chunk, |mut row, (kind, session_id, payload)| {
+                        row.push_bind(kind.clone())
+                            .push_bind(session_id.clone())
+                            .push_bind(payload.clone())
+                            .push_bind("queued")
+                            .push_bind(0_i64)
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    query.build().execute(&mut *tx).await?;
+                }
+                for &i in &accepted {
+                    if let IntakeEffect::Installation(change) = &batch[i].effect {
+                        apply_installation_change(&mut tx, change).await?;
                     }
-                    match &intake.effect {
-                        IntakeEffect::None => {}
-                        IntakeEffect::StartSession(new) => {
-                            let id = session_id.as_deref().unwrap_or_default();
-                            insert_session(&mut tx, id, new, Some(&d.delivery_id)).await?;
-                            insert_job(&mut tx, "session", Some(id), &serde_json::json!({})).await?;
-                        }
-                        IntakeEffect::Job { kind, payload } => {
-                            insert_job(&mut tx, kind, None, payload).await?;
-                        }
-                        IntakeEffect::Installation(change) => {
-                            apply_installation_change(&mut tx, change).await?;
-                        }
-                    }
-                    results.push(Recorded::Accepted { session_id });
                 }
                 tx.commit().await?;
-                Ok(results)
+                let accepted: std::collections::HashSet<usize> = accepted.into_iter().collect();
+                Ok((0..batch.len())
+                    .map(|i| {
+                        if accepted.contains(&i) {
+                            Recorded::Accepted { session_id: session_ids[i].clone() }
+                        } else {
+                            Recorded::Duplicate
+                        }
+                    })
+                    .collect())
             }
 
             async fn get_delivery(
