@@ -390,3 +390,47 @@ async fn rust_issue_with_a_failing_cargo_test_becomes_a_pull_request() {
     );
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn out_of_attempts_with_draft_configured_opens_an_unverified_draft() {
+    let world = World::start(support::db::fresh_sqlite().await, &python_project()).await;
+    world.github.set_file(
+        REPO,
+        "main",
+        ".github/patchpilot.yml",
+        "draft: true\nmax_attempts: 2\n",
+    );
+    let wrong = "Guard the division.\n\ncalc.py\n<<<<<<< SEARCH\n    return sum(values) / len(values)\n=======\n    return sum(values) / max(len(values), 1) + 1\n>>>>>>> REPLACE\n";
+    for _ in 0..2 {
+        world.model.push_reply(Reply::text(wrong));
+    }
+    let answer = world
+        .deliver(
+            "issues",
+            &world.labeled_payload(10, "average() crashes", &issue_body(), MAINTAINER),
+        )
+        .await;
+    let session = world.finished(answer["sessionId"].as_str().unwrap()).await;
+    assert_eq!(session.status, SessionStatus::Failed);
+    assert!(
+        session
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("draft pull request"),
+        "{:?}",
+        session.error_message
+    );
+    assert_eq!(
+        world.model.requests().len(),
+        2,
+        "max_attempts from the repository config"
+    );
+    let pulls = world.github.pulls(REPO);
+    assert_eq!(pulls.len(), 1);
+    assert!(pulls[0].draft);
+    assert!(pulls[0].body.contains("Not verified"), "{}", pulls[0].body);
+    let runs = world.github.check_runs(REPO);
+    assert_eq!(runs.last().unwrap().conclusion.as_deref(), Some("failure"));
+    world.stop().await;
+}

@@ -51,6 +51,8 @@ pub struct SessionContext {
     pub diff: String,
     pub passing_output: String,
     pub summary: String,
+    /// The last reply whose edits applied but did not pass verification.
+    pub last_unverified_reply: Option<String>,
     pub model_name: String,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -83,6 +85,7 @@ impl SessionContext {
             diff: String::new(),
             passing_output: String::new(),
             summary: String::new(),
+            last_unverified_reply: None,
             model_name: String::new(),
             input_tokens: 0,
             output_tokens: 0,
@@ -203,7 +206,20 @@ pub async fn run_all(ctx: &mut SessionContext, progress: &mut Progress) -> Resul
     ctx.check_cancel()?;
     similar::run(ctx, progress).await;
     ctx.check_cancel()?;
-    patch::run(ctx, progress).await?;
+    match patch::run(ctx, progress).await {
+        Ok(()) => {}
+        // Out of attempts: with `draft: true` the last attempt still becomes a draft PR.
+        Err(Stop::Failed { reason, remedy })
+            if ctx.config.draft && patch::reapply_last(ctx).await =>
+        {
+            let url = publish::run(ctx, progress, Some(&reason)).await?;
+            return Err(Stop::failed(
+                format!("{reason}; the last attempt is in draft pull request {url}"),
+                remedy,
+            ));
+        }
+        Err(stop) => return Err(stop),
+    }
     ctx.check_cancel()?;
-    publish::run(ctx, progress).await
+    publish::run(ctx, progress, None).await
 }

@@ -97,6 +97,7 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
         };
         if let AttemptFeedback::StillFailing { output, .. } = &feedback {
             last_output = output.clone();
+            ctx.last_unverified_reply = Some(reply.clone());
         }
         progress
             .log("patch", EventLevel::Warn, &feedback_summary(&feedback))
@@ -183,6 +184,30 @@ async fn try_reply(
     progress.output_after = Some(outputs.clone());
     ctx.passing_output = outputs;
     Ok(Ok(()))
+}
+
+/// Applies the last reply that applied but failed verification again (for a draft PR);
+/// false when there is none or it no longer applies.
+pub async fn reapply_last(ctx: &mut SessionContext) -> bool {
+    let Some(reply) = ctx.last_unverified_reply.clone() else {
+        return false;
+    };
+    let Ok(edits) = parse_edits(&reply) else {
+        return false;
+    };
+    let policy = EditPolicy {
+        protected_paths: ctx.config.protected_paths.clone(),
+        ..EditPolicy::default()
+    };
+    let dir = ctx.work_dir.clone();
+    let applied = tokio::task::spawn_blocking(move || apply_edits(&dir, &edits, &policy)).await;
+    let Ok(Ok(applied)) = applied else {
+        return false;
+    };
+    ctx.changed_files = applied.changed_files;
+    ctx.diff = diff_of(&ctx.work_dir, &ctx.changed_files).await;
+    ctx.summary = summary_of(&reply);
+    true
 }
 
 /// The localised files with their content, for the prompt.

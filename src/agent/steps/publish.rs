@@ -1,6 +1,7 @@
 //! Step 7: commit only the edited files as the App's bot, push `patchpilot/issue-<n>`, open (or
 //! update) the pull request, move the check run to the PR head. Sessions without GitHub keep
-//! the verified diff in `patchDiff`.
+//! the verified diff in `patchDiff`. With `unverified` set (out of attempts, `draft: true`),
+//! the last attempt is opened as a draft whose body says it is not verified.
 
 use crate::agent::git::{self, Signature};
 use crate::agent::pipeline::progress::github_ref;
@@ -13,7 +14,11 @@ use crate::store::SessionPatch;
 
 use super::{SessionContext, github_stop};
 
-pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<String, Stop> {
+pub async fn run(
+    ctx: &mut SessionContext,
+    progress: &mut Progress,
+    unverified: Option<&str>,
+) -> Result<String, Stop> {
     progress.start(PipelineStep::Publish).await;
     let store = ctx.deps.store.clone();
     let _ = store
@@ -63,13 +68,23 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<St
         .map_err(|err| Stop::Transient(format!("push task failed: {err}")))?
         .map_err(|err| Stop::failed(format!("could not push `{branch}`: {err}"), "Check that the App has contents: write permission and the branch is not protected, then comment `/patchpilot retry`."))?;
     progress.set_check_commit(&head_sha);
+    let summary = match unverified {
+        Some(why) => format!(
+            "**Not verified:** {why}. This draft holds PatchPilot's last attempt for a maintainer to pick up.\n\n{}",
+            ctx.summary
+        ),
+        None => ctx.summary.clone(),
+    };
     let body = pull_request_body(&PullRequestView {
         issue: s.issue,
-        summary: ctx.summary.clone(),
+        summary,
         files_changed: ctx.changed_files.clone(),
         repro_command: ctx.repro.clone(),
         output_before: progress.output_before.clone().unwrap_or_default(),
-        output_after: ctx.passing_output.clone(),
+        output_after: match unverified {
+            Some(_) => progress.output_after.clone().unwrap_or_default(),
+            None => ctx.passing_output.clone(),
+        },
         model: ctx.model_name.clone(),
         input_tokens: ctx.input_tokens,
         output_tokens: ctx.output_tokens,
