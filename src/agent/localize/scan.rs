@@ -14,7 +14,7 @@ use anyhow::Context;
 use ignore::{WalkBuilder, WalkState};
 use regex::bytes::Regex;
 
-use super::bm25::{DocTerms, FastMap};
+use super::bm25::DocTerms;
 use super::paths::{self, PathClass};
 use super::tokenize::{TokenKind, for_each_raw_token};
 use super::vocab::Vocab;
@@ -95,7 +95,9 @@ pub fn file_stats(path: String, content: &[u8], spec: &ScanSpec<'_>) -> Option<F
     if class == PathClass::Source && paths::looks_minified(content) {
         class = PathClass::Generated;
     }
-    let mut counts: FastMap<u32, f64> = FastMap::default();
+    // Dense per-term counts: an index per hit is cheaper than hashing the term id, and
+    // the query has at most a few hundred terms.
+    let mut counts = vec![0.0f64; spec.vocab.term_count()];
     let mut len = 0.0;
     let mut count = |text: &[u8], weight: f64| {
         for_each_raw_token(text, |t, hash, kind| {
@@ -105,14 +107,13 @@ pub fn file_stats(path: String, content: &[u8], spec: &ScanSpec<'_>) -> Option<F
             }
             len += weight;
             if let Some(id) = entry.and_then(|e| e.term) {
-                *counts.entry(id).or_default() += weight;
+                counts[id as usize] += weight;
             }
         });
     };
     count(content, 1.0);
     count(path.as_bytes(), spec.path_weight);
-    let mut tf: Vec<(u32, f64)> = counts.into_iter().collect();
-    tf.sort_by_key(|p| p.0);
+    let tf: Vec<(u32, f64)> = (0u32..).zip(counts).filter(|&(_, c)| c > 0.0).collect();
     let defs = spec
         .definitions
         .map(|re| find_definitions(re, content))

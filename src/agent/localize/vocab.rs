@@ -28,6 +28,7 @@ struct Slot {
 pub struct Vocab {
     slots: Vec<Option<Slot>>,
     shift: u32,
+    terms: usize,
 }
 
 impl Vocab {
@@ -38,6 +39,7 @@ impl Vocab {
         let mut v = Vocab {
             slots: (0..1usize << bits).map(|_| None).collect(),
             shift: 64 - bits,
+            terms: query.terms.len(),
         };
         for w in stop_words() {
             v.upsert(w.as_bytes()).stop = true;
@@ -46,6 +48,11 @@ impl Vocab {
             v.upsert(t.as_bytes()).term = Some(id as u32);
         }
         v
+    }
+
+    /// Number of query terms; their ids are `0..term_count()`.
+    pub fn term_count(&self) -> usize {
+        self.terms
     }
 
     /// Looks up a token given its [`token_hash`].
