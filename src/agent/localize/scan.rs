@@ -30,7 +30,7 @@ pub struct ScanSpec<'a> {
     pub path_weight: f64,
     /// Matches a definition keyword line naming one of the wanted identifiers; capture
     /// group `name` is the identifier. `None` disables definition search.
-    pub definitions: Option<&'a Regex>,
+    pub definitions: Option<&'a DefinitionSearch>,
 }
 
 /// What ranking needs to know about one file.
@@ -126,8 +126,21 @@ pub fn file_stats(path: String, content: &[u8], spec: &ScanSpec<'_>) -> Option<F
     })
 }
 
-fn find_definitions(re: &Regex, content: &[u8]) -> Vec<(String, u32)> {
+/// The definition regex plus a literal-only prefilter: the full pattern starts with a
+/// line anchor and a repetition, so the regex engine cannot skip ahead and walks every
+/// byte, while the plain alternation of names runs on a SIMD literal search. A definition
+/// match always contains one of the names, so skipping files without any changes nothing.
+pub struct DefinitionSearch {
+    names: Regex,
+    full: Regex,
+}
+
+fn find_definitions(search: &DefinitionSearch, content: &[u8]) -> Vec<(String, u32)> {
     let mut defs: Vec<(String, u32)> = Vec::new();
+    if !search.names.is_match(content) {
+        return defs;
+    }
+    let re = &search.full;
     let mut line = 1u32;
     let mut counted_to = 0usize;
     for c in re.captures_iter(content) {
@@ -152,7 +165,7 @@ fn find_definitions(re: &Regex, content: &[u8]) -> Vec<(String, u32)> {
 /// Builds the definition regex for `idents`: a line that starts (after modifiers) with a
 /// definition keyword followed by the identifier, e.g. `pub fn load(`, `def load(`,
 /// `class Loader`, `export function load`, `func (s *S) Load(`.
-pub fn definition_regex(idents: &[String]) -> Option<Regex> {
+pub fn definition_regex(idents: &[String]) -> Option<DefinitionSearch> {
     if idents.is_empty() {
         return None;
     }
@@ -161,7 +174,10 @@ pub fn definition_regex(idents: &[String]) -> Option<Regex> {
         r"(?m-u)^[ \t]*(?:(?:pub(?:\([\w:]+\))?|export|default|async|static|public|private|protected|internal|abstract|final|override|open|unsafe|const|extern|inline|virtual|data|sealed)\s+)*(?:def|class|fn|struct|enum|trait|union|type|mod|impl|function\*?|func(?:\s*\([^)]*\))?|interface|let|var|const|val|fun|object|macro_rules!)\s+(?P<name>{})\b",
         alts.join("|")
     );
-    Regex::new(&pattern).ok()
+    Some(DefinitionSearch {
+        names: Regex::new(&format!("(?-u){}", alts.join("|"))).ok()?,
+        full: Regex::new(&pattern).ok()?,
+    })
 }
 
 #[cfg(test)]
@@ -217,6 +233,7 @@ mod tests {
         let rs = b"pub(crate) async fn load_config() {}\n";
         assert_eq!(find_definitions(&re, rs), [("load_config".to_string(), 1)]);
         assert!(find_definitions(&re, b"x = load_config()\n").is_empty());
+        assert!(find_definitions(&re, b"def other_name():\n    pass\n").is_empty());
     }
 
     #[test]
