@@ -25,6 +25,7 @@ mod scan;
 mod signals;
 mod stacktrace;
 mod tokenize;
+mod vocab;
 
 use std::path::Path;
 
@@ -93,8 +94,9 @@ pub fn localize(repo_root: &Path, input: &LocalizeInput<'_>) -> anyhow::Result<V
     let modules = signals::module_paths(&text);
     let query = bm25::Query::from_tokens(tokenize::tokens(&text), MAX_QUERY_TERMS);
     let def_re = scan::definition_regex(&idents);
+    let vocab = vocab::Vocab::new(&query);
     let spec = scan::ScanSpec {
-        query: &query,
+        vocab: &vocab,
         path_weight: PATH_WEIGHT,
         definitions: def_re.as_ref(),
     };
@@ -119,8 +121,9 @@ pub fn bm25_baseline(
     limit: usize,
 ) -> anyhow::Result<Vec<Candidate>> {
     let q = bm25::Query::from_tokens(tokenize::tokens(query), MAX_QUERY_TERMS);
+    let vocab = vocab::Vocab::new(&q);
     let spec = scan::ScanSpec {
-        query: &q,
+        vocab: &vocab,
         path_weight: 1.0,
         definitions: None,
     };

@@ -14,21 +14,23 @@ use anyhow::Context;
 use ignore::{WalkBuilder, WalkState};
 use regex::bytes::Regex;
 
-use super::bm25::{DocTerms, FastMap, Query};
+use super::bm25::DocTerms;
 use super::paths::{self, PathClass};
-use super::tokenize::for_each_token;
+use super::tokenize::{TokenKind, for_each_raw_token};
+use super::vocab::Vocab;
 
 /// Larger files are almost never hand-written source worth ranking.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 /// How the scanner weighs path tokens and which definitions it looks for.
 pub struct ScanSpec<'a> {
-    pub query: &'a Query,
+    /// Stop words and the query's terms (build with `Vocab::new(query)`).
+    pub vocab: &'a Vocab,
     /// Each path token counts as this many content occurrences.
     pub path_weight: f64,
     /// Matches a definition keyword line naming one of the wanted identifiers; capture
     /// group `name` is the identifier. `None` disables definition search.
-    pub definitions: Option<&'a Regex>,
+    pub definitions: Option<&'a DefinitionSearch>,
 }
 
 /// What ranking needs to know about one file.
@@ -53,7 +55,6 @@ pub fn scan(root: &Path, spec: &ScanSpec<'_>) -> anyhow::Result<Vec<FileStats>> 
     let (tx, rx) = mpsc::channel::<FileStats>();
     walker.run(|| {
         let tx = tx.clone();
-        let mut scratch = String::new();
         Box::new(move |entry| {
             let Ok(entry) = entry else {
                 return WalkState::Continue;
@@ -65,7 +66,7 @@ pub fn scan(root: &Path, spec: &ScanSpec<'_>) -> anyhow::Result<Vec<FileStats>> 
                 return WalkState::Continue;
             };
             if let Ok(content) = std::fs::read(entry.path())
-                && let Some(stats) = file_stats(rel, &content, spec, &mut scratch)
+                && let Some(stats) = file_stats(rel, &content, spec)
             {
                 // The receiver lives until the walk ends, so send cannot fail.
                 let _ = tx.send(stats);
@@ -86,12 +87,7 @@ fn relative(root: &Path, path: &Path) -> Option<String> {
 }
 
 /// Reduces one file's bytes to statistics; `None` for binary files.
-pub fn file_stats(
-    path: String,
-    content: &[u8],
-    spec: &ScanSpec<'_>,
-    scratch: &mut String,
-) -> Option<FileStats> {
+pub fn file_stats(path: String, content: &[u8], spec: &ScanSpec<'_>) -> Option<FileStats> {
     if content[..content.len().min(8192)].contains(&0) {
         return None;
     }
@@ -99,22 +95,25 @@ pub fn file_stats(
     if class == PathClass::Source && paths::looks_minified(content) {
         class = PathClass::Generated;
     }
-    let mut counts: FastMap<u32, f64> = FastMap::default();
+    // Dense per-term counts: an index per hit is cheaper than hashing the term id, and
+    // the query has at most a few hundred terms.
+    let mut counts = vec![0.0f64; spec.vocab.term_count()];
     let mut len = 0.0;
-    for_each_token(content, scratch, |t| {
-        len += 1.0;
-        if let Some(&id) = spec.query.ids.get(t) {
-            *counts.entry(id).or_default() += 1.0;
-        }
-    });
-    for_each_token(path.as_bytes(), scratch, |t| {
-        len += spec.path_weight;
-        if let Some(&id) = spec.query.ids.get(t) {
-            *counts.entry(id).or_default() += spec.path_weight;
-        }
-    });
-    let mut tf: Vec<(u32, f64)> = counts.into_iter().collect();
-    tf.sort_by_key(|p| p.0);
+    let mut count = |text: &[u8], weight: f64| {
+        for_each_raw_token(text, |t, hash, kind| {
+            let entry = spec.vocab.get(hash, t);
+            if kind == TokenKind::Part && entry.is_some_and(|e| e.stop) {
+                return;
+            }
+            len += weight;
+            if let Some(id) = entry.and_then(|e| e.term) {
+                counts[id as usize] += weight;
+            }
+        });
+    };
+    count(content, 1.0);
+    count(path.as_bytes(), spec.path_weight);
+    let tf: Vec<(u32, f64)> = (0u32..).zip(counts).filter(|&(_, c)| c > 0.0).collect();
     let defs = spec
         .definitions
         .map(|re| find_definitions(re, content))
@@ -127,8 +126,21 @@ pub fn file_stats(
     })
 }
 
-fn find_definitions(re: &Regex, content: &[u8]) -> Vec<(String, u32)> {
+/// The definition regex plus a literal-only prefilter: the full pattern starts with a
+/// line anchor and a repetition, so the regex engine cannot skip ahead and walks every
+/// byte, while the plain alternation of names runs on a SIMD literal search. A definition
+/// match always contains one of the names, so skipping files without any changes nothing.
+pub struct DefinitionSearch {
+    names: Regex,
+    full: Regex,
+}
+
+fn find_definitions(search: &DefinitionSearch, content: &[u8]) -> Vec<(String, u32)> {
     let mut defs: Vec<(String, u32)> = Vec::new();
+    if !search.names.is_match(content) {
+        return defs;
+    }
+    let re = &search.full;
     let mut line = 1u32;
     let mut counted_to = 0usize;
     for c in re.captures_iter(content) {
@@ -153,7 +165,7 @@ fn find_definitions(re: &Regex, content: &[u8]) -> Vec<(String, u32)> {
 /// Builds the definition regex for `idents`: a line that starts (after modifiers) with a
 /// definition keyword followed by the identifier, e.g. `pub fn load(`, `def load(`,
 /// `class Loader`, `export function load`, `func (s *S) Load(`.
-pub fn definition_regex(idents: &[String]) -> Option<Regex> {
+pub fn definition_regex(idents: &[String]) -> Option<DefinitionSearch> {
     if idents.is_empty() {
         return None;
     }
@@ -162,11 +174,15 @@ pub fn definition_regex(idents: &[String]) -> Option<Regex> {
         r"(?m-u)^[ \t]*(?:(?:pub(?:\([\w:]+\))?|export|default|async|static|public|private|protected|internal|abstract|final|override|open|unsafe|const|extern|inline|virtual|data|sealed)\s+)*(?:def|class|fn|struct|enum|trait|union|type|mod|impl|function\*?|func(?:\s*\([^)]*\))?|interface|let|var|const|val|fun|object|macro_rules!)\s+(?P<name>{})\b",
         alts.join("|")
     );
-    Regex::new(&pattern).ok()
+    Some(DefinitionSearch {
+        names: Regex::new(&format!("(?-u){}", alts.join("|"))).ok()?,
+        full: Regex::new(&pattern).ok()?,
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::bm25::Query;
     use super::*;
 
     fn spec_query(words: &[&str]) -> Query {
@@ -176,18 +192,13 @@ mod tests {
     #[test]
     fn counts_query_terms_in_content_and_path() {
         let q = spec_query(&["config", "parse"]);
+        let vocab = Vocab::new(&q);
         let spec = ScanSpec {
-            query: &q,
+            vocab: &vocab,
             path_weight: 3.0,
             definitions: None,
         };
-        let s = file_stats(
-            "src/config.rs".into(),
-            b"fn parse() {}\n// parse it",
-            &spec,
-            &mut String::new(),
-        )
-        .unwrap();
+        let s = file_stats("src/config.rs".into(), b"fn parse() {}\n// parse it", &spec).unwrap();
         assert_eq!(s.terms.tf, [(0, 3.0), (1, 2.0)]);
         assert_eq!(s.class, PathClass::Source);
     }
@@ -195,12 +206,13 @@ mod tests {
     #[test]
     fn binary_files_are_skipped() {
         let q = spec_query(&["x"]);
+        let vocab = Vocab::new(&q);
         let spec = ScanSpec {
-            query: &q,
+            vocab: &vocab,
             path_weight: 1.0,
             definitions: None,
         };
-        assert!(file_stats("a.bin".into(), b"\x7fELF\0\0x", &spec, &mut String::new()).is_none());
+        assert!(file_stats("a.bin".into(), b"\x7fELF\0\0x", &spec).is_none());
     }
 
     #[test]
@@ -221,6 +233,7 @@ mod tests {
         let rs = b"pub(crate) async fn load_config() {}\n";
         assert_eq!(find_definitions(&re, rs), [("load_config".to_string(), 1)]);
         assert!(find_definitions(&re, b"x = load_config()\n").is_empty());
+        assert!(find_definitions(&re, b"def other_name():\n    pass\n").is_empty());
     }
 
     #[test]
@@ -233,8 +246,9 @@ mod tests {
         std::fs::write(dir.path().join("src/config.rs"), "config").unwrap();
         std::fs::write(dir.path().join("src/logo.png"), b"\x89PNG\0\0config").unwrap();
         let q = spec_query(&["config"]);
+        let vocab = Vocab::new(&q);
         let spec = ScanSpec {
-            query: &q,
+            vocab: &vocab,
             path_weight: 1.0,
             definitions: None,
         };

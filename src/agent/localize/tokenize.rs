@@ -31,101 +31,185 @@ pub fn is_stop_word(word: &str) -> bool {
     STOP_WORDS.contains(&word)
 }
 
-/// Calls `emit` for every token of `text`, in order. `scratch` is reused between calls so
-/// that scanning a large repository allocates almost nothing.
-pub fn for_each_token(text: &[u8], scratch: &mut String, mut emit: impl FnMut(&str)) {
+/// Every stop word, for building lookup tables that answer "stop word?" with one probe.
+pub fn stop_words() -> &'static [&'static str] {
+    STOP_WORDS
+}
+
+/// Parts longer than this are not tokens (hashes, base64, generated names).
+const MAX_PART: usize = 40;
+/// Whole identifiers longer than this are not tokens.
+const MAX_WHOLE: usize = 64;
+
+/// Which rule produced a raw token: parts are subject to the stop-word list, whole
+/// compound identifiers are not (`e_lse` yields the whole `else`, which is kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Part,
+    Whole,
+}
+
+/// One step of the token hash (an FxHash-style multiply-rotate). [`token_hash`] and the
+/// tokenizer must agree, so both go through this.
+#[inline]
+fn hash_step(h: u64, b: u8) -> u64 {
+    (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95)
+}
+
+/// Hash of a lower-case token, equal to the one [`for_each_raw_token`] reports for it.
+pub fn token_hash(token: &[u8]) -> u64 {
+    token.iter().fold(0, |h, &b| hash_step(h, b))
+}
+
+/// Calls `emit(token, hash, kind)` for every token of `text` *before* stop-word
+/// filtering: lower-case ASCII bytes from a stack buffer (no allocation), their
+/// [`token_hash`], and the rule that produced them. Parts already satisfy the length
+/// limits; the caller drops `Part` tokens that are stop words. This is the scanner's hot
+/// loop, so the hash is computed while the bytes are lower-cased.
+pub fn for_each_raw_token(text: &[u8], mut emit: impl FnMut(&[u8], u64, TokenKind)) {
+    let mut buf = [0u8; MAX_WHOLE];
     let mut i = 0;
     while i < text.len() {
-        if !text[i].is_ascii_alphanumeric() {
+        // An identifier starts at a letter or digit and continues through `_`.
+        if !matches!(class(text[i]), LOWER | UPPER | DIGIT) {
             i += 1;
             continue;
         }
         let start = i;
-        while i < text.len() && (text[i].is_ascii_alphanumeric() || text[i] == b'_') {
+        while i < text.len() && class(text[i]) != OTHER {
             i += 1;
         }
-        emit_identifier(&text[start..i], scratch, &mut emit);
+        emit_identifier(&text[start..i], &mut buf, &mut emit);
     }
+}
+
+const OTHER: u8 = 0;
+const LOWER: u8 = 1;
+const UPPER: u8 = 2;
+const DIGIT: u8 = 3;
+const UNDERSCORE: u8 = 4;
+
+/// Byte classes, looked up once per byte instead of several `is_ascii_*` tests.
+static CLASSES: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_lowercase() {
+            LOWER
+        } else if c.is_ascii_uppercase() {
+            UPPER
+        } else if c.is_ascii_digit() {
+            DIGIT
+        } else if c == b'_' {
+            UNDERSCORE
+        } else {
+            OTHER
+        };
+        b += 1;
+    }
+    t
+};
+
+#[inline]
+fn class(b: u8) -> u8 {
+    CLASSES[usize::from(b)]
+}
+
+/// Calls `emit` for every token of `text`, in order (stop words removed).
+pub fn for_each_token(text: &[u8], mut emit: impl FnMut(&str)) {
+    for_each_raw_token(text, |t, _, kind| {
+        // Tokens are ASCII by construction.
+        let t = std::str::from_utf8(t).unwrap_or_default();
+        if kind == TokenKind::Whole || !is_stop_word(t) {
+            emit(t);
+        }
+    });
 }
 
 /// Tokenises `text` into an owned vector (convenient for queries and tests).
 pub fn tokens(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut scratch = String::new();
-    for_each_token(text.as_bytes(), &mut scratch, |t| out.push(t.to_owned()));
+    for_each_token(text.as_bytes(), |t| out.push(t.to_owned()));
     out
 }
 
-/// Splits one identifier (`[A-Za-z0-9_]+`) into its parts and emits them.
-fn emit_identifier(ident: &[u8], scratch: &mut String, emit: &mut impl FnMut(&str)) {
+/// Splits one identifier (`[A-Za-z0-9][A-Za-z0-9_]*`) into its parts and emits them.
+///
+/// A part boundary sits before `pos`: at `_`, after `_`, at a lower→upper change
+/// (`parseConfig`), before the last capital of an acronym run (`HTTPServer` →
+/// `HTTP|Server`), or between digits and non-digits. So every part is a lone `_`, all
+/// digits, or all letters.
+fn emit_identifier(
+    ident: &[u8],
+    buf: &mut [u8; MAX_WHOLE],
+    emit: &mut impl FnMut(&[u8], u64, TokenKind),
+) {
+    let n = ident.len();
     let mut parts = 0usize;
     let mut part_start = 0;
-    for pos in 1..=ident.len() {
-        if pos == ident.len() || is_boundary(ident, pos) {
-            let part = &ident[part_start..pos];
-            if emit_part(part, scratch, emit) {
+    let mut prev = class(ident[0]);
+    for pos in 1..=n {
+        let boundary = pos == n || {
+            let cur = class(ident[pos]);
+            let b = cur == UNDERSCORE
+                || prev == UNDERSCORE
+                || (prev == LOWER && cur == UPPER)
+                || (prev == UPPER
+                    && cur == UPPER
+                    && ident.get(pos + 1).is_some_and(|&x| class(x) == LOWER))
+                || ((prev == DIGIT) != (cur == DIGIT));
+            prev = cur;
+            b
+        };
+        if boundary {
+            if emit_part(&ident[part_start..pos], buf, emit) {
                 parts += 1;
             }
             part_start = pos;
         }
     }
     if parts > 1 {
-        scratch.clear();
+        let (mut n, mut h) = (0usize, 0u64);
         for &b in ident {
             if b != b'_' {
-                scratch.push(b.to_ascii_lowercase() as char);
+                if n == MAX_WHOLE {
+                    return;
+                }
+                let b = b.to_ascii_lowercase();
+                buf[n] = b;
+                h = hash_step(h, b);
+                n += 1;
             }
         }
-        if scratch.len() <= 64 {
-            emit(scratch);
+        emit(&buf[..n], h, TokenKind::Whole);
+    }
+}
+
+/// Emits a single part if its length allows; returns whether it counted as a part
+/// (a lone `_` does not; digits count but are never tokens).
+#[inline]
+fn emit_part(
+    part: &[u8],
+    buf: &mut [u8; MAX_WHOLE],
+    emit: &mut impl FnMut(&[u8], u64, TokenKind),
+) -> bool {
+    match class(part[0]) {
+        UNDERSCORE => false,
+        DIGIT => true,
+        _ => {
+            if (2..=MAX_PART).contains(&part.len()) {
+                let mut h = 0u64;
+                for (slot, &b) in buf.iter_mut().zip(part) {
+                    let b = b.to_ascii_lowercase();
+                    *slot = b;
+                    h = hash_step(h, b);
+                }
+                emit(&buf[..part.len()], h, TokenKind::Part);
+            }
+            true
         }
     }
-}
-
-/// A part boundary sits before `pos`: at `_`, after `_`, at a lower→upper change
-/// (`parseConfig`), before the last capital of an acronym run (`HTTPServer` → `HTTP|Server`),
-/// or between letters and digits.
-fn is_boundary(ident: &[u8], pos: usize) -> bool {
-    let (prev, cur) = (ident[pos - 1], ident[pos]);
-    if cur == b'_' || prev == b'_' {
-        return true;
-    }
-    if prev.is_ascii_lowercase() && cur.is_ascii_uppercase() {
-        return true;
-    }
-    if prev.is_ascii_uppercase()
-        && cur.is_ascii_uppercase()
-        && ident.get(pos + 1).is_some_and(|n| n.is_ascii_lowercase())
-    {
-        return true;
-    }
-    prev.is_ascii_digit() != cur.is_ascii_digit()
-}
-
-/// Emits a single part if it is a useful token; returns whether it counted as a part.
-fn emit_part(part: &[u8], scratch: &mut String, emit: &mut impl FnMut(&str)) -> bool {
-    let part = trim_underscores(part);
-    if part.is_empty() {
-        return false;
-    }
-    if part.iter().all(u8::is_ascii_digit) {
-        return true;
-    }
-    scratch.clear();
-    scratch.extend(part.iter().map(|b| b.to_ascii_lowercase() as char));
-    if scratch.len() >= 2 && scratch.len() <= 40 && !is_stop_word(scratch) {
-        emit(scratch);
-    }
-    true
-}
-
-fn trim_underscores(part: &[u8]) -> &[u8] {
-    let start = part.iter().position(|&b| b != b'_').unwrap_or(part.len());
-    let end = part
-        .iter()
-        .rposition(|&b| b != b'_')
-        .map_or(start, |e| e + 1);
-    &part[start..end]
 }
 
 #[cfg(test)]
@@ -178,10 +262,39 @@ mod tests {
     #[test]
     fn accepts_invalid_utf8() {
         let mut seen = Vec::new();
-        let mut scratch = String::new();
-        for_each_token(b"ab\xff\xfecd_ef", &mut scratch, |t| {
-            seen.push(t.to_owned())
-        });
+        for_each_token(b"ab\xff\xfecd_ef", |t| seen.push(t.to_owned()));
         assert_eq!(seen, ["ab", "cd", "ef", "cdef"]);
+    }
+
+    #[test]
+    fn whole_identifiers_are_kept_even_when_they_spell_a_stop_word() {
+        assert_eq!(tokens("e_lse"), ["lse", "else"]);
+    }
+
+    #[test]
+    fn raw_tokens_carry_their_hash_and_kind() {
+        let mut seen = Vec::new();
+        for_each_raw_token(b"the parseConfig", |t, h, k| {
+            assert_eq!(h, token_hash(t));
+            seen.push((String::from_utf8(t.to_vec()).unwrap(), k));
+        });
+        let kinds: Vec<(&str, TokenKind)> = seen.iter().map(|(t, k)| (t.as_str(), *k)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("the", TokenKind::Part),
+                ("parse", TokenKind::Part),
+                ("config", TokenKind::Part),
+                ("parseconfig", TokenKind::Whole)
+            ]
+        );
+    }
+
+    #[test]
+    fn overlong_parts_and_identifiers_are_dropped() {
+        let part = "a".repeat(41);
+        assert!(tokens(&part).is_empty());
+        let whole = format!("{}_{}", "b".repeat(32), "c".repeat(33));
+        assert_eq!(tokens(&whole), ["b".repeat(32), "c".repeat(33)]);
     }
 }
