@@ -23,4 +23,12 @@ if ! python3 -m pytest --version >/dev/null 2>&1; then
     python3 -m pip install -q pytest
 fi
 
+# Each test creates its own PostgreSQL database; drop those left by earlier runs.
+pg_url="${PATCHPILOT_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+if command -v psql >/dev/null 2>&1; then
+    psql "$pg_url" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'patchpilot_test_%'" 2>/dev/null \
+        | while read -r db; do psql "$pg_url" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done \
+        || true
+fi
+
 cargo test --no-fail-fast "$@"
