@@ -17,11 +17,6 @@ pub(super) const SESSION_COLUMNS: &str = "id, repo_url, branch, bug_description,
     delivery_id, feedback, attempt_count, input_tokens, output_tokens, base_sha, head_sha, \
     head_branch, check_run_id, progress_comment_id, pr_number, cancel_requested";
 
-pub(super) const INSERT_SESSION: &str = "INSERT INTO sessions (id, repo_url, branch, \
-    bug_description, repro_command, status, created_at, updated_at, installation_id, repository, \
-    issue_number, issue_title, trigger_kind, triggered_by, trigger_comment_id, delivery_id, \
-    feedback) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
-
 /// Picks the oldest runnable job; `{lock}` is the backend's row-lock clause.
 pub(super) const CLAIM_JOB: &str = "UPDATE jobs SET status = 'running', lease_owner = $1, \
     lease_expires_at = $2, attempts = attempts + 1 WHERE id = (SELECT id FROM jobs \
@@ -200,8 +195,9 @@ pub(super) fn merge_repositories(
     merged
 }
 
-pub(super) fn lease_deadline(lease: std::time::Duration) -> DateTime<Utc> {
-    Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::hours(1))
+/// When a lease (or retry delay) taken at `from` runs out.
+pub(super) fn lease_deadline(from: DateTime<Utc>, lease: std::time::Duration) -> DateTime<Utc> {
+    from + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::hours(1))
 }
 
 /// Expands the shared `Store` implementation for one backend.
@@ -270,35 +266,11 @@ macro_rules! impl_store {
                         _ => None,
                     })
                     .collect();
-                let now = chrono::Utc::now();
-                for chunk in starts.chunks(200) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO sessions (id, repo_url, branch, bug_description, repro_command, status, \
-                         created_at, updated_at, installation_id, repository, issue_number, issue_title, \
-                         trigger_kind, triggered_by, trigger_comment_id, delivery_id, feedback) ",
-                    );
-                    query.push_values(chunk, |mut row, &(i, new)| {
-                        let kind = new.trigger_kind.unwrap_or($crate::session::TriggerKind::Api);
-                        row.push_bind(session_ids[i].clone())
-                            .push_bind(new.repo_url.clone())
-                            .push_bind(new.branch.clone())
-                            .push_bind(new.bug_description.clone())
-                            .push_bind(new.repro_command.clone())
-                            .push_bind("queued")
-                            .push_bind(now)
-                            .push_bind(now)
-                            .push_bind(new.installation_id)
-                            .push_bind(new.repository.clone())
-                            .push_bind(new.issue_number)
-                            .push_bind(new.issue_title.clone())
-                            .push_bind(kind.as_str())
-                            .push_bind(new.triggered_by.clone())
-                            .push_bind(new.trigger_comment_id)
-                            .push_bind(batch[i].delivery.delivery_id.clone())
-                            .push_bind(new.feedback.clone());
-                    });
-                    query.build().execute(&mut *tx).await?;
-                }
+                let sessions: Vec<(&str, &$crate::session::NewSession, Option<&str>)> = starts
+                    .iter()
+                    .map(|&(i, new)| (session_ids[i].as_deref().unwrap_or_default(), new, Some(batch[i].delivery.delivery_id.as_str())))
+                    .collect();
+                insert_sessions(&mut tx, &sessions).await?;
                 let jobs: Vec<(String, Option<String>, String)> = accepted
                     .iter()
                     .filter_map(|&i| match &batch[i].effect {
@@ -307,21 +279,7 @@ macro_rules! impl_store {
                         _ => None,
                     })
                     .collect();
-                for chunk in jobs.chunks(500) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO jobs (kind, session_id, payload, status, attempts, run_after, created_at) ",
-                    );
-                    query.push_values(chunk, |mut row, (kind, session_id, payload)| {
-                        row.push_bind(kind.clone())
-                            .push_bind(session_id.clone())
-                            .push_bind(payload.clone())
-                            .push_bind("queued")
-                            .push_bind(0_i64)
-                            .push_bind(now)
-                            .push_bind(now);
-                    });
-                    query.build().execute(&mut *tx).await?;
-                }
+                insert_jobs(&mut tx, &jobs).await?;
                 for &i in &accepted {
                     if let IntakeEffect::Installation(change) = &batch[i].effect {
                         apply_installation_change(&mut tx, change).await?;
@@ -397,8 +355,8 @@ macro_rules! impl_store {
             ) -> $crate::store::StoreResult<$crate::session::Session> {
                 let id = uuid::Uuid::now_v7().to_string();
                 let mut tx = self.pool.begin().await?;
-                insert_session(&mut tx, &id, &new, None).await?;
-                insert_job(&mut tx, "session", Some(&id), &serde_json::json!({})).await?;
+                insert_sessions(&mut tx, &[(id.as_str(), &new, None)]).await?;
+                insert_jobs(&mut tx, &[("session".to_owned(), Some(id.clone()), "{}".to_owned())]).await?;
                 tx.commit().await?;
                 self.get_session(&id)
                     .await?
@@ -561,7 +519,8 @@ macro_rules! impl_store {
                 payload: &serde_json::Value,
             ) -> $crate::store::StoreResult<i64> {
                 let mut tx = self.pool.begin().await?;
-                let id = insert_job(&mut tx, kind, session_id, payload).await?;
+                let ids = insert_jobs(&mut tx, &[(kind.to_owned(), session_id.map(str::to_owned), payload.to_string())]).await?;
+                let id = ids.first().copied().ok_or_else(|| $crate::store::StoreError::Corrupt("job insert returned no id".to_owned()))?;
                 tx.commit().await?;
                 Ok(id)
             }
@@ -573,7 +532,7 @@ macro_rules! impl_store {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::StoreResult<Option<$crate::store::Job>> {
                 let sql = $crate::store::sql::CLAIM_JOB.replace("{lock}", $lock);
-                let expires = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::hours(1));
+                let expires = $crate::store::sql::lease_deadline(now, lease);
                 let row: Option<$crate::store::sql::JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(owner)
                     .bind(expires)
@@ -593,7 +552,7 @@ macro_rules! impl_store {
                     "UPDATE jobs SET lease_expires_at = $1 \
                      WHERE id = $2 AND lease_owner = $3 AND status = 'running'",
                 )
-                .bind($crate::store::sql::lease_deadline(lease))
+                .bind($crate::store::sql::lease_deadline(chrono::Utc::now(), lease))
                 .bind(job_id)
                 .bind(owner)
                 .execute(&self.pool)
@@ -615,7 +574,7 @@ macro_rules! impl_store {
                     JobOutcome::Retry { after, error } => (
                         "queued",
                         Some(error.clone()),
-                        $crate::store::sql::lease_deadline(*after),
+                        $crate::store::sql::lease_deadline(chrono::Utc::now(), *after),
                     ),
                 };
                 sqlx::query(
@@ -633,51 +592,69 @@ macro_rules! impl_store {
             }
         }
 
-        async fn insert_session(
+        /// Inserts queued sessions: `(id, what is known, delivery id)`, one statement per 200.
+        async fn insert_sessions(
             tx: &mut sqlx::Transaction<'_, $db>,
-            id: &str,
-            new: &$crate::session::NewSession,
-            delivery_id: Option<&str>,
+            sessions: &[(&str, &$crate::session::NewSession, Option<&str>)],
         ) -> $crate::store::StoreResult<()> {
-            let kind = new.trigger_kind.unwrap_or($crate::session::TriggerKind::Api);
-            sqlx::query($crate::store::sql::INSERT_SESSION)
-                .bind(id)
-                .bind(&new.repo_url)
-                .bind(&new.branch)
-                .bind(&new.bug_description)
-                .bind(&new.repro_command)
-                .bind(chrono::Utc::now())
-                .bind(new.installation_id)
-                .bind(&new.repository)
-                .bind(new.issue_number)
-                .bind(&new.issue_title)
-                .bind(kind.as_str())
-                .bind(&new.triggered_by)
-                .bind(new.trigger_comment_id)
-                .bind(delivery_id)
-                .bind(&new.feedback)
-                .execute(&mut **tx)
-                .await?;
+            let now = chrono::Utc::now();
+            for chunk in sessions.chunks(200) {
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO sessions (id, repo_url, branch, bug_description, repro_command, status, \
+                     created_at, updated_at, installation_id, repository, issue_number, issue_title, \
+                     trigger_kind, triggered_by, trigger_comment_id, delivery_id, feedback) ",
+                );
+                query.push_values(chunk, |mut row, &(id, new, delivery_id)| {
+                    let kind = new.trigger_kind.unwrap_or($crate::session::TriggerKind::Api);
+                    row.push_bind(id.to_owned())
+                        .push_bind(new.repo_url.clone())
+                        .push_bind(new.branch.clone())
+                        .push_bind(new.bug_description.clone())
+                        .push_bind(new.repro_command.clone())
+                        .push_bind("queued")
+                        .push_bind(now)
+                        .push_bind(now)
+                        .push_bind(new.installation_id)
+                        .push_bind(new.repository.clone())
+                        .push_bind(new.issue_number)
+                        .push_bind(new.issue_title.clone())
+                        .push_bind(kind.as_str())
+                        .push_bind(new.triggered_by.clone())
+                        .push_bind(new.trigger_comment_id)
+                        .push_bind(delivery_id.map(str::to_owned))
+                        .push_bind(new.feedback.clone());
+                });
+                query.build().execute(&mut **tx).await?;
+            }
             Ok(())
         }
 
-        async fn insert_job(
+        /// Inserts queued jobs: `(kind, session id, JSON payload)`; returns their ids (callers rely on
+        /// the order only for a single job).
+        async fn insert_jobs(
             tx: &mut sqlx::Transaction<'_, $db>,
-            kind: &str,
-            session_id: Option<&str>,
-            payload: &serde_json::Value,
-        ) -> $crate::store::StoreResult<i64> {
-            let (id,): (i64,) = sqlx::query_as(concat!(
-                "INSERT INTO jobs (kind, session_id, payload, status, attempts, run_after, created_at) ",
-                "VALUES ($1, $2, $3, 'queued', 0, $4, $4) RETURNING id"
-            ))
-            .bind(kind)
-            .bind(session_id)
-            .bind(payload.to_string())
-            .bind(chrono::Utc::now())
-            .fetch_one(&mut **tx)
-            .await?;
-            Ok(id)
+            jobs: &[(String, Option<String>, String)],
+        ) -> $crate::store::StoreResult<Vec<i64>> {
+            let now = chrono::Utc::now();
+            let mut ids = Vec::with_capacity(jobs.len());
+            for chunk in jobs.chunks(500) {
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO jobs (kind, session_id, payload, status, attempts, run_after, created_at) ",
+                );
+                query.push_values(chunk, |mut row, (kind, session_id, payload)| {
+                    row.push_bind(kind.clone())
+                        .push_bind(session_id.clone())
+                        .push_bind(payload.clone())
+                        .push_bind("queued")
+                        .push_bind(0_i64)
+                        .push_bind(now)
+                        .push_bind(now);
+                });
+                query.push(" RETURNING id");
+                let rows: Vec<(i64,)> = query.build_query_as().fetch_all(&mut **tx).await?;
+                ids.extend(rows.into_iter().map(|(id,)| id));
+            }
+            Ok(ids)
         }
 
         async fn apply_installation_change(
