@@ -16,7 +16,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::AppState;
-use crate::store::{DeliveryRecord, Intake, Recorded};
+use crate::store::{DeliveryRecord, Intake, IntakeEffect, Recorded};
 use crate::webhook::events::{self, Envelope, Event};
 use crate::webhook::signature::{self, SignatureError};
 use crate::webhook::triggers;
@@ -102,9 +102,11 @@ pub async fn receive(
     delivery: VerifiedDelivery,
 ) -> Result<Response, Rejection> {
     let decision = triggers::decide(&delivery.event, &state.triggers);
-    let span =
-        tracing::info_span!("delivery", id = %delivery.delivery_id, event = %delivery.event_name);
-    let _entered = span.enter();
+    // Sessions and commands need a worker; ignored events and installation changes do not.
+    let needs_worker = matches!(
+        decision.effect,
+        IntakeEffect::StartSession(_) | IntakeEffect::Job { .. }
+    );
     let intake = Intake {
         delivery: DeliveryRecord {
             delivery_id: delivery.delivery_id.clone(),
@@ -121,7 +123,6 @@ pub async fn receive(
         outcome: decision.outcome.clone(),
         effect: decision.effect,
     };
-    drop(_entered);
     let recorded = state.intake.record(intake).await.map_err(|err| {
         tracing::error!(delivery = %delivery.delivery_id, error = %err, "could not record delivery");
         Rejection::Unavailable("could not record the delivery; please redeliver".to_owned())
@@ -136,11 +137,8 @@ pub async fn receive(
             )
         }
         Recorded::Accepted { session_id } => {
-            tracing::info!(delivery = %delivery.delivery_id, event = %delivery.event_name, outcome = %decision.outcome, "delivery recorded");
-            if let Some(id) = &session_id {
-                state.worker_wakeup.notify_one();
-                tracing::info!(session = %id, "session queued");
-            } else if decision.outcome.starts_with("command") {
+            tracing::info!(delivery = %delivery.delivery_id, event = %delivery.event_name, outcome = %decision.outcome, session = session_id.as_deref().unwrap_or("-"), "delivery recorded");
+            if needs_worker {
                 state.worker_wakeup.notify_one();
             }
             let status = if matches!(delivery.event, Event::Ping) {

@@ -18,6 +18,7 @@ use chrono::Utc;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::store::{Job, JobOutcome, Store};
 
@@ -128,7 +129,10 @@ impl Worker {
                 .claim_job(&self.id, self.config.lease, Utc::now())
                 .await
             {
-                Ok(Some(job)) => self.run_job(job).await,
+                Ok(Some(job)) => {
+                    let span = tracing::info_span!("job", id = job.id, kind = %job.kind, session = job.session_id.as_deref().unwrap_or("-"), attempt = job.attempts);
+                    self.run_job(job).instrument(span).await;
+                }
                 Ok(None) => self.idle().await,
                 Err(err) => {
                     tracing::error!(worker = %self.id, error = %err, "could not claim a job");
@@ -147,9 +151,6 @@ impl Worker {
     }
 
     async fn run_job(&self, job: Job) {
-        let span = tracing::info_span!("job", id = job.id, kind = %job.kind, session = job.session_id.as_deref().unwrap_or("-"), attempt = job.attempts);
-        let _guard = span.enter();
-        drop(_guard);
         if job.attempts > self.config.max_attempts {
             let error = format!(
                 "gave up after {} attempts (the worker crashed or lost its lease each time)",

@@ -51,20 +51,18 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
             .await
             .map_err(|e| github_stop(e, "getting an installation token"))?;
         ctx.auth = GitAuth::with_token(token);
-        if let Some(path) = ctx
+        let path = ctx
             .config
             .instructions_file
             .clone()
-            .or_else(|| Some("AGENTS.md".to_owned()))
-        {
-            let content = github
-                .get_file(s.installation, &s.repo, &path, &ctx.base_branch)
-                .await
-                .ok()
-                .flatten();
-            ctx.instructions =
-                content.map(|content| crate::agent::prompt::RepoInstructions { path, content });
-        }
+            .unwrap_or_else(|| "AGENTS.md".to_owned());
+        let content = github
+            .get_file(s.installation, &s.repo, &path, &ctx.base_branch)
+            .await
+            .ok()
+            .flatten();
+        ctx.instructions =
+            content.map(|content| crate::agent::prompt::RepoInstructions { path, content });
         let base = github
             .branch_head(s.installation, &s.repo, &ctx.base_branch)
             .await

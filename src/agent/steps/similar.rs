@@ -14,15 +14,32 @@ const RESULTS: u8 = 5;
 
 pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) {
     progress.start(PipelineStep::SimilarFixes).await;
-    let (Some(github), Some(s)) = (ctx.deps.github.clone(), github_ref(&ctx.session)) else {
+    let terms = key_terms(&ctx.failing_output, &ctx.title);
+    let from_github = search_github(ctx, progress, &terms).await;
+    let from_web = search_web(ctx, progress, &terms).await;
+    if !from_github && !from_web {
         progress
-            .skipped(PipelineStep::SimilarFixes, "not a GitHub session")
+            .skipped(
+                PipelineStep::SimilarFixes,
+                "no GitHub repository and no EXA_API_KEY",
+            )
             .await;
         return;
+    }
+    let message = format!(
+        "{} related issues, pull requests or pages",
+        ctx.similar.len()
+    );
+    progress.done(PipelineStep::SimilarFixes, &message).await;
+}
+
+/// Closed issues and merged pull requests of the same repository; false when not on GitHub.
+async fn search_github(ctx: &mut SessionContext, progress: &Progress, terms: &str) -> bool {
+    let (Some(github), Some(s)) = (ctx.deps.github.clone(), github_ref(&ctx.session)) else {
+        return false;
     };
-    let query = search_terms(&ctx.failing_output, &ctx.title);
     match github
-        .search_issues(s.installation, &s.repo, &query, RESULTS)
+        .search_issues(s.installation, &s.repo, &github_query(terms), RESULTS)
         .await
     {
         Ok(hits) => {
@@ -61,12 +78,55 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) {
                 .await
         }
     }
-    let message = format!("{} related issues or pull requests", ctx.similar.len());
-    progress.done(PipelineStep::SimilarFixes, &message).await;
+    true
 }
 
-/// A short search query: the last error-looking line of the output, else the title.
-pub fn search_terms(failing_output: &str, title: &str) -> String {
+/// Exa web results; false when `EXA_API_KEY` is not set.
+async fn search_web(ctx: &mut SessionContext, progress: &Progress, terms: &str) -> bool {
+    let Some(exa) = ctx.deps.exa.clone() else {
+        return false;
+    };
+    match exa
+        .search(&format!("how to fix: {terms}"), usize::from(RESULTS))
+        .await
+    {
+        Ok(results) => {
+            for result in results {
+                progress
+                    .log(
+                        "similar_fixes",
+                        EventLevel::Info,
+                        &format!("{} {}", result.title, result.url),
+                    )
+                    .await;
+                ctx.similar.push(SimilarFix {
+                    title: result.title,
+                    url: result.url,
+                    files: Vec::new(),
+                    snippet: Some(result.snippet),
+                });
+            }
+        }
+        Err(err) => {
+            progress
+                .log(
+                    "similar_fixes",
+                    EventLevel::Warn,
+                    &format!("Exa search failed: {err}"),
+                )
+                .await
+        }
+    }
+    true
+}
+
+/// The GitHub search query for similar closed issues and pull requests.
+fn github_query(terms: &str) -> String {
+    format!("{terms} is:closed")
+}
+
+/// A few key words: from the last error-looking line of the output, else the title.
+fn key_terms(failing_output: &str, title: &str) -> String {
     let error_line = failing_output.lines().rev().map(str::trim).find(|l| {
         l.contains("Error")
             || l.contains("error:")
@@ -79,7 +139,7 @@ pub fn search_terms(failing_output: &str, title: &str) -> String {
         .filter(|w| w.len() >= 3 && !w.chars().all(|c| c.is_ascii_digit()))
         .take(8)
         .collect();
-    format!("{} is:closed", words.join(" "))
+    words.join(" ")
 }
 
 #[cfg(test)]
@@ -90,11 +150,11 @@ mod tests {
     fn query_prefers_the_error_line() {
         let output = "collected 3 items\nFAILED tests/test_x.py::test_div\nE   ZeroDivisionError: division by zero\n";
         assert_eq!(
-            search_terms(output, "Crash"),
+            github_query(&key_terms(output, "Crash")),
             "ZeroDivisionError division zero is:closed"
         );
         assert_eq!(
-            search_terms("all good", "Crash on empty input"),
+            github_query(&key_terms("all good", "Crash on empty input")),
             "Crash empty input is:closed"
         );
     }
