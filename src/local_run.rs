@@ -78,26 +78,10 @@ pub async fn run_local(args: RunArgs) -> anyhow::Result<bool> {
         })
         .await?;
     eprintln!("session {}", session.id);
-    let job = loop {
-        let job = store
-            .claim_job("cli", Duration::from_secs(3600), Utc::now())
-            .await?
-            .context("the session's job vanished")?;
-        if job.session_id.as_deref() == Some(session.id.as_str()) {
-            break job;
-        }
-        // Someone else's queued job (a shared database): leave it for a server's worker.
-        store
-            .finish_job(
-                job.id,
-                "cli",
-                &crate::store::JobOutcome::Retry {
-                    after: Duration::ZERO,
-                    error: "left for a worker".into(),
-                },
-            )
-            .await?;
-    };
+    let job = store
+        .claim_session_job(&session.id, "cli", Duration::from_secs(3600), Utc::now())
+        .await?
+        .context("the session's job was taken by a server worker sharing this database")?;
     let cancel = CancellationToken::new();
     let printer = tokio::spawn(print_events(store.clone(), session.id.clone()));
     let ctrl_c = {

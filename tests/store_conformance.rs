@@ -219,6 +219,16 @@ on_both_backends! {
         assert!(db.store.claim_job("w4", Duration::from_secs(30), far).await.unwrap().is_none(), "done is final");
     }
 
+    async fn a_sessions_own_job_can_be_claimed_directly(db) {
+        let first = db.store.create_session(issue_session(1)).await.unwrap();
+        let second = db.store.create_session(issue_session(2)).await.unwrap();
+        let job = db.store.claim_session_job(&second.id, "cli", Duration::from_secs(60), Utc::now()).await.unwrap().unwrap();
+        assert_eq!((job.session_id.as_deref(), job.attempts), (Some(second.id.as_str()), 1));
+        assert!(db.store.claim_session_job(&second.id, "cli", Duration::from_secs(60), Utc::now()).await.unwrap().is_none(), "already claimed");
+        let other = db.store.claim_job("w", Duration::from_secs(60), Utc::now()).await.unwrap().unwrap();
+        assert_eq!((other.session_id.as_deref(), other.attempts), (Some(first.id.as_str()), 1), "the other session's job is untouched");
+    }
+
     async fn concurrent_claims_never_share_a_job(db) {
         for _ in 0..20 {
             db.store.enqueue_job("session", None, &serde_json::json!({})).await.unwrap();

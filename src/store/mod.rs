@@ -249,6 +249,14 @@ pub trait Store: Send + Sync + 'static {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Job>>;
+    /// Claims the queued job of one session (the local `patchpilot run` path), if still queued.
+    async fn claim_session_job(
+        &self,
+        session_id: &str,
+        owner: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Job>>;
     /// Extends a lease; false when the lease was lost to another worker.
     async fn heartbeat(&self, job_id: i64, owner: &str, lease: Duration) -> StoreResult<bool>;
     async fn finish_job(&self, job_id: i64, owner: &str, outcome: &JobOutcome) -> StoreResult<()>;

@@ -542,6 +542,27 @@ macro_rules! impl_store {
                 row.map(TryInto::try_into).transpose()
             }
 
+            async fn claim_session_job(
+                &self,
+                session_id: &str,
+                owner: &str,
+                lease: std::time::Duration,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Job>> {
+                let row: Option<$crate::store::sql::JobRow> = sqlx::query_as(
+                    "UPDATE jobs SET status = 'running', lease_owner = $1, lease_expires_at = $2, \
+                     attempts = attempts + 1 WHERE id = (SELECT id FROM jobs WHERE session_id = $3 \
+                     AND status = 'queued' ORDER BY id LIMIT 1) AND status = 'queued' \
+                     RETURNING id, kind, session_id, payload, attempts",
+                )
+                .bind(owner)
+                .bind($crate::store::sql::lease_deadline(now, lease))
+                .bind(session_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
             async fn heartbeat(
                 &self,
                 job_id: i64,
