@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -47,7 +46,9 @@ pub fn app_state(
             .as_ref()
             .and_then(WebhookSecrets::parse)
             .map(Arc::new),
-        api_token: args.server.api_token.clone().map(Arc::new),
+        api_token: crate::config::present(args.server.api_token.as_ref())
+            .cloned()
+            .map(Arc::new),
         triggers: Arc::new(TriggerSettings {
             label: args.server.label.clone(),
             ..TriggerSettings::default()
@@ -56,6 +57,7 @@ pub fn app_state(
         public_url: args.server.public_url.clone(),
         features: Arc::new(features),
         max_body_bytes: args.server.max_body_bytes,
+        limits: server::EdgeLimits::from_args(&args.server),
     }
 }
 
@@ -66,14 +68,7 @@ fn features(args: &ServeArgs) -> Features {
         .as_ref()
         .and_then(WebhookSecrets::parse)
         .is_some();
-    let api_writes = args
-        .server
-        .api_token
-        .as_ref()
-        .is_some_and(|t: &SecretString| {
-            use secrecy::ExposeSecret;
-            !t.expose_secret().is_empty()
-        });
+    let api_writes = crate::config::present(args.server.api_token.as_ref()).is_some();
     Features {
         webhooks,
         api_writes,
@@ -120,6 +115,16 @@ fn log_features(features: &Features) {
     }
 }
 
+fn log_limits(args: &crate::config::ServerArgs) {
+    tracing::info!(
+        max_inflight_webhooks = args.max_inflight_webhooks,
+        max_body_bytes = args.max_body_bytes,
+        body_timeout_secs = args.body_timeout_secs,
+        request_timeout_secs = args.request_timeout_secs,
+        "edge limits"
+    );
+}
+
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Settings first: an invalid one stops start-up with its own sentence.
     let github = args
@@ -138,6 +143,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     features.github_app = github.is_some();
     features.model = model.as_ref().map(|m| m.name());
     log_features(&features);
+    log_limits(&args.server);
     let mut state = app_state(store.clone(), intake, &args, features);
     state.triggers = Arc::new(TriggerSettings {
         label: args.server.label.clone(),

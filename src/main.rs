@@ -40,7 +40,7 @@ enum AppCommand {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = patchpilot::config::parse_cli();
     let json_logs = match &cli.command {
         Command::Serve(args) => args.server.log_format == LogFormat::Json,
         _ => false,

@@ -12,6 +12,12 @@
 //! ([`PromptBudget`]); the rendered files never exceed `max_file_bytes` in total. Files are
 //! taken in the order given (the localiser ranks them) and a large file is cut to windows
 //! around its referenced lines rather than dropped.
+//!
+//! Fitting the model: when the model's context window is known, [`PromptFit`] splits it into
+//! the reply's output limit and a prompt size, and [`build_fitting_request`] shrinks the
+//! budget until the whole request (system prompt included) is within that size. Sizes are
+//! bytes; tokens are estimated at [`BYTES_PER_TOKEN`], because no tokenizer of the operator's
+//! model is available here.
 
 use std::fmt::Write as _;
 
@@ -110,6 +116,111 @@ impl Default for PromptBudget {
     }
 }
 
+impl PromptBudget {
+    /// Every limit at zero: only the fixed parts of the prompt (protocol, headings, names).
+    fn minimal() -> Self {
+        Self {
+            max_description_bytes: 0,
+            max_output_bytes: 0,
+            max_file_bytes: 0,
+            context_lines: 0,
+            max_similar_fixes: 0,
+            max_instructions_bytes: 0,
+            max_feedback_bytes: 0,
+        }
+    }
+
+    /// Every limit multiplied by `factor` (0..1).
+    fn scaled(&self, factor: f64) -> Self {
+        let factor = factor.clamp(0.0, 1.0);
+        let bytes = |n: usize| (n as f64 * factor) as usize;
+        Self {
+            max_description_bytes: bytes(self.max_description_bytes),
+            max_output_bytes: bytes(self.max_output_bytes),
+            max_file_bytes: bytes(self.max_file_bytes),
+            context_lines: (f64::from(self.context_lines) * factor.sqrt()) as u32,
+            max_similar_fixes: (self.max_similar_fixes as f64 * factor).ceil() as usize,
+            max_instructions_bytes: bytes(self.max_instructions_bytes),
+            max_feedback_bytes: bytes(self.max_feedback_bytes),
+        }
+    }
+}
+
+/// Bytes per token assumed when sizing a prompt to a context window. Source code and build
+/// output tokenise at roughly 3-4 bytes per token with common BPE vocabularies; 3 errs towards
+/// a prompt that fits.
+pub const BYTES_PER_TOKEN: usize = 3;
+
+/// How a model's context window is shared between the prompt and the reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromptFit {
+    /// The output limit to send: the configured one, at most half the window.
+    pub max_tokens: u32,
+    /// The most bytes the whole request may carry; `None` when the window is unknown.
+    pub max_prompt_bytes: Option<usize>,
+}
+
+impl PromptFit {
+    pub fn new(context_tokens: Option<u32>, max_output_tokens: u32) -> Self {
+        let Some(context) = context_tokens else {
+            return Self {
+                max_tokens: max_output_tokens,
+                max_prompt_bytes: None,
+            };
+        };
+        // Half the window at most for the reply, so a small window still carries evidence.
+        let max_tokens = max_output_tokens.min(context / 2).max(1);
+        // Chat templates add tokens per message, and the estimate is rough: keep 5% spare.
+        let spare = context / 20 + 64;
+        let prompt_tokens = context.saturating_sub(max_tokens).saturating_sub(spare);
+        Self {
+            max_tokens,
+            max_prompt_bytes: Some(prompt_tokens as usize * BYTES_PER_TOKEN),
+        }
+    }
+}
+
+/// Bytes of text the request carries (system prompt and every message).
+pub fn request_bytes(req: &ChatRequest) -> usize {
+    req.system.len() + req.messages.iter().map(|m| m.content.len()).sum::<usize>()
+}
+
+/// The patch request, shrunk until it is at most `fit.max_prompt_bytes` (when known). If even
+/// the fixed parts do not fit, the smallest request is returned: the caller can tell by
+/// measuring it with [`request_bytes`].
+pub fn build_fitting_request(
+    input: &PatchPromptInput,
+    fit: &PromptFit,
+    temperature: Option<f32>,
+) -> ChatRequest {
+    let mut budget = PromptBudget::default();
+    let mut request = build_patch_request(input, &budget, fit.max_tokens, temperature);
+    let Some(limit) = fit.max_prompt_bytes else {
+        return request;
+    };
+    let fixed = request_bytes(&build_patch_request(
+        input,
+        &PromptBudget::minimal(),
+        fit.max_tokens,
+        temperature,
+    ));
+    // Budgets are upper bounds that the text may not fill, so one scaling step can fall
+    // short: a few rounds converge.
+    for _ in 0..8 {
+        let size = request_bytes(&request);
+        if size <= limit {
+            return request;
+        }
+        let factor = limit.saturating_sub(fixed) as f64 / size.saturating_sub(fixed).max(1) as f64;
+        budget = budget.scaled(factor * 0.95);
+        request = build_patch_request(input, &budget, fit.max_tokens, temperature);
+    }
+    if request_bytes(&request) > limit {
+        request = build_patch_request(input, &PromptBudget::minimal(), fit.max_tokens, temperature);
+    }
+    request
+}
+
 /// Below this many bytes left, a file is listed without content.
 const MIN_USEFUL_FILE_BYTES: usize = 300;
 
@@ -176,7 +287,11 @@ pub fn build_patch_request(
 
 fn first_message(input: &PatchPromptInput, budget: &PromptBudget) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# Bug report\n\n## {}\n", input.title.trim());
+    let _ = writeln!(
+        out,
+        "# Bug report\n\n## {}\n",
+        head(input.title.trim(), 300)
+    );
     let _ = writeln!(
         out,
         "{}\n",
@@ -562,6 +677,70 @@ mod tests {
         let last = &req.messages[4].content;
         assert!(last.contains("+++ b/calc.py") && last.contains("AssertionError: 2 != 3"));
         assert!(last.contains("reply with new edits"));
+    }
+
+    #[test]
+    fn fit_splits_the_window_between_reply_and_prompt() {
+        assert_eq!(
+            PromptFit::new(None, 8192),
+            PromptFit {
+                max_tokens: 8192,
+                max_prompt_bytes: None
+            }
+        );
+        let small = PromptFit::new(Some(4096), 8192);
+        assert_eq!(small.max_tokens, 2048, "at most half the window");
+        let prompt_tokens = small.max_prompt_bytes.unwrap() / BYTES_PER_TOKEN;
+        assert!(prompt_tokens + 2048 <= 4096);
+        assert!(prompt_tokens > 1500, "{prompt_tokens}");
+        assert_eq!(PromptFit::new(Some(200_000), 400).max_tokens, 400);
+    }
+
+    #[test]
+    fn fitting_request_shrinks_every_part_to_the_limit() {
+        let mut inp = input();
+        inp.description = "word ".repeat(5_000);
+        inp.failing_output = (0..3000)
+            .map(|i| format!("noise {i}\n"))
+            .collect::<String>()
+            + "FAILED test_calc.py::test_div - ZeroDivisionError\n";
+        inp.files = vec![
+            file("calc.py", 4000, vec![3000]),
+            file("util.py", 4000, vec![]),
+        ];
+        inp.previous_attempts = vec![PreviousAttempt {
+            reply: "x".repeat(20_000),
+            feedback: AttemptFeedback::StillFailing {
+                diff: "d".repeat(20_000),
+                output: "o".repeat(20_000),
+            },
+        }];
+        let unlimited = build_fitting_request(&inp, &PromptFit::new(None, 512), None);
+        assert!(request_bytes(&unlimited) > 100_000);
+        for window in [2048, 4096, 16_384] {
+            let fit = PromptFit::new(Some(window), 512);
+            let req = build_fitting_request(&inp, &fit, Some(0.2));
+            let limit = fit.max_prompt_bytes.unwrap();
+            assert!(
+                request_bytes(&req) <= limit,
+                "{window}: {} > {limit}",
+                request_bytes(&req)
+            );
+            assert_eq!((req.max_tokens, req.temperature), (512, Some(0.2)));
+            let first = &req.messages[0].content;
+            assert!(first.contains("FAILED test_calc.py::test_div"), "{window}");
+            assert!(first.contains("## calc.py") && first.contains("## util.py"));
+            assert_eq!(req.messages.len(), 3, "the attempt history is kept");
+        }
+        // A bigger window keeps more evidence.
+        let size = |w| {
+            request_bytes(&build_fitting_request(
+                &inp,
+                &PromptFit::new(Some(w), 512),
+                None,
+            ))
+        };
+        assert!(size(16_384) > size(4096));
     }
 
     #[test]

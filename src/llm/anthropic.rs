@@ -12,7 +12,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::retry::Transport;
-use super::{ChatRequest, ChatResponse, ClientOptions, ConfigError, Model, ModelError, Usage};
+use super::{
+    ChatRequest, ChatResponse, ClientOptions, ConfigError, Generation, Model, ModelError, Usage,
+};
 
 /// The API version this client speaks.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -24,6 +26,7 @@ pub struct AnthropicClient {
     headers: HeaderMap,
     model: String,
     transport: Transport,
+    generation: Generation,
 }
 
 impl AnthropicClient {
@@ -39,6 +42,7 @@ impl AnthropicClient {
             headers: headers(key)?,
             model: options.model.clone(),
             transport: options.transport()?,
+            generation: options.generation,
         })
     }
 }
@@ -153,6 +157,12 @@ pub fn parse_response(
 impl Model for AnthropicClient {
     fn name(&self) -> String {
         format!("anthropic/{}", self.model)
+    }
+
+    /// Anthropic does not report context windows over the API; the configured one (or none:
+    /// Claude models hold 200k tokens, more than the default prompt budget uses).
+    fn generation(&self) -> Generation {
+        self.generation
     }
 
     async fn complete(&self, req: &ChatRequest) -> Result<ChatResponse, ModelError> {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{BudgetLimit, ChatRequest, ChatResponse, Model, ModelError, Usage};
+use super::{BudgetLimit, ChatRequest, ChatResponse, Generation, Model, ModelError, Usage};
 
 /// The caps for one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +104,14 @@ impl Model for BudgetedModel {
         self.inner.name()
     }
 
+    fn generation(&self) -> Generation {
+        self.inner.generation()
+    }
+
+    async fn context_tokens(&self) -> Option<u32> {
+        self.inner.context_tokens().await
+    }
+
     async fn complete(&self, req: &ChatRequest) -> Result<ChatResponse, ModelError> {
         let left = self.check().map_err(ModelError::Budget)?;
         let response = tokio::time::timeout(left, self.inner.complete(req))
@@ -131,6 +139,9 @@ mod tests {
     impl Model for Fixed {
         fn name(&self) -> String {
             "test/fixed".into()
+        }
+        fn generation(&self) -> Generation {
+            Generation::default()
         }
         async fn complete(&self, _: &ChatRequest) -> Result<ChatResponse, ModelError> {
             tokio::time::sleep(self.delay).await;

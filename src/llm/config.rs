@@ -5,9 +5,12 @@
 //!   patch step is off and sessions say so;
 //! - `PATCHPILOT_MODEL_PROVIDER` chooses explicitly; otherwise the provider is inferred when
 //!   only one side is configured (`ANTHROPIC_API_KEY`, or `OPENAI_API_KEY`/`OPENAI_BASE_URL`);
-//! - Anthropic needs a key; an OpenAI-compatible endpoint may have none (Ollama, llama.cpp);
-//! - `PATCHPILOT_MODEL` is required once a provider is chosen (model names age too fast for a
-//!   default to be honest).
+//! - with both sides configured, `PATCHPILOT_MODEL`'s name decides: the Anthropic API serves
+//!   only `claude-*` models, so such a name means Anthropic and any other name means the
+//!   OpenAI-compatible endpoint; only both sides without a model name is refused as ambiguous;
+//! - Anthropic needs a key and defaults to [`DEFAULT_ANTHROPIC_MODEL`]; an OpenAI-compatible
+//!   endpoint may have no key (Ollama, llama.cpp) but needs `PATCHPILOT_MODEL`, because what it
+//!   serves is the operator's choice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +19,12 @@ use secrecy::SecretString;
 
 use super::anthropic::AnthropicClient;
 use super::openai::OpenAiClient;
-use super::{ClientOptions, Model, RetryPolicy, SessionBudget};
+use super::{ClientOptions, Generation, Model, RetryPolicy, SessionBudget};
 
 /// Default Anthropic endpoint (without `/v1`).
 pub const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
+/// The model used with `ANTHROPIC_API_KEY` alone (Anthropic's alias for its current Sonnet).
+pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
 /// Default OpenAI endpoint (with `/v1`).
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
@@ -44,7 +49,7 @@ pub enum ConfigError {
     #[error("could not build the HTTP client for the model: {0}")]
     HttpClient(String),
     #[error(
-        "a model provider is configured but PATCHPILOT_MODEL is not set; set it to the model name, e.g. claude-sonnet-4-5 or llama3.1"
+        "an OpenAI-compatible model endpoint is configured but PATCHPILOT_MODEL is not set; set it to the model name the endpoint serves, e.g. gpt-4.1 or llama3.1"
     )]
     MissingModel,
     #[error(
@@ -52,7 +57,7 @@ pub enum ConfigError {
     )]
     NoProvider,
     #[error(
-        "both Anthropic and OpenAI-compatible settings are present; set PATCHPILOT_MODEL_PROVIDER to anthropic or openai"
+        "both Anthropic and OpenAI-compatible settings are present and PATCHPILOT_MODEL is not set; set PATCHPILOT_MODEL (a claude-* name selects Anthropic, any other the OpenAI-compatible endpoint) or PATCHPILOT_MODEL_PROVIDER"
     )]
     Ambiguous,
     #[error("{setting} must be {expected}")]
@@ -81,10 +86,11 @@ pub struct ModelArgs {
     /// OpenAI-compatible base URL, with `/v1` [default: https://api.openai.com/v1].
     #[arg(long, env = "OPENAI_BASE_URL")]
     pub openai_base_url: Option<String>,
-    /// Model name, e.g. `claude-sonnet-4-5`, `gpt-4.1`, `llama3.1`.
+    /// Model name, e.g. `claude-sonnet-4-5`, `gpt-4.1`, `llama3.1` [Anthropic default:
+    /// claude-sonnet-4-5].
     #[arg(long = "model", env = "PATCHPILOT_MODEL")]
     pub model: Option<String>,
-    /// Which API to speak; inferred when only one provider is configured.
+    /// Which API to speak; inferred from the settings present and the model's name.
     #[arg(long = "model-provider", env = "PATCHPILOT_MODEL_PROVIDER", value_enum)]
     pub provider: Option<Provider>,
     /// Timeout of one model request, in seconds.
@@ -112,6 +118,10 @@ pub struct ModelArgs {
     /// Sampling temperature; the provider's default when unset.
     #[arg(long = "model-temperature", env = "PATCHPILOT_MODEL_TEMPERATURE")]
     pub temperature: Option<f32>,
+    /// The model's context window in tokens (prompt + reply); when unset, read from the server
+    /// where it reports it (llama.cpp, vLLM, OpenRouter), else the default prompt budget.
+    #[arg(long = "model-context-tokens", env = "PATCHPILOT_MODEL_CONTEXT_TOKENS")]
+    pub context_tokens: Option<u32>,
     /// Model calls allowed per session.
     #[arg(
         long = "model-max-turns",
@@ -150,6 +160,7 @@ impl Default for ModelArgs {
             max_attempts: 4,
             max_output_tokens: 8192,
             temperature: None,
+            context_tokens: None,
             max_turns: 10,
             max_session_tokens: 500_000,
             max_wall_secs: 1800,
@@ -175,19 +186,47 @@ impl ModelArgs {
         }
     }
 
+    /// How replies are generated: what every request carries.
+    pub fn generation(&self) -> Generation {
+        Generation {
+            max_output_tokens: self.max_output_tokens,
+            temperature: self.temperature,
+            context_tokens: self.context_tokens,
+        }
+    }
+
     /// The provider these settings select, `None` when no model is configured.
     pub fn resolve_provider(&self) -> Result<Option<Provider>, ConfigError> {
-        let anthropic = set(&self.anthropic_base_url) || self.anthropic_api_key.is_some();
-        let openai = set(&self.openai_base_url) || self.openai_api_key.is_some();
+        let anthropic = set(&self.anthropic_base_url) || key_set(&self.anthropic_api_key);
+        let openai = set(&self.openai_base_url) || key_set(&self.openai_api_key);
         let provider = match (self.provider, anthropic, openai) {
             (Some(p), _, _) => p,
             (None, true, false) => Provider::Anthropic,
             (None, false, true) => Provider::Openai,
-            (None, true, true) => return Err(ConfigError::Ambiguous),
+            (None, true, true) => {
+                provider_for_model(self.model_name()).ok_or(ConfigError::Ambiguous)?
+            }
             (None, false, false) if set(&self.model) => return Err(ConfigError::NoProvider),
             (None, false, false) => return Ok(None),
         };
         Ok(Some(provider))
+    }
+
+    /// `PATCHPILOT_MODEL`, trimmed, `None` when blank.
+    fn model_name(&self) -> Option<&str> {
+        self.model
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+    }
+
+    /// The model to ask for: `PATCHPILOT_MODEL`, or Anthropic's default.
+    fn model_for(&self, provider: Provider) -> Result<&str, ConfigError> {
+        match (self.model_name(), provider) {
+            (Some(model), _) => Ok(model),
+            (None, Provider::Anthropic) => Ok(DEFAULT_ANTHROPIC_MODEL),
+            (None, Provider::Openai) => Err(ConfigError::MissingModel),
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -224,6 +263,11 @@ impl ModelArgs {
             "at least 1",
         )?;
         range(
+            self.context_tokens.is_none_or(|n| n >= 256),
+            "PATCHPILOT_MODEL_CONTEXT_TOKENS",
+            "at least 256",
+        )?;
+        range(
             self.temperature.is_none_or(|t| (0.0..=2.0).contains(&t)),
             "PATCHPILOT_MODEL_TEMPERATURE",
             "between 0 and 2",
@@ -235,6 +279,25 @@ fn set(value: &Option<String>) -> bool {
     value.as_deref().is_some_and(|v| !v.trim().is_empty())
 }
 
+fn key_set(value: &Option<SecretString>) -> bool {
+    use secrecy::ExposeSecret;
+    value
+        .as_ref()
+        .is_some_and(|v| !v.expose_secret().trim().is_empty())
+}
+
+/// The provider a model name belongs to when both are configured; `None` without a name.
+/// The Anthropic API serves only `claude-*` models; every other name (`gpt-4.1`, `o3`,
+/// `llama3.1`, OpenRouter's `anthropic/claude-…`) is for the OpenAI-compatible endpoint.
+pub fn provider_for_model(model: Option<&str>) -> Option<Provider> {
+    let model = model?.trim().to_ascii_lowercase();
+    Some(if model.starts_with("claude-") {
+        Provider::Anthropic
+    } else {
+        Provider::Openai
+    })
+}
+
 /// The configured model, `None` if none is configured, or one clear sentence saying why the
 /// settings cannot work.
 pub fn from_args(args: &ModelArgs) -> Result<Option<Arc<dyn Model>>, ConfigError> {
@@ -242,12 +305,7 @@ pub fn from_args(args: &ModelArgs) -> Result<Option<Arc<dyn Model>>, ConfigError
         return Ok(None);
     };
     args.validate()?;
-    let model = args
-        .model
-        .as_deref()
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .ok_or(ConfigError::MissingModel)?;
+    let model = args.model_for(provider)?;
     let base = |url: &Option<String>, default: &str| {
         url.as_deref()
             .map(str::trim)
@@ -258,7 +316,8 @@ pub fn from_args(args: &ModelArgs) -> Result<Option<Arc<dyn Model>>, ConfigError
     let options = |base_url: String, key: &Option<SecretString>| ClientOptions {
         timeout: Duration::from_secs(args.timeout_secs),
         retry: args.retry_policy(),
-        ..ClientOptions::new(base_url, key.clone(), model)
+        generation: args.generation(),
+        ..ClientOptions::new(base_url, key.clone().filter(|_| key_set(key)), model)
     };
     let client: Arc<dyn Model> = match provider {
         Provider::Anthropic => Arc::new(AnthropicClient::new(options(
@@ -329,28 +388,96 @@ mod tests {
     }
 
     #[test]
-    fn both_providers_need_an_explicit_choice() {
-        let both = ModelArgs {
-            anthropic_api_key: key("a"),
-            openai_api_key: key("o"),
-            model: Some("m".into()),
+    fn anthropic_key_alone_uses_the_default_model() {
+        let alone = ModelArgs {
+            anthropic_api_key: key("sk-ant"),
             ..ModelArgs::default()
         };
-        assert!(err(both.clone()).contains("PATCHPILOT_MODEL_PROVIDER"));
+        assert_eq!(
+            from_args(&alone).unwrap().unwrap().name(),
+            format!("anthropic/{DEFAULT_ANTHROPIC_MODEL}")
+        );
+    }
+
+    #[test]
+    fn with_both_providers_the_model_name_decides() {
+        let both = |model: Option<&str>| ModelArgs {
+            anthropic_api_key: key("a"),
+            openai_api_key: key("o"),
+            openai_base_url: Some("http://localhost:8080/v1".into()),
+            model: model.map(str::to_owned),
+            ..ModelArgs::default()
+        };
+        let name = |model| from_args(&both(Some(model))).unwrap().unwrap().name();
+        assert_eq!(name("claude-sonnet-4-5"), "anthropic/claude-sonnet-4-5");
+        assert_eq!(name("gpt-4.1"), "openai/gpt-4.1");
+        assert_eq!(name("o3-mini"), "openai/o3-mini");
+        assert_eq!(name("llama3.1"), "openai/llama3.1");
+        assert_eq!(
+            name("anthropic/claude-sonnet-4.5"),
+            "openai/anthropic/claude-sonnet-4.5"
+        );
+        // Only no name at all is ambiguous; an explicit provider still settles it.
+        assert!(err(both(None)).contains("PATCHPILOT_MODEL is not set"));
         let chosen = ModelArgs {
             provider: Some(Provider::Openai),
-            ..both
+            ..both(Some("claude-sonnet-4-5"))
         };
-        assert_eq!(from_args(&chosen).unwrap().unwrap().name(), "openai/m");
+        assert_eq!(
+            from_args(&chosen).unwrap().unwrap().name(),
+            "openai/claude-sonnet-4-5"
+        );
+    }
+
+    #[test]
+    fn blank_keys_and_urls_count_as_unset() {
+        let blank_openai = ModelArgs {
+            anthropic_api_key: key("sk-ant"),
+            openai_api_key: key("  "),
+            openai_base_url: Some(" ".into()),
+            ..ModelArgs::default()
+        };
+        assert_eq!(
+            from_args(&blank_openai).unwrap().unwrap().name(),
+            format!("anthropic/{DEFAULT_ANTHROPIC_MODEL}")
+        );
+        let all_blank = ModelArgs {
+            anthropic_api_key: key(""),
+            openai_api_key: key(" "),
+            ..ModelArgs::default()
+        };
+        assert!(from_args(&all_blank).unwrap().is_none());
+    }
+
+    #[test]
+    fn generation_settings_reach_the_client() {
+        let args = ModelArgs {
+            anthropic_api_key: key("a"),
+            max_output_tokens: 400,
+            temperature: Some(0.3),
+            context_tokens: Some(8192),
+            ..ModelArgs::default()
+        };
+        let model = from_args(&args).unwrap().unwrap();
+        assert_eq!(
+            model.generation(),
+            Generation {
+                max_output_tokens: 400,
+                temperature: Some(0.3),
+                context_tokens: Some(8192),
+            }
+        );
     }
 
     #[test]
     fn bad_combinations_fail_with_one_sentence() {
         let no_model = ModelArgs {
-            anthropic_api_key: key("a"),
+            openai_base_url: Some("http://localhost:11434/v1".into()),
             ..ModelArgs::default()
         };
-        assert!(err(no_model).starts_with("a model provider is configured but PATCHPILOT_MODEL"));
+        assert!(err(no_model).starts_with(
+            "an OpenAI-compatible model endpoint is configured but PATCHPILOT_MODEL is not set"
+        ));
         let no_provider = ModelArgs {
             model: Some("m".into()),
             ..ModelArgs::default()

@@ -161,11 +161,44 @@ fn kind_suffix(kind: &Option<String>) -> String {
     kind.as_deref().map(|k| format!(" {k}")).unwrap_or_default()
 }
 
+/// How replies are generated, from the operator's settings. Every caller that builds a
+/// [`ChatRequest`] takes its output limit and temperature from here, so a documented setting
+/// cannot be dropped on the way to the wire.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Generation {
+    /// `PATCHPILOT_MODEL_MAX_OUTPUT_TOKENS`.
+    pub max_output_tokens: u32,
+    /// `PATCHPILOT_MODEL_TEMPERATURE`; `None` leaves the provider's default.
+    pub temperature: Option<f32>,
+    /// `PATCHPILOT_MODEL_CONTEXT_TOKENS`: the model's context window (prompt + reply), when the
+    /// operator set it. Wins over what the server reports.
+    pub context_tokens: Option<u32>,
+}
+
+impl Default for Generation {
+    fn default() -> Self {
+        Self {
+            max_output_tokens: 8192,
+            temperature: None,
+            context_tokens: None,
+        }
+    }
+}
+
 /// A chat model. Implementations are cheap to share (`Arc<dyn Model>`).
 #[async_trait::async_trait]
 pub trait Model: Send + Sync {
     /// Provider and model, e.g. `anthropic/claude-sonnet-4-5`, for logs and reports.
     fn name(&self) -> String;
+
+    /// The configured output limit, temperature and context window.
+    fn generation(&self) -> Generation;
+
+    /// The context window in tokens: the configured one, else what the server reports (llama.cpp
+    /// `/props`, vLLM or gateway `/models`), else `None` (unknown: the default prompt budget).
+    async fn context_tokens(&self) -> Option<u32> {
+        self.generation().context_tokens
+    }
 
     /// One non-streaming completion.
     async fn complete(&self, req: &ChatRequest) -> Result<ChatResponse, ModelError>;
@@ -183,10 +216,12 @@ pub struct ClientOptions {
     pub timeout: std::time::Duration,
     pub retry: RetryPolicy,
     pub sleeper: std::sync::Arc<dyn retry::Sleeper>,
+    pub generation: Generation,
 }
 
 impl ClientOptions {
-    /// Options with the default timeout (300 s), retry policy and tokio sleeper.
+    /// Options with the default timeout (300 s), retry policy, tokio sleeper and generation
+    /// settings.
     pub fn new(
         base_url: impl Into<String>,
         api_key: Option<secrecy::SecretString>,
@@ -199,6 +234,7 @@ impl ClientOptions {
             timeout: std::time::Duration::from_secs(300),
             retry: RetryPolicy::default(),
             sleeper: std::sync::Arc::new(retry::TokioSleeper),
+            generation: Generation::default(),
         }
     }
 
@@ -232,6 +268,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("model", &self.model)
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
+            .field("generation", &self.generation)
             .finish_non_exhaustive()
     }
 }

@@ -12,6 +12,13 @@
 //! parts, and a 200 answer carrying `{"error": ...}` (some gateways do this) is an error.
 //! OpenAI's own API rejects `max_tokens` for its newer models, so for `api.openai.com` the
 //! limit is sent as `max_completion_tokens`; other servers get the widely supported `max_tokens`.
+//!
+//! Context window: unless `PATCHPILOT_MODEL_CONTEXT_TOKENS` is set, the client asks the server
+//! once, on first use: llama.cpp's `GET /props` (`default_generation_settings.n_ctx`, the
+//! context each slot really has, at the server root beside `/v1`), then `GET {base}/models`
+//! for the entry of this model (vLLM's `max_model_len`, OpenRouter's `context_length`, LM
+//! Studio's `max_context_length`). An answer is remembered; an unreachable server is asked
+//! again next time. Ollama reports neither: set the setting to its `num_ctx`.
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use secrecy::ExposeSecret;
@@ -20,7 +27,8 @@ use serde_json::{Value, json};
 
 use super::retry::Transport;
 use super::{
-    ChatRequest, ChatResponse, ClientOptions, ConfigError, Model, ModelError, Usage, error_body,
+    ChatRequest, ChatResponse, ClientOptions, ConfigError, Generation, Model, ModelError, Usage,
+    error_body,
 };
 
 /// Which request field carries the output-token limit.
@@ -59,6 +67,12 @@ pub struct OpenAiClient {
     model: String,
     token_field: TokenLimitField,
     transport: Transport,
+    generation: Generation,
+    /// `GET` URLs that may report the context window, in order of trust.
+    props_url: String,
+    models_url: String,
+    /// The server's answer about its context window, once it gave one.
+    discovered_context: tokio::sync::OnceCell<Option<u32>>,
 }
 
 impl OpenAiClient {
@@ -73,12 +87,18 @@ impl OpenAiClient {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
+        let base = options.endpoint("")?;
+        let root = base.strip_suffix("/v1").unwrap_or(&base);
         Ok(Self {
             token_field: TokenLimitField::for_endpoint(&endpoint),
             endpoint,
             headers,
             model: options.model.clone(),
             transport: options.transport()?,
+            generation: options.generation,
+            props_url: format!("{root}/props"),
+            models_url: format!("{base}/models"),
+            discovered_context: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -87,6 +107,50 @@ impl OpenAiClient {
         self.token_field = field;
         self
     }
+}
+
+impl OpenAiClient {
+    /// Asks the server for its context window; `Err` when it could not be reached.
+    async fn discover_context(&self) -> Result<Option<u32>, ()> {
+        if let Some(props) = self
+            .transport
+            .get_metadata(&self.props_url, &self.headers)
+            .await?
+            && let Some(n_ctx) = llama_cpp_context(&props)
+        {
+            return Ok(Some(n_ctx));
+        }
+        let models = self
+            .transport
+            .get_metadata(&self.models_url, &self.headers)
+            .await?;
+        Ok(models.and_then(|m| listed_context(&m, &self.model)))
+    }
+}
+
+/// `default_generation_settings.n_ctx` of llama.cpp's `GET /props`.
+pub fn llama_cpp_context(props: &Value) -> Option<u32> {
+    positive(&props["default_generation_settings"]["n_ctx"])
+}
+
+/// The context window a `GET /models` list gives for `model` (or for its only entry): vLLM's
+/// `max_model_len`, OpenRouter's `context_length`, LM Studio's `max_context_length`.
+pub fn listed_context(models: &Value, model: &str) -> Option<u32> {
+    let entries = models["data"].as_array()?;
+    let entry = entries
+        .iter()
+        .find(|e| e["id"].as_str() == Some(model))
+        .or_else(|| (entries.len() == 1).then(|| &entries[0]))?;
+    ["max_model_len", "context_length", "max_context_length"]
+        .iter()
+        .find_map(|field| positive(&entry[field]))
+}
+
+fn positive(value: &Value) -> Option<u32> {
+    value
+        .as_u64()
+        .filter(|&n| n > 0)
+        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 /// The request body for `req`.
@@ -208,6 +272,29 @@ fn content_text(content: &Value) -> String {
 impl Model for OpenAiClient {
     fn name(&self) -> String {
         format!("openai/{}", self.model)
+    }
+
+    fn generation(&self) -> Generation {
+        self.generation
+    }
+
+    async fn context_tokens(&self) -> Option<u32> {
+        if let Some(configured) = self.generation.context_tokens {
+            return Some(configured);
+        }
+        if let Some(known) = self.discovered_context.get() {
+            return *known;
+        }
+        let found = self.discover_context().await.ok()?;
+        let _ = self.discovered_context.set(found);
+        if let Some(n) = found {
+            tracing::info!(
+                model = %self.model,
+                context_tokens = n,
+                "model server reported its context window"
+            );
+        }
+        found
     }
 
     async fn complete(&self, req: &ChatRequest) -> Result<ChatResponse, ModelError> {

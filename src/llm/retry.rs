@@ -122,6 +122,37 @@ impl Transport {
         })
     }
 
+    /// GETs `url` once, with a short timeout, for optional server metadata (context size):
+    /// `Ok(Some(json))` for a 2xx JSON answer, `Ok(None)` for any other answer (the server does
+    /// not offer it), `Err(())` when the server could not be reached (worth asking again later).
+    pub(crate) async fn get_metadata(
+        &self,
+        url: &str,
+        headers: &HeaderMap,
+    ) -> Result<Option<serde_json::Value>, ()> {
+        /// Metadata answers are small (llama.cpp's `/props` with its chat template is ~10 KB).
+        const MAX_METADATA_BYTES: u64 = 1024 * 1024;
+        let response = self
+            .client
+            .get(url)
+            .headers(headers.clone())
+            .timeout(self.timeout.min(Duration::from_secs(10)))
+            .send()
+            .await
+            .map_err(|_| ())?;
+        if !response.status().is_success()
+            || response
+                .content_length()
+                .is_some_and(|n| n > MAX_METADATA_BYTES)
+        {
+            return Ok(None);
+        }
+        let Ok(bytes) = response.bytes().await else {
+            return Err(());
+        };
+        Ok(serde_json::from_slice(&bytes).ok())
+    }
+
     /// POSTs `body` to `url` and returns the 2xx response body, retrying as documented above.
     pub(crate) async fn post_json(
         &self,

@@ -6,16 +6,20 @@
 //! waits for the delivery's group commit before answering 202 (200 for a redelivery or a
 //! ping). A store failure is a 503 so GitHub's redelivery can try again; nothing is
 //! acknowledged that is not on disk.
+//!
+//! Before the body is read the request takes one of the bounded webhook permits (503 with
+//! `Retry-After` when none is free: shed, never queued), and the body must arrive within the
+//! body timeout (408). The permit is held until the answer, so recording counts too.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::json;
 
-use super::AppState;
+use super::{AppState, RETRY_AFTER_SECS, metrics};
 use crate::store::{DeliveryRecord, Intake, IntakeEffect, Recorded};
 use crate::webhook::events::{self, Envelope, Event};
 use crate::webhook::signature::{self, SignatureError};
@@ -27,6 +31,30 @@ pub struct VerifiedDelivery {
     pub event_name: String,
     pub event: Event,
     pub envelope: Envelope,
+    /// Holds the delivery's webhook permit until it is answered.
+    _in_flight: InFlight,
+}
+
+/// A webhook permit, counted in the in-flight gauge while held.
+struct InFlight(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+
+impl InFlight {
+    fn acquire(state: &AppState) -> Result<Self, Rejection> {
+        let permit = state
+            .limits
+            .webhook_permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Rejection::Overloaded)?;
+        ::metrics::gauge!(metrics::WEBHOOK_IN_FLIGHT).increment(1.0);
+        Ok(Self(permit))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        ::metrics::gauge!(metrics::WEBHOOK_IN_FLIGHT).decrement(1.0);
+    }
 }
 
 /// Why a delivery was refused, as the HTTP answer GitHub (or a caller) sees.
@@ -37,10 +65,32 @@ pub enum Rejection {
     Signature(SignatureError),
     BadRequest(String),
     Unavailable(String),
+    /// Every webhook permit is taken.
+    Overloaded,
+    /// The body did not arrive within the body timeout.
+    BodyTimeout {
+        secs: u64,
+    },
+}
+
+impl Rejection {
+    /// The `reason` label of the rejections counter.
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::NotConfigured => "not_configured",
+            Self::TooLarge => "too_large",
+            Self::Signature(_) => "signature",
+            Self::BadRequest(_) => "bad_request",
+            Self::Unavailable(_) => "unavailable",
+            Self::Overloaded => "overloaded",
+            Self::BodyTimeout { .. } => "body_timeout",
+        }
+    }
 }
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
+        ::metrics::counter!(metrics::WEBHOOK_REJECTIONS, "reason" => self.reason()).increment(1);
         let (status, message) = match self {
             Self::NotConfigured => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -50,6 +100,20 @@ impl IntoResponse for Rejection {
             Self::Signature(err) => (StatusCode::UNAUTHORIZED, err.to_string()),
             Self::BadRequest(message) => (StatusCode::BAD_REQUEST, message),
             Self::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, message),
+            Self::BodyTimeout { secs } => (
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the request body did not arrive within {secs} s"),
+            ),
+            Self::Overloaded => {
+                tracing::warn!("webhook shed: every in-flight webhook permit is taken");
+                let body = json!({ "error": "too many webhook deliveries are being received at once; retry later" });
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
+                    Json(body),
+                )
+                    .into_response();
+            }
         };
         (status, Json(json!({ "error": message }))).into_response()
     }
@@ -62,14 +126,21 @@ impl FromRequest<AppState> for VerifiedDelivery {
         let Some(secrets) = state.webhook_secrets.as_ref() else {
             return Err(Rejection::NotConfigured);
         };
+        let in_flight = InFlight::acquire(state)?;
         let headers = req.headers().clone();
-        let body = Bytes::from_request(req, state).await.map_err(|err| {
-            if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Rejection::TooLarge
-            } else {
-                Rejection::BadRequest(format!("could not read body: {err}"))
-            }
-        })?;
+        let limit = state.limits.body_timeout;
+        let body = tokio::time::timeout(limit, Bytes::from_request(req, state))
+            .await
+            .map_err(|_| Rejection::BodyTimeout {
+                secs: limit.as_secs(),
+            })?
+            .map_err(|err| {
+                if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Rejection::TooLarge
+                } else {
+                    Rejection::BadRequest(format!("could not read body: {err}"))
+                }
+            })?;
         let signature = header(&headers, "x-hub-signature-256");
         signature::verify(secrets, &body, signature).map_err(Rejection::Signature)?;
         let event_name = header(&headers, "x-github-event")
@@ -88,6 +159,7 @@ impl FromRequest<AppState> for VerifiedDelivery {
             event_name,
             event,
             envelope,
+            _in_flight: in_flight,
         })
     }
 }
@@ -127,7 +199,8 @@ pub async fn receive(
         tracing::error!(delivery = %delivery.delivery_id, error = %err, "could not record delivery");
         Rejection::Unavailable("could not record the delivery; please redeliver".to_owned())
     })?;
-    metrics::counter!("patchpilot_webhook_deliveries_total", "event" => delivery.event_name.clone()).increment(1);
+    ::metrics::counter!(metrics::WEBHOOK_DELIVERIES, "event" => delivery.event_name.clone())
+        .increment(1);
     let response = match recorded {
         Recorded::Duplicate => {
             tracing::info!(delivery = %delivery.delivery_id, "redelivery ignored");

@@ -50,7 +50,9 @@ pub struct RepoConfig {
     pub max_attempts: u32,
     /// Open the pull request as a draft.
     pub draft: bool,
-    /// Glob patterns of paths the bot may never edit (`.git` is always protected).
+    /// More paths the bot may never edit (`.gitignore` syntax). They add to the defaults
+    /// (`agent::edits::safety::DEFAULT_PROTECTED_PATHS`: `.github/`, CI configs, hooks, ...),
+    /// which are always enforced, as is `.git`.
     pub protected_paths: Vec<String>,
     /// Overrides PATCHPILOT_MODEL for this repository.
     pub model: Option<String>,
@@ -69,7 +71,7 @@ impl Default for RepoConfig {
             setup_command: None,
             max_attempts: 3,
             draft: false,
-            protected_paths: vec![".github/workflows/**".into()],
+            protected_paths: Vec::new(),
             model: None,
             limits: Limits::default(),
             env: BTreeMap::new(),

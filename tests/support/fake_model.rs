@@ -3,6 +3,10 @@
 //! - OpenAI-compatible chat completions: `POST /v1/chat/completions` and `/chat/completions`
 //!   (checks `Authorization: Bearer <key>`).
 //!
+//! It also serves the metadata that local servers report about themselves, when a test sets
+//! it: llama.cpp's `GET /props` ([`FakeModel::serve_props`], e.g. [`llama_cpp_props`]) and
+//! `GET /v1/models` ([`FakeModel::serve_models`], e.g. [`vllm_models`]); unset, both are 404.
+//!
 //! Each request takes the next [`Reply`] from the test's script (text, or an error status with
 //! body and headers, optionally after a delay) and is recorded with its headers and JSON for
 //! assertions. Like the real APIs it answers 401 for a wrong key and 400 for a body missing
@@ -27,7 +31,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 /// The key [`FakeModel::start`] expects.
@@ -201,8 +205,43 @@ impl RecordedRequest {
     }
 }
 
+/// llama.cpp `llama-server`'s `GET /props`, trimmed to the fields a client reads, in the shape
+/// of build b4000+ (`default_generation_settings.n_ctx` is the context of one slot).
+pub fn llama_cpp_props(n_ctx: u64) -> Value {
+    json!({
+        "default_generation_settings": {
+            "id": 0, "id_task": -1, "n_ctx": n_ctx, "speculative": false, "is_processing": false,
+            "params": {"n_predict": -1, "seed": 4294967295u64, "temperature": 0.8,
+                       "top_k": 40, "top_p": 0.95, "min_p": 0.05, "stream": true},
+            "prompt": "", "next_token": {"has_next_token": true, "n_remain": -1, "n_decoded": 0}
+        },
+        "total_slots": 1,
+        "model_path": "/models/gemma-3-270m-it-Q4_K_M.gguf",
+        "modalities": {"vision": false, "audio": false},
+        "chat_template": "{{ bos_token }}{% for message in messages %}...{% endfor %}",
+        "bos_token": "<bos>", "eos_token": "<eos>",
+        "build_info": "b6000-deadbeef"
+    })
+}
+
+/// vLLM's `GET /v1/models`, with `max_model_len` for the served model.
+pub fn vllm_models(model: &str, max_model_len: u64) -> Value {
+    json!({
+        "object": "list",
+        "data": [{
+            "id": model, "object": "model", "created": 1_700_000_000, "owned_by": "vllm",
+            "root": format!("/models/{model}"), "parent": null, "max_model_len": max_model_len,
+            "permission": [{"id": "modelperm-fake", "object": "model_permission",
+                            "allow_sampling": true, "allow_view": true, "is_blocking": false}]
+        }]
+    })
+}
+
 #[derive(Default)]
 struct Inner {
+    props: Mutex<Option<Value>>,
+    models: Mutex<Option<Value>>,
+    metadata_requests: Mutex<Vec<String>>,
     key: Option<String>,
     script: Mutex<VecDeque<Reply>>,
     requests: Mutex<Vec<RecordedRequest>>,
@@ -238,6 +277,9 @@ impl FakeModel {
             .route("/v1/messages", post(anthropic))
             .route("/v1/chat/completions", post(openai))
             .route("/chat/completions", post(openai))
+            .route("/props", get(props))
+            .route("/v1/models", get(models))
+            .route("/models", get(models))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -277,6 +319,21 @@ impl FakeModel {
         self.inner.script.lock().unwrap().len()
     }
 
+    /// Serves `props` at `GET /props` (llama.cpp).
+    pub fn serve_props(&self, props: Value) {
+        *self.inner.props.lock().unwrap() = Some(props);
+    }
+
+    /// Serves `models` at `GET /v1/models` and `GET /models`.
+    pub fn serve_models(&self, models: Value) {
+        *self.inner.models.lock().unwrap() = Some(models);
+    }
+
+    /// Paths of the metadata `GET`s received, in order.
+    pub fn metadata_requests(&self) -> Vec<String> {
+        self.inner.metadata_requests.lock().unwrap().clone()
+    }
+
     /// Requests that found the script empty.
     pub fn unexpected(&self) -> Vec<String> {
         self.inner.unexpected.lock().unwrap().clone()
@@ -292,6 +349,36 @@ impl FakeModel {
     pub fn openai_error(kind: &str, message: &str) -> String {
         json!({"error": {"message": message, "type": kind, "param": null, "code": null}})
             .to_string()
+    }
+}
+
+async fn props(State(inner): State<Arc<Inner>>, uri: Uri) -> Response {
+    inner
+        .metadata_requests
+        .lock()
+        .unwrap()
+        .push(uri.path().to_owned());
+    metadata(inner.props.lock().unwrap().clone())
+}
+
+async fn models(State(inner): State<Arc<Inner>>, uri: Uri) -> Response {
+    inner
+        .metadata_requests
+        .lock()
+        .unwrap()
+        .push(uri.path().to_owned());
+    metadata(inner.models.lock().unwrap().clone())
+}
+
+fn metadata(value: Option<Value>) -> Response {
+    match value {
+        Some(value) => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            value.to_string(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "Not Found").into_response(),
     }
 }
 

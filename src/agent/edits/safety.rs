@@ -8,6 +8,12 @@
 //! (see `apply`), so a link created between check and write is refused by the kernel.
 //! Nothing else writes into the work tree while edits are applied (the sandbox is not
 //! running), so the check-then-write window is not reachable by the repository's code.
+//!
+//! Protected paths add up: [`DEFAULT_PROTECTED_PATHS`] are always enforced (matched without
+//! regard to case, for checkouts on case-insensitive file systems) and a repository's own
+//! `protected_paths` only add to them. The defaults are the files a repository's CI or its
+//! developers' tools execute with secrets or on checkout; a pushed branch must not change
+//! what runs with those secrets.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -67,26 +73,84 @@ impl SafePath {
     }
 }
 
-/// Protected-path patterns in `.gitignore` syntax (`.github/`, `*.lock`, `/secrets/**`).
-pub struct Protected(Gitignore);
+/// Paths no edit may touch, whatever the repository configures (`.gitignore` syntax). The
+/// README's "Protected paths" section says why each is here, and why build files such as a
+/// `Makefile` are not.
+pub const DEFAULT_PROTECTED_PATHS: &[&str] = &[
+    // GitHub: workflows and composite actions run with the repository's secrets; also
+    // CODEOWNERS, Dependabot and PatchPilot's own settings.
+    ".github/",
+    // Other CI services' pipeline definitions.
+    ".gitlab-ci.yml",
+    ".gitlab/",
+    ".circleci/",
+    "Jenkinsfile",
+    "*.jenkinsfile",
+    ".buildkite/",
+    "azure-pipelines.yml",
+    "azure-pipelines.yaml",
+    ".azure-pipelines/",
+    ".travis.yml",
+    "appveyor.yml",
+    ".appveyor.yml",
+    "bitbucket-pipelines.yml",
+    ".drone.yml",
+    ".woodpecker.yml",
+    ".woodpecker/",
+    ".cirrus.yml",
+    "cloudbuild.yaml",
+    "cloudbuild.yml",
+    // Hooks that run on developers' machines on commit or checkout.
+    ".pre-commit-config.yaml",
+    ".pre-commit-hooks.yaml",
+    ".husky/",
+    "lefthook.yml",
+    ".lefthook.yml",
+    ".envrc",
+    // Git behaviour: submodule URLs, filter/diff drivers, LFS endpoints, code owners.
+    ".gitmodules",
+    ".gitattributes",
+    ".lfsconfig",
+    "CODEOWNERS",
+];
+
+/// Protected-path patterns in `.gitignore` syntax (`.github/`, `*.lock`, `/secrets/**`): the
+/// defaults plus the repository's own.
+pub struct Protected {
+    defaults: Gitignore,
+    configured: Gitignore,
+}
 
 impl Protected {
+    /// The defaults plus `patterns` (the repository's `protected_paths`).
     pub fn new(root: &Path, patterns: &[String]) -> Result<Self, EditError> {
-        let mut b = GitignoreBuilder::new(root);
+        let mut defaults = GitignoreBuilder::new(root);
+        defaults.case_insensitive(true).map_err(policy_error)?;
+        for p in DEFAULT_PROTECTED_PATHS {
+            defaults.add_line(None, p).map_err(policy_error)?;
+        }
+        let mut configured = GitignoreBuilder::new(root);
         for p in patterns {
-            b.add_line(None, p)
+            configured
+                .add_line(None, p)
                 .map_err(|e| EditError::Policy(format!("protected path `{p}`: {e}")))?;
         }
-        b.build()
-            .map(Self)
-            .map_err(|e| EditError::Policy(e.to_string()))
+        Ok(Self {
+            defaults: defaults.build().map_err(policy_error)?,
+            configured: configured.build().map_err(policy_error)?,
+        })
     }
 
     pub fn matches(&self, path: &SafePath) -> bool {
-        self.0
-            .matched_path_or_any_parents(path.as_str(), false)
-            .is_ignore()
+        [&self.defaults, &self.configured].iter().any(|set| {
+            set.matched_path_or_any_parents(path.as_str(), false)
+                .is_ignore()
+        })
     }
+}
+
+fn policy_error(e: ignore::Error) -> EditError {
+    EditError::Policy(e.to_string())
 }
 
 /// State of the target on disk.
@@ -178,6 +242,40 @@ mod tests {
                 "{git}"
             );
         }
+    }
+
+    #[test]
+    fn defaults_apply_with_or_without_configured_patterns() {
+        let dir = tempfile::tempdir().unwrap();
+        for configured in [vec![], vec!["src/generated/**".to_owned()]] {
+            let p = Protected::new(dir.path(), &configured).unwrap();
+            let m = |s: &str| p.matches(&SafePath::parse(s).unwrap());
+            for path in [
+                ".github/workflows/ci.yml",
+                ".GitHub/Workflows/ci.yml",
+                ".github/actions/setup/action.yml",
+                ".github/patchpilot.yml",
+                ".gitlab-ci.yml",
+                ".circleci/config.yml",
+                "Jenkinsfile",
+                "ci/Jenkinsfile",
+                ".buildkite/pipeline.yml",
+                "azure-pipelines.yml",
+                ".travis.yml",
+                ".pre-commit-config.yaml",
+                ".husky/pre-commit",
+                ".gitmodules",
+                "sub/.gitattributes",
+                "docs/CODEOWNERS",
+            ] {
+                assert!(m(path), "{path} should be protected ({configured:?})");
+            }
+            for path in ["src/main.rs", "Makefile", "github/notes.md", "src/ci.yml"] {
+                assert!(!m(path), "{path} should be editable");
+            }
+        }
+        let p = Protected::new(dir.path(), &["src/generated/**".into()]).unwrap();
+        assert!(p.matches(&SafePath::parse("src/generated/x.rs").unwrap()));
     }
 
     #[test]

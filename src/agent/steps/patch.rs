@@ -9,8 +9,8 @@ use crate::agent::edits::{EditPolicy, apply_edits, parse_edits};
 use crate::agent::git;
 use crate::agent::pipeline::{Progress, Stop};
 use crate::agent::prompt::{
-    AttemptFeedback, PatchPromptInput, PreviousAttempt, PromptBudget, PromptFile,
-    build_patch_request,
+    AttemptFeedback, BYTES_PER_TOKEN, PatchPromptInput, PreviousAttempt, PromptFile, PromptFit,
+    build_fitting_request, request_bytes,
 };
 use crate::github::messages::PipelineStep;
 use crate::llm::{BudgetedModel, Model};
@@ -19,7 +19,6 @@ use crate::store::SessionPatch;
 
 use super::SessionContext;
 
-const MAX_TOKENS: u32 = 8_192;
 /// Bytes of a localised file read for the prompt (the prompt budget trims further).
 const MAX_FILE_READ: u64 = 256 * 1024;
 
@@ -33,6 +32,9 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
     };
     let model = BudgetedModel::new(model, ctx.deps.budget);
     ctx.model_name = model.name();
+    let generation = model.generation();
+    let fit = PromptFit::new(model.context_tokens().await, generation.max_output_tokens);
+    log_fit(progress, &fit, generation.max_output_tokens).await;
     let mut input = PatchPromptInput {
         title: ctx.title.clone(),
         description: ctx.description.clone(),
@@ -69,7 +71,22 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
                 &format!("attempt {attempt} of {attempts}: asking {}", ctx.model_name),
             )
             .await;
-        let request = build_patch_request(&input, &PromptBudget::default(), MAX_TOKENS, None);
+        let request = build_fitting_request(&input, &fit, generation.temperature);
+        if let Some(limit) = fit
+            .max_prompt_bytes
+            .filter(|&l| request_bytes(&request) > l)
+        {
+            progress
+                .log(
+                    "patch",
+                    EventLevel::Warn,
+                    &format!(
+                        "even the smallest prompt ({} bytes) is larger than the {limit} bytes the model's context window leaves; raise PATCHPILOT_MODEL_CONTEXT_TOKENS or use a model with a larger window",
+                        request_bytes(&request)
+                    ),
+                )
+                .await;
+        }
         let response = tokio::select! {
             response = model.complete(&request) => response,
             () = ctx.cancel.cancelled() => return Err(Stop::Cancelled),
@@ -125,6 +142,24 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
         ),
         "Add detail to the issue (where it goes wrong, expected behaviour), then comment `/patchpilot retry`, or raise `max_attempts`.",
     ))
+}
+
+/// Says how the prompt is sized, when the model's context window shapes it.
+async fn log_fit(progress: &mut Progress, fit: &PromptFit, configured_output: u32) {
+    let Some(bytes) = fit.max_prompt_bytes else {
+        return;
+    };
+    let mut line = format!(
+        "prompt limited to {bytes} bytes (about {} tokens) to fit the model's context window",
+        bytes / BYTES_PER_TOKEN
+    );
+    if fit.max_tokens < configured_output {
+        line.push_str(&format!(
+            "; replies limited to {} tokens (half the window) instead of {configured_output}",
+            fit.max_tokens
+        ));
+    }
+    progress.log("patch", EventLevel::Info, &line).await;
 }
 
 /// Applies one reply and verifies it. `Ok(Err(feedback))` means "tell the model and retry".
