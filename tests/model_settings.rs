@@ -10,7 +10,7 @@ mod support;
 
 use clap::Parser;
 use patchpilot::agent::prompt::BYTES_PER_TOKEN;
-use patchpilot::llm::{Model, ModelArgs};
+use patchpilot::llm::ModelArgs;
 use patchpilot::local_run::RunArgs;
 use serde_json::Value;
 use support::e2e::{PYTHON_FIX, PYTHON_REPRO, python_project};
