@@ -60,8 +60,12 @@ fn noisy_description() -> String {
 
 /// Runs one local session on the Python project with `model` settings; true when verified.
 async fn run_session(fake: &FakeModel, extra: &[&str]) -> bool {
+    run_session_on(fake, &python_project(), extra).await
+}
+
+async fn run_session_on(fake: &FakeModel, files: &[(&str, &str)], extra: &[&str]) -> bool {
     let git_dir = tempfile::tempdir().unwrap();
-    support::git_http::init_bare_repo(git_dir.path(), "octo/calc.git", &python_project());
+    support::git_http::init_bare_repo(git_dir.path(), "octo/calc.git", files);
     let (git_addr, _server) = support::git_http::serve_git(git_dir.path().to_owned(), None).await;
     let data = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", data.path().join("pp.db").display());
@@ -146,22 +150,27 @@ async fn llama_cpp_small_context_output_limit_and_temperature_shape_the_request(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_a_known_window_the_default_budget_and_limit_apply() {
-    // An OpenAI-compatible server that reports nothing (like Ollama): /props and the model
-    // list without context fields.
+async fn without_a_known_window_the_default_budget_applies_and_the_repository_picks_the_model() {
+    // An OpenAI-compatible server that reports no window (like Ollama): /props is 404 and the
+    // model list has no context fields. The repository asks for its own model.
     let fake = FakeModel::start_with_key(None).await;
-    fake.serve_models(
-        serde_json::json!({"object": "list", "data": [{"id": "qwen", "object": "model"}]}),
-    );
+    fake.serve_models(serde_json::json!({"object": "list", "data": [
+        {"id": "qwen", "object": "model"}, {"id": "qwen-repo", "object": "model"}
+    ]}));
     fake.push_reply(Reply::text(PYTHON_FIX));
+    let mut files = python_project();
+    files.push((".github/patchpilot.yml", "model: qwen-repo\n"));
 
-    assert!(run_session(&fake, &["--model", "qwen"]).await);
+    assert!(run_session_on(&fake, &files, &["--model", "qwen"]).await);
 
     let sent = fake.requests();
+    assert_eq!(
+        sent[0].body["model"], "qwen-repo",
+        "the repository's `model:`"
+    );
     assert_eq!(sent[0].body["max_tokens"], 8192);
     assert!(sent[0].body.get("temperature").is_none());
-    // The whole noisy description fits the default 12 kB description budget... almost: it
-    // is longer, so the prompt is far larger than the 2048-token case above.
+    // The default budget keeps 12 kB of the noisy description: far more than fits 2048 tokens.
     assert!(prompt_bytes(&sent[0]) > 12_000);
     assert_eq!(fake.metadata_requests(), ["/props", "/v1/models"]);
 }

@@ -20,7 +20,7 @@ use super::{
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// A client for one Anthropic model.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AnthropicClient {
     endpoint: String,
     headers: HeaderMap,
@@ -163,6 +163,13 @@ impl Model for AnthropicClient {
     /// Claude models hold 200k tokens, more than the default prompt budget uses).
     fn generation(&self) -> Generation {
         self.generation
+    }
+
+    fn with_model(&self, model: &str) -> std::sync::Arc<dyn Model> {
+        std::sync::Arc::new(Self {
+            model: model.to_owned(),
+            ..self.clone()
+        })
     }
 
     async fn complete(&self, req: &ChatRequest) -> Result<ChatResponse, ModelError> {

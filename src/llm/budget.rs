@@ -108,6 +108,14 @@ impl Model for BudgetedModel {
         self.inner.generation()
     }
 
+    /// A new budget for the other model: callers choose the model before the session starts.
+    fn with_model(&self, model: &str) -> Arc<dyn Model> {
+        Arc::new(BudgetedModel::new(
+            self.inner.with_model(model),
+            self.budget,
+        ))
+    }
+
     async fn context_tokens(&self) -> Option<u32> {
         self.inner.context_tokens().await
     }
@@ -142,6 +150,12 @@ mod tests {
         }
         fn generation(&self) -> Generation {
             Generation::default()
+        }
+        fn with_model(&self, _: &str) -> Arc<dyn Model> {
+            Arc::new(Fixed {
+                usage: self.usage,
+                delay: self.delay,
+            })
         }
         async fn complete(&self, _: &ChatRequest) -> Result<ChatResponse, ModelError> {
             tokio::time::sleep(self.delay).await;

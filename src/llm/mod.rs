@@ -194,6 +194,10 @@ pub trait Model: Send + Sync {
     /// The configured output limit, temperature and context window.
     fn generation(&self) -> Generation;
 
+    /// The same endpoint, key and settings asking for `model` instead (a repository's
+    /// `model:` in `.github/patchpilot.yml`). The provider never changes.
+    fn with_model(&self, model: &str) -> std::sync::Arc<dyn Model>;
+
     /// The context window in tokens: the configured one, else what the server reports (llama.cpp
     /// `/props`, vLLM or gateway `/models`), else `None` (unknown: the default prompt budget).
     async fn context_tokens(&self) -> Option<u32> {

@@ -278,6 +278,21 @@ impl Model for OpenAiClient {
         self.generation
     }
 
+    fn with_model(&self, model: &str) -> std::sync::Arc<dyn Model> {
+        std::sync::Arc::new(Self {
+            endpoint: self.endpoint.clone(),
+            headers: self.headers.clone(),
+            model: model.to_owned(),
+            token_field: self.token_field,
+            transport: self.transport.clone(),
+            generation: self.generation,
+            props_url: self.props_url.clone(),
+            models_url: self.models_url.clone(),
+            // Another model may be served with another window (`/models` lists each).
+            discovered_context: tokio::sync::OnceCell::new(),
+        })
+    }
+
     async fn context_tokens(&self) -> Option<u32> {
         if let Some(configured) = self.generation.context_tokens {
             return Some(configured);

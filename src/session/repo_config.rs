@@ -54,7 +54,7 @@ pub struct RepoConfig {
     /// (`agent::edits::safety::DEFAULT_PROTECTED_PATHS`: `.github/`, CI configs, hooks, ...),
     /// which are always enforced, as is `.git`.
     pub protected_paths: Vec<String>,
-    /// Overrides PATCHPILOT_MODEL for this repository.
+    /// Overrides PATCHPILOT_MODEL for this repository (same provider, same session budget).
     pub model: Option<String>,
     pub limits: Limits,
     /// Extra environment for setup/repro/test commands (never secrets: they run untrusted code).
@@ -190,6 +190,16 @@ impl RepoConfig {
             if command.as_deref().is_some_and(|c| c.trim().is_empty()) {
                 return Err(RepoConfigError::new(name, "must not be empty when set"));
             }
+        }
+        if self.model.as_deref().is_some_and(|m| {
+            m.trim().is_empty()
+                || m.len() > 200
+                || m.chars().any(|c| c.is_whitespace() || c.is_control())
+        }) {
+            return Err(RepoConfigError::new(
+                "model",
+                "must be a model name of at most 200 characters, without spaces",
+            ));
         }
         if self.protected_paths.iter().any(|p| p.trim().is_empty()) {
             return Err(RepoConfigError::new(

@@ -278,6 +278,45 @@ mod tests {
         assert!(p.matches(&SafePath::parse("src/generated/x.rs").unwrap()));
     }
 
+    /// The whole chain a session uses: the repository's settings file, the model's reply, the
+    /// edit policy the patch step builds from them.
+    #[test]
+    fn a_repository_with_its_own_protected_paths_still_cannot_edit_workflows() {
+        use crate::agent::edits::{EditError, EditPolicy, apply_edits, parse_edits};
+        use crate::session::repo_config::RepoConfig;
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".github/workflows")).unwrap();
+        std::fs::write(dir.path().join(".github/workflows/x.yml"), "on: push\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("docs")).unwrap();
+        std::fs::write(dir.path().join("docs/a.md"), "old\n").unwrap();
+        std::fs::write(dir.path().join("calc.py"), "x = 1\n").unwrap();
+        let config = RepoConfig::parse(Some("protected_paths: [\"docs/**\"]\n")).unwrap();
+        let policy = EditPolicy {
+            protected_paths: config.protected_paths.clone(),
+            ..EditPolicy::default()
+        };
+        let reply = |path: &str, old: &str| {
+            format!("{path}\n<<<<<<< SEARCH\n{old}\n=======\nchanged\n>>>>>>> REPLACE\n")
+        };
+        for (path, old) in [
+            (".github/workflows/x.yml", "on: push"),
+            ("docs/a.md", "old"),
+        ] {
+            let edits = parse_edits(&reply(path, old)).unwrap();
+            assert_eq!(
+                apply_edits(dir.path(), &edits, &policy).unwrap_err(),
+                EditError::Protected { path: path.into() },
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(".github/workflows/x.yml")).unwrap(),
+            "on: push\n"
+        );
+        let edits = parse_edits(&reply("calc.py", "x = 1")).unwrap();
+        apply_edits(dir.path(), &edits, &policy).unwrap();
+    }
+
     #[test]
     fn protected_patterns_use_gitignore_syntax() {
         let dir = tempfile::tempdir().unwrap();

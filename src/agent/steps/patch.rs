@@ -30,6 +30,12 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
             "Ask the operator to set ANTHROPIC_API_KEY or OPENAI_API_KEY / OPENAI_BASE_URL (and PATCHPILOT_MODEL).",
         ));
     };
+    // A repository may ask for another model of the operator's provider; the session budget
+    // applies all the same.
+    let model = match ctx.config.model.as_deref().map(str::trim) {
+        Some(name) if !name.is_empty() => model.with_model(name),
+        _ => model,
+    };
     let model = BudgetedModel::new(model, ctx.deps.budget);
     ctx.model_name = model.name();
     let generation = model.generation();
