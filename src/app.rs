@@ -144,6 +144,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     features.model = model.as_ref().map(|m| m.name());
     log_features(&features);
     log_limits(&args.server);
+    if let Some(model) = &model {
+        let g = model.generation();
+        tracing::info!(
+            max_output_tokens = g.max_output_tokens,
+            temperature = ?g.temperature,
+            context_tokens = ?g.context_tokens,
+            "model settings (an unset context window is read from the server on first use, where it reports one)"
+        );
+    }
     let mut state = app_state(store.clone(), intake, &args, features);
     state.triggers = Arc::new(TriggerSettings {
         label: args.server.label.clone(),
