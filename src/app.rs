@@ -47,7 +47,15 @@ pub fn app_state(
             .as_ref()
             .and_then(WebhookSecrets::parse)
             .map(Arc::new),
-        api_token: args.server.api_token.clone().map(Arc::new),
+        web: Arc::new(server::access::WebAccess::new(
+            args.server.api_token.as_ref(),
+            args.server
+                .webhook_secret
+                .as_ref()
+                .and_then(WebhookSecrets::parse)
+                .as_ref(),
+            args.server.public_url.as_ref(),
+        )),
         triggers: Arc::new(TriggerSettings {
             label: args.server.label.clone(),
             ..TriggerSettings::default()
@@ -72,7 +80,7 @@ fn features(args: &ServeArgs) -> Features {
         .as_ref()
         .is_some_and(|t: &SecretString| {
             use secrecy::ExposeSecret;
-            !t.expose_secret().is_empty()
+            !t.expose_secret().trim().is_empty()
         });
     Features {
         webhooks,

@@ -3,7 +3,9 @@
 //! Handlers stay thin: they validate, call the store, and answer. Nothing here talks to
 //! GitHub or runs a pipeline; the worker does, woken through `worker_wakeup`.
 
+pub mod access;
 mod api;
+mod assets;
 mod health;
 pub mod metrics;
 mod pages;
@@ -15,7 +17,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use secrecy::SecretString;
 use tokio::sync::Notify;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -36,8 +37,8 @@ pub struct AppState {
     pub intake: IntakeQueue,
     /// `None` disables the webhook route (it answers 503, never accepts unsigned input).
     pub webhook_secrets: Option<Arc<WebhookSecrets>>,
-    /// Bearer token for API writes and listings; `None` disables API writes.
-    pub api_token: Option<Arc<SecretString>>,
+    /// The API token, browser sign-in, signed links and the event-stream cap.
+    pub web: Arc<access::WebAccess>,
     pub triggers: Arc<TriggerSettings>,
     /// Wakes idle workers when a job is recorded (they also poll, for other replicas' jobs).
     pub worker_wakeup: Arc<Notify>,
@@ -62,7 +63,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{id}", get(api::get_session))
         .route("/api/sessions/{id}/events", get(api::session_events))
         .route("/api/sessions/{id}/cancel", post(api::cancel_session))
+        .route("/sessions", get(pages::session_list).post(pages::create_from_form))
+        .route("/sessions/new", get(pages::new_session_form))
         .route("/sessions/{id}", get(pages::session_page))
+        .route("/signin", get(pages::sign_in_form).post(pages::sign_in))
+        .route("/signout", post(pages::sign_out))
+        .route("/assets/style.css", get(assets::style))
+        .route("/assets/session.js", get(assets::session_script))
         .with_state(state)
         .layer(CatchPanicLayer::new())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
