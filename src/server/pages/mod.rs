@@ -44,7 +44,8 @@ pub fn html(status: StatusCode, body: String) -> Response {
     );
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        // `no-referrer` would make browsers send `Origin: null` on our own form posts (CSRF check).
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
