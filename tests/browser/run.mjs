@@ -13,6 +13,7 @@
 // Every check throws with a sentence; the process exits non-zero on the first failure.
 
 import { mkdirSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -21,7 +22,23 @@ const env = (name) => {
   if (!value) throw new Error(`${name} is not set`);
   return value;
 };
-const base = env('PATCHPILOT_URL');
+// The browser talks to the server through a TCP proxy, so the test can drop live connections
+// the way a flaky network or a restarted load balancer does.
+const upstream = new URL(env('PATCHPILOT_URL'));
+const sockets = new Set();
+const proxy = net.createServer((client) => {
+  const server = net.connect(Number(upstream.port), upstream.hostname);
+  for (const s of [client, server]) {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+  }
+  client.pipe(server);
+  server.pipe(client);
+});
+await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+const base = `http://127.0.0.1:${proxy.address().port}`;
+const dropConnections = () => { for (const s of sockets) s.destroy(); };
 const artifacts = env('ARTIFACTS');
 mkdirSync(artifacts, { recursive: true });
 
@@ -74,6 +91,10 @@ async function signIn(page, next = '/sessions') {
 const stepStates = (page) => page.$$eval('li.step', (items) =>
   items.map((li) => `${li.dataset.step}:${li.querySelector('.step-state').textContent}`).join(' '));
 
+// Ids of the event lines in the step folds and "other events" (not the before/after copies).
+const lineIds = (page) => page.$$eval('li.step pre.lines .line, #other .line', (spans) =>
+  spans.map((s) => Number(s.dataset.id)));
+
 async function startSession(page, fields) {
   await page.goto(`${base}/sessions/new`);
   for (const [name, value] of Object.entries(fields)) {
@@ -102,6 +123,8 @@ await test('the start form names the wrong field', async (page) => {
 let createdId = '';
 await test('a session started in the form moves through its steps live and shows its diff', async (page) => {
   await signIn(page, '/sessions/new');
+  let streams = 0;
+  page.on('request', (request) => { if (request.url().includes('/events')) streams += 1; });
   await startSession(page, {
     repoUrl: env('REPO_URL'),
     bugDescription: 'average() of an empty list raises ZeroDivisionError <script>alert(1)</script>',
@@ -113,10 +136,19 @@ await test('a session started in the form moves through its steps live and shows
   check(['queued', 'running'].includes(firstStatus), `the new session is active when its page opens (${firstStatus})`);
   // Watch the page without reloading it: the step list must change while the session runs.
   const seen = [];
+  let liveIds = [];
+  let dropped = false;
   const deadline = Date.now() + 120000;
   while (Date.now() < deadline) {
     const status = await page.getAttribute('#session', 'data-status').catch(() => null);
     if (status && !['queued', 'running'].includes(status)) break;
+    const ids = await lineIds(page).catch(() => null);
+    if (ids) liveIds = ids;
+    if (!dropped && ids && ids.length > 0) {
+      // Drop the connection once, mid-session: the browser must reconnect with Last-Event-ID.
+      dropped = true;
+      dropConnections();
+    }
     const states = await stepStates(page).catch(() => null);
     if (states && seen[seen.length - 1] !== states) {
       seen.push(states);
@@ -124,9 +156,15 @@ await test('a session started in the form moves through its steps live and shows
     }
     await page.waitForTimeout(50);
   }
+  check(new Set(liveIds).size === liveIds.length, `no line was shown twice (${liveIds})`);
+  check(streams >= 2, `the event stream reconnected after the drop (${streams} requests)`);
   check(seen.length >= 2, `the steps changed live at least once before the end (saw ${seen.length} states: ${seen.join(' | ')})`);
   check(seen.some((s) => s.includes(':running')), `a step was shown running (${seen.join(' | ')})`);
   await page.waitForSelector('#session[data-status=succeeded]', { timeout: 120000 });
+  const finalIds = await lineIds(page);
+  const lastLive = Math.max(0, ...liveIds);
+  const lost = finalIds.filter((id) => id <= lastLive && !liveIds.includes(id));
+  check(lost.length === 0, `no line was lost live: missing ${lost} (live ${liveIds})`);
   const states = await stepStates(page);
   for (const step of ['clone', 'reproduce', 'localise', 'patch', 'verify', 'publish']) {
     check(states.includes(`${step}:done`), `${step} is done at the end: ${states}`);
@@ -208,4 +246,5 @@ await test('a private session needs sign-in', async (page) => {
 });
 
 await browser.close();
+proxy.close();
 console.log(results.join('\n'));

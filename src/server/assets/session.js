@@ -63,13 +63,14 @@
       document.getElementById('other').appendChild(line(ev));
       return;
     }
+    const at = Date.parse(ev.at);
     for (const other of steps.values()) {
       if (other !== li && other.classList.contains('state-running')) {
+        other.dataset.last = String(at); // it ended when this step began
         setState(other, 'done');
         duration(other);
       }
     }
-    const at = Date.parse(ev.at);
     if (!Number(li.dataset.first)) li.dataset.first = String(at);
     li.dataset.last = String(at);
     li.querySelector('pre.lines').appendChild(line(ev));
@@ -82,10 +83,15 @@
     if (ev.level === 'output' && outputs[ev.step]) outputs[ev.step].appendChild(line(ev));
   }
 
+  const titles = { queued: 'Waiting for a worker', running: 'Running' };
+
   function showStatus(s) {
     const badge = document.getElementById('status');
     badge.textContent = s.status;
     badge.className = 'badge status-' + s.status;
+    const outcome = document.getElementById('outcome');
+    outcome.className = 'outcome status-' + s.status;
+    if (titles[s.status]) outcome.querySelector('.outcome-title').textContent = titles[s.status];
     root.dataset.status = s.status;
     document.getElementById('tokens').textContent = s.inputTokens + ' in, ' + s.outputTokens + ' out';
     document.getElementById('attempts').textContent = String(s.attemptCount);

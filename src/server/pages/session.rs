@@ -168,17 +168,19 @@ pub fn render(
         (Some(repo), Some(n)) => format!("{repo}#{n}"),
         _ => session.repo_url.clone(),
     };
+    let after = events.last().map(|e| e.id).unwrap_or(0);
+    // The stream starts after what is rendered here; on a reconnect the browser's
+    // `Last-Event-ID` takes over.
     let query = link.to_query();
     let events_url = format!(
-        "/api/sessions/{}/events{}",
+        "/api/sessions/{}/events?after={after}{}",
         session.id,
         if query.is_empty() {
             String::new()
         } else {
-            format!("?{query}")
+            format!("&{query}")
         }
     );
-    let after = events.last().map(|e| e.id).unwrap_or(0);
     let step_items: String = steps.rows.iter().map(|r| step_item(r, now)).collect();
     let before = lines(&steps::output_of(&steps, "reproduce"));
     let after_fix = lines(&steps::output_of(&steps, "verify"));

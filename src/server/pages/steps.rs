@@ -2,7 +2,7 @@
 //!
 //! The store keeps an append-only event log, not step states, so the page folds the log the
 //! way the pipeline writes it (`agent::pipeline::progress`): a step's first event means it is
-//! running and any other running step has finished; an `error` event means it failed; an event
+//! running and any other running step has finished (then); an `error` event means it failed; an event
 //! starting with `skipped:` means it was skipped. When the session ends, a step still running
 //! is done (success, not reproduced) or failed (anything else). `assets/session.js` applies
 //! the same rules to events that arrive live; keep the two in step.
@@ -61,7 +61,9 @@ pub fn derive(events: &[SessionEvent], status: SessionStatus) -> Steps<'_> {
         };
         for (i, row) in rows.iter_mut().enumerate() {
             if i != index && row.state == StepState::Running {
+                // It ended when the next step began.
                 row.state = StepState::Done;
+                row.last = Some(event.at);
             }
         }
         let row = &mut rows[index];
@@ -155,7 +157,8 @@ mod tests {
         let clone = &steps.rows[0];
         assert_eq!(
             (clone.last.unwrap() - clone.first.unwrap()).num_seconds(),
-            1
+            2,
+            "a step lasts until the next one starts"
         );
     }
 
