@@ -553,3 +553,120 @@ async fn live_event_streams_are_capped() {
     }
     assert!(admitted, "closed streams free their slots");
 }
+
+/// Every untrusted field of a session, rendered: issue text, command output, the diff, the
+/// model's words, the reason it stopped.
+#[tokio::test]
+async fn the_session_page_escapes_every_untrusted_field() {
+    let server = TestServer::start(support::db::fresh_sqlite().await, &[]).await;
+    let evil =
+        |field: &str| format!("<script>alert('{field}')</script><img src=x onerror=alert(1)>\"'");
+    let session = server
+        .store
+        .create_session(NewSession {
+            repo_url: format!("https://github.com/o/r.git?{}", evil("url")),
+            branch: Some(evil("branch")),
+            bug_description: evil("description"),
+            repro_command: Some(evil("repro")),
+            repository: Some(evil("repository")),
+            issue_number: Some(1),
+            issue_title: Some(evil("title")),
+            private: Some(false),
+            ..NewSession::default()
+        })
+        .await
+        .unwrap();
+    let id = session.id.clone();
+    for (step, level, message) in [
+        ("reproduce", EventLevel::Output, evil("before")),
+        (
+            "patch",
+            EventLevel::Info,
+            format!("attempt 1 of 1: asking {}", evil("model")),
+        ),
+        ("verify", EventLevel::Output, evil("after")),
+        ("worker", EventLevel::Warn, evil("other")),
+    ] {
+        server
+            .store
+            .append_event(&id, step, level, &message)
+            .await
+            .unwrap();
+    }
+    server
+        .store
+        .update_session(
+            &id,
+            &SessionPatch {
+                status: Some(SessionStatus::Failed),
+                error_message: Some(evil("reason")),
+                patch_diff: Some(format!(
+                    "diff --git a/{0} b/{0}\n--- a/{0}\n+++ b/{0}\n@@ -1 +1 @@\n-a\n+{0}\n",
+                    evil("diff")
+                )),
+                pr_url: Some("javascript:alert(1)".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let response = server
+        .client
+        .get(format!("{}/sessions/{id}", server.url))
+        .send()
+        .await
+        .unwrap();
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let page = response.text().await.unwrap();
+    for field in [
+        "branch",
+        "description",
+        "repro",
+        "repository",
+        "title",
+        "before",
+        "model",
+        "after",
+        "other",
+        "reason",
+        "diff",
+    ] {
+        assert!(
+            page.contains(&format!(
+                "&lt;script&gt;alert(&#39;{field}&#39;)&lt;/script&gt;"
+            )),
+            "{field} is shown, escaped"
+        );
+    }
+    assert!(!page.contains("<script>alert"), "no raw script");
+    assert!(!page.contains("<img"), "no raw image");
+    assert!(
+        !page.contains("javascript:"),
+        "a non-http PR URL is not a link"
+    );
+    assert_eq!(
+        page.matches("<script").count(),
+        0,
+        "a finished session's page loads no script"
+    );
+
+    let list = server
+        .client
+        .get(format!("{}/sessions", server.url))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains("&lt;script&gt;alert(&#39;title&#39;)"));
+    assert!(!list.contains("<script>alert") && !list.contains("<img"));
+}
