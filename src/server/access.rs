@@ -48,6 +48,9 @@ pub struct WebAccess {
     sign_in_key: Option<[u8; 32]>,
     links: Option<LinkSigner>,
     secure_cookies: bool,
+    /// `scheme://host[:port]` of `PATCHPILOT_PUBLIC_URL`: behind a proxy that rewrites `Host`,
+    /// form posts carry this origin.
+    public_origin: Option<String>,
     streams: Arc<Semaphore>,
 }
 
@@ -106,6 +109,7 @@ impl WebAccess {
             sign_in_key,
             links,
             secure_cookies: public_url.is_some_and(|u| u.scheme() == "https"),
+            public_origin: public_url.map(|u| u.origin().ascii_serialization()),
             streams: Arc::new(Semaphore::new(MAX_EVENT_STREAMS)),
         }
     }
@@ -222,6 +226,27 @@ impl WebAccess {
         }
     }
 
+    /// CSRF check for cookie-authenticated form posts: `Origin` (or, without it, `Referer`)
+    /// must be `PATCHPILOT_PUBLIC_URL`'s origin or name the host the request was sent to.
+    pub fn same_origin(&self, headers: &HeaderMap) -> bool {
+        let source = headers
+            .get(http::header::ORIGIN)
+            .or_else(|| headers.get(http::header::REFERER))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| url::Url::parse(v).ok());
+        let Some(source) = source else {
+            return false;
+        };
+        if self
+            .public_origin
+            .as_deref()
+            .is_some_and(|origin| origin == source.origin().ascii_serialization())
+        {
+            return true;
+        }
+        same_host(headers, &source)
+    }
+
     /// A slot for one live event stream, or `None` when all are taken.
     pub fn stream_slot(&self) -> Option<OwnedSemaphorePermit> {
         self.streams.clone().try_acquire_owned().ok()
@@ -240,28 +265,20 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
-/// CSRF check for cookie-authenticated form posts: `Origin` (or, without it, `Referer`)
-/// must name the host the request was sent to.
-pub fn same_origin(headers: &HeaderMap) -> bool {
+/// Whether `source` names the host in the request's `Host` header.
+fn same_host(headers: &HeaderMap, source: &url::Url) -> bool {
     let Some(host) = headers
         .get(http::header::HOST)
         .and_then(|v| v.to_str().ok())
     else {
         return false;
     };
-    let source = headers
-        .get(http::header::ORIGIN)
-        .or_else(|| headers.get(http::header::REFERER))
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| url::Url::parse(v).ok());
-    source.is_some_and(|url| {
-        let authority = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            _ => return false,
-        };
-        authority.eq_ignore_ascii_case(host)
-    })
+    let authority = match (source.host_str(), source.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => return false,
+    };
+    authority.eq_ignore_ascii_case(host)
 }
 
 #[cfg(test)]
@@ -321,18 +338,38 @@ mod tests {
 
     #[test]
     fn form_posts_must_come_from_this_origin() {
+        let access = access("secret");
         let mut headers = HeaderMap::new();
         headers.insert(http::header::HOST, "127.0.0.1:3000".parse().unwrap());
-        assert!(!same_origin(&headers));
+        assert!(!access.same_origin(&headers));
         headers.insert(
             http::header::ORIGIN,
             "http://127.0.0.1:3000".parse().unwrap(),
         );
-        assert!(same_origin(&headers));
+        assert!(access.same_origin(&headers));
         headers.insert(
             http::header::ORIGIN,
             "https://evil.example".parse().unwrap(),
         );
-        assert!(!same_origin(&headers));
+        assert!(!access.same_origin(&headers));
+        headers.insert(http::header::ORIGIN, "null".parse().unwrap());
+        assert!(!access.same_origin(&headers));
+
+        // Behind a proxy that rewrites Host, the public URL's origin is accepted.
+        let public: url::Url = "https://pp.example/base/".parse().unwrap();
+        let proxied = WebAccess::new(
+            Some(&SecretString::from("secret".to_owned())),
+            None,
+            Some(&public),
+        );
+        headers.insert(http::header::ORIGIN, "https://pp.example".parse().unwrap());
+        assert!(proxied.same_origin(&headers));
+        assert!(!access.same_origin(&headers));
+        assert!(
+            proxied
+                .sign_in_cookie(Utc::now())
+                .unwrap()
+                .ends_with("; Secure")
+        );
     }
 }

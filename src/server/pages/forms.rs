@@ -2,7 +2,7 @@
 //! `/signout`).
 //!
 //! Posts authenticated by the sign-in cookie must come from this origin (see
-//! `access::same_origin`); the cookie is SameSite=Strict as well.
+//! `WebAccess::same_origin`); the cookie is SameSite=Strict as well.
 
 use axum::Form;
 use axum::extract::{Query, State};
@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{escape, html, layout, message_page, to_sign_in};
 use crate::server::AppState;
-use crate::server::access::{Denied, same_origin};
+use crate::server::access::Denied;
 use crate::server::api::{CreateSession, FieldError, start_session, validate};
 
 /// The start form's fields, named as in the API's JSON.
@@ -131,7 +131,7 @@ pub async fn create_from_form(
         if let Err(why) = state.web.operator(&headers, now) {
             return to_sign_in(why, "/sessions/new");
         }
-        if !same_origin(&headers) {
+        if !state.web.same_origin(&headers) {
             return cross_site();
         }
     }
@@ -218,7 +218,7 @@ pub async fn sign_in(
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Response {
-    if !same_origin(&headers) {
+    if !state.web.same_origin(&headers) {
         return cross_site();
     }
     match state.web.token_is(&form.token) {
@@ -243,7 +243,7 @@ pub async fn sign_in(
 
 /// `POST /signout`: clears the cookie.
 pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if !same_origin(&headers) {
+    if !state.web.same_origin(&headers) {
         return cross_site();
     }
     let mut response = Redirect::to("/signin").into_response();
