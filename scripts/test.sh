@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit, integration and end-to-end tests on SQLite and PostgreSQL,
-# with the real bubblewrap sandbox. Installs the two system tools the suite needs when missing.
+# with the real bubblewrap sandbox, and the browser tests in chromium. Installs the system tools
+# the suite needs when missing.
 #
 #   bash scripts/test.sh            # everything
 #   bash scripts/test.sh store      # extra arguments go to `cargo test`
@@ -21,6 +22,21 @@ fi
 if ! python3 -m pytest --version >/dev/null 2>&1; then
     echo "installing pytest (used by the Python test fixture)..." >&2
     python3 -m pip install -q pytest
+fi
+
+# Browser tests (tests/web_ui.rs): Debian's chromium and playwright-core, no browser download.
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "installing chromium (the browser tests drive it)..." >&2
+    { as_root apt-get update -qq && as_root apt-get install -y -qq chromium; } \
+        || echo "warning: could not install chromium; the browser tests will be skipped (fail in CI)" >&2
+fi
+if command -v npm >/dev/null 2>&1; then
+    if [ ! -d tests/browser/node_modules/playwright-core ]; then
+        (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent) \
+            || echo "warning: npm ci failed in tests/browser; the browser tests will be skipped (fail in CI)" >&2
+    fi
+else
+    echo "warning: npm is missing (apt-get install nodejs npm); the browser tests will be skipped (fail in CI)" >&2
 fi
 
 # Each test creates its own PostgreSQL database; drop those left by earlier runs.

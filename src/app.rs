@@ -46,9 +46,15 @@ pub fn app_state(
             .as_ref()
             .and_then(WebhookSecrets::parse)
             .map(Arc::new),
-        api_token: crate::config::present(args.server.api_token.as_ref())
-            .cloned()
-            .map(Arc::new),
+        web: Arc::new(server::access::WebAccess::new(
+            args.server.api_token.as_ref(),
+            args.server
+                .webhook_secret
+                .as_ref()
+                .and_then(WebhookSecrets::parse)
+                .as_ref(),
+            args.server.public_url.as_ref(),
+        )),
         triggers: Arc::new(TriggerSettings {
             label: args.server.label.clone(),
             ..TriggerSettings::default()

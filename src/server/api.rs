@@ -14,13 +14,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::Stream;
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
 use super::AppState;
+use super::access::{Denied, LinkQuery, MAX_STREAM_LIFETIME};
 use crate::session::{NewSession, Session, TriggerKind};
 use crate::store::SessionFilter;
 
@@ -43,25 +41,43 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// Operator routes (create, list, cancel) need the bearer token; see `access`.
 fn require_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &state.api_token else {
-        return Err(ApiError(
+    state.web.bearer(headers).map_err(denied)
+}
+
+fn denied(why: Denied) -> ApiError {
+    match why {
+        Denied::Disabled => ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             "this route is disabled: set PATCHPILOT_API_TOKEN on the server to enable it"
                 .to_owned(),
-        ));
-    };
-    let presented = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if bool::from(presented.as_bytes().ct_eq(token.expose_secret().as_bytes())) {
-        Ok(())
+        ),
+        Denied::Unauthorized => ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token".to_owned(),
+        ),
+    }
+}
+
+/// The session, if this request may read it (public repository, operator, or signed link).
+async fn readable(
+    state: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+    link: &LinkQuery,
+) -> Result<Session, ApiError> {
+    let session = find(state, id).await?;
+    if state
+        .web
+        .may_read(&session, headers, link, chrono::Utc::now())
+    {
+        Ok(session)
     } else {
         Err(ApiError(
             StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token".to_owned(),
+            "this session belongs to a private repository: send the API token or use a signed link"
+                .to_owned(),
         ))
     }
 }
@@ -77,25 +93,70 @@ pub struct CreateSession {
     pub repro_command: String,
 }
 
-/// Checks a create request; the error is a sentence for the caller.
-pub fn validate(request: &CreateSession) -> Result<(), String> {
-    let url = url::Url::parse(&request.repo_url)
-        .map_err(|_| "repoUrl must be an http(s) URL".to_owned())?;
+/// A create request's mistake: which field (its JSON name) and a sentence for the caller.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: &'static str, message: &str) -> Self {
+        Self {
+            field,
+            message: message.to_owned(),
+        }
+    }
+}
+
+/// Checks a create request (the API's JSON and the start form share it).
+pub fn validate(request: &CreateSession) -> Result<(), FieldError> {
+    let bad_url = || FieldError::new("repoUrl", "repoUrl must be an http(s) URL");
+    let url = url::Url::parse(request.repo_url.trim()).map_err(|_| bad_url())?;
     if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
-        return Err("repoUrl must be an http(s) URL".to_owned());
-    }
-    if request.bug_description.trim().is_empty() {
-        return Err("bugDescription must not be empty".to_owned());
-    }
-    if request.repro_command.trim().is_empty() {
-        return Err("reproCommand must not be empty".to_owned());
+        return Err(bad_url());
     }
     if let Some(branch) = &request.branch
-        && (branch.is_empty() || branch.starts_with('-') || branch.contains(".."))
+        && (branch.is_empty()
+            || branch.starts_with('-')
+            || branch.contains("..")
+            || branch.chars().any(|c| c.is_whitespace() || c.is_control()))
     {
-        return Err("branch is not a valid branch name".to_owned());
+        return Err(FieldError::new(
+            "branch",
+            "branch is not a valid branch name",
+        ));
+    }
+    if request.bug_description.trim().is_empty() {
+        return Err(FieldError::new(
+            "bugDescription",
+            "bugDescription must not be empty",
+        ));
+    }
+    if request.repro_command.trim().is_empty() {
+        return Err(FieldError::new(
+            "reproCommand",
+            "reproCommand must not be empty",
+        ));
     }
     Ok(())
+}
+
+/// Records a validated request as a queued session and wakes a worker.
+pub async fn start_session(state: &AppState, request: CreateSession) -> Result<Session, ApiError> {
+    let session = state
+        .store
+        .create_session(NewSession {
+            repo_url: request.repo_url.trim().to_owned(),
+            branch: request.branch,
+            bug_description: request.bug_description,
+            repro_command: Some(request.repro_command),
+            trigger_kind: Some(TriggerKind::Api),
+            ..NewSession::default()
+        })
+        .await?;
+    state.worker_wakeup.notify_one();
+    Ok(session)
 }
 
 pub async fn create_session(
@@ -105,19 +166,8 @@ pub async fn create_session(
 ) -> Result<Response, ApiError> {
     require_token(&state, &headers)?;
     let Json(request) = body.map_err(|err| ApiError(StatusCode::BAD_REQUEST, err.body_text()))?;
-    validate(&request).map_err(|message| ApiError(StatusCode::BAD_REQUEST, message))?;
-    let session = state
-        .store
-        .create_session(NewSession {
-            repo_url: request.repo_url,
-            branch: request.branch,
-            bug_description: request.bug_description,
-            repro_command: Some(request.repro_command),
-            trigger_kind: Some(TriggerKind::Api),
-            ..NewSession::default()
-        })
-        .await?;
-    state.worker_wakeup.notify_one();
+    validate(&request).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.message))?;
+    let session = start_session(&state, request).await?;
     let url = super::session_url(state.public_url.as_ref(), &session.id);
     Ok((
         StatusCode::CREATED,
@@ -166,8 +216,10 @@ async fn find(state: &AppState, id: &str) -> Result<Session, ApiError> {
 pub async fn get_session(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(link): Query<LinkQuery>,
 ) -> Result<Response, ApiError> {
-    let session = find(&state, &id).await?;
+    let session = readable(&state, &id, &headers, &link).await?;
     let events = state.store.events_after(&id, 0, 2_000).await?;
     let logs: String = events
         .iter()
@@ -209,24 +261,57 @@ pub async fn cancel_session(
     }
 }
 
+/// `GET /api/sessions/{id}/events` query: a signed link's fields, and where to start when
+/// no `Last-Event-ID` header is sent (the page passes the last event it rendered).
+#[derive(Debug, Default, Deserialize)]
+pub struct EventsQuery {
+    expires: Option<i64>,
+    sig: Option<String>,
+    after: Option<i64>,
+}
+
 /// `GET /api/sessions/{id}/events`: the session's events as SSE, then status changes, until
-/// the session ends. Resumes after `Last-Event-ID`. The store is polled so that events written
-/// by a worker on another replica arrive too.
+/// the session ends. Resumes after `Last-Event-ID` (what a browser's `EventSource` sends when
+/// it reconnects), else after `?after=`. The store is polled so that events written by a
+/// worker on another replica arrive too.
+///
+/// Streams are capped (`access::MAX_EVENT_STREAMS` per replica, 503 with `Retry-After` beyond) and
+/// end after [`MAX_STREAM_LIFETIME`]; a browser then reconnects where it left off.
 pub async fn session_events(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    find(&state, &id).await?;
+    Query(query): Query<EventsQuery>,
+) -> Result<Response, ApiError> {
+    let link = LinkQuery {
+        expires: query.expires,
+        sig: query.sig,
+    };
+    readable(&state, &id, &headers, &link).await?;
+    let Some(slot) = state.web.stream_slot() else {
+        let mut response = ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many live event streams are open; try again shortly".to_owned(),
+        )
+        .into_response();
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("5"),
+        );
+        return Ok(response);
+    };
     let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(0);
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .or(query.after)
+        .unwrap_or(0)
+        .max(0);
+    let deadline = tokio::time::Instant::now() + MAX_STREAM_LIFETIME;
     let stream = futures::stream::unfold(
         (state, id, after, None::<String>, false),
-        |(state, id, mut after, mut last_status, done)| async move {
-            if done {
+        move |(state, id, mut after, mut last_status, done)| async move {
+            if done || tokio::time::Instant::now() >= deadline {
                 return None;
             }
             let mut batch = Vec::new();
@@ -239,10 +324,12 @@ pub async fn session_events(
                 for event in &events {
                     after = event.id;
                     let data = serde_json::to_string(event).unwrap_or_default();
-                    batch.push(Ok(SseEvent::default()
-                        .id(event.id.to_string())
-                        .event("log")
-                        .data(data)));
+                    batch.push(Ok::<_, Infallible>(
+                        SseEvent::default()
+                            .id(event.id.to_string())
+                            .event("log")
+                            .data(data),
+                    ));
                 }
                 let session = state.store.get_session(&id).await.ok().flatten();
                 let status = session.as_ref().map(|s| s.status.to_string());
@@ -255,7 +342,7 @@ pub async fn session_events(
                 }
                 let finished =
                     session.as_ref().is_none_or(|s| !s.status.is_active()) && events.is_empty();
-                if !batch.is_empty() || finished {
+                if !batch.is_empty() || finished || tokio::time::Instant::now() >= deadline {
                     let stream = futures::stream::iter(batch);
                     return Some((stream, (state, id, after, last_status, finished)));
                 }
@@ -264,7 +351,14 @@ pub async fn session_events(
         },
     );
     use futures::StreamExt;
-    Ok(Sse::new(stream.flatten()).keep_alive(KeepAlive::default()))
+    // The permit lives as long as the stream does.
+    let stream = stream.flatten().map(move |item| {
+        let _slot = &slot;
+        item
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 #[cfg(test)]
@@ -285,23 +379,29 @@ mod tests {
         assert_eq!(validate(&request("https://github.com/o/r")), Ok(()));
         assert_eq!(
             validate(&request("file:///etc")),
-            Err("repoUrl must be an http(s) URL".into())
+            Err(FieldError::new("repoUrl", "repoUrl must be an http(s) URL"))
         );
         assert_eq!(
             validate(&request("not a url")),
-            Err("repoUrl must be an http(s) URL".into())
+            Err(FieldError::new("repoUrl", "repoUrl must be an http(s) URL"))
         );
         let mut empty = request("https://github.com/o/r");
         empty.repro_command = "  ".into();
         assert_eq!(
             validate(&empty),
-            Err("reproCommand must not be empty".into())
+            Err(FieldError::new(
+                "reproCommand",
+                "reproCommand must not be empty"
+            ))
         );
         let mut branch = request("https://github.com/o/r");
         branch.branch = Some("--upload-pack=x".into());
         assert_eq!(
             validate(&branch),
-            Err("branch is not a valid branch name".into())
+            Err(FieldError::new(
+                "branch",
+                "branch is not a valid branch name"
+            ))
         );
     }
 }

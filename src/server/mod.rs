@@ -10,7 +10,9 @@
 //! longer than the body timeout to arrive (408). Memory held by webhook bodies is therefore at
 //! most `max_inflight_webhooks` × `max_body_bytes`.
 
+pub mod access;
 mod api;
+mod assets;
 mod health;
 pub mod metrics;
 mod pages;
@@ -24,7 +26,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use secrecy::SecretString;
 use tokio::sync::{Notify, Semaphore};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -45,8 +46,8 @@ pub struct AppState {
     pub intake: IntakeQueue,
     /// `None` disables the webhook route (it answers 503, never accepts unsigned input).
     pub webhook_secrets: Option<Arc<WebhookSecrets>>,
-    /// Bearer token for API writes and listings; `None` disables API writes.
-    pub api_token: Option<Arc<SecretString>>,
+    /// The API token, browser sign-in, signed links and the event-stream cap.
+    pub web: Arc<access::WebAccess>,
     pub triggers: Arc<TriggerSettings>,
     /// Wakes idle workers when a job is recorded (they also poll, for other replicas' jobs).
     pub worker_wakeup: Arc<Notify>,
@@ -114,7 +115,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{id}", get(api::get_session))
         .route("/api/sessions/{id}/events", get(api::session_events))
         .route("/api/sessions/{id}/cancel", post(api::cancel_session))
+        .route("/sessions", get(pages::session_list).post(pages::create_from_form))
+        .route("/sessions/new", get(pages::new_session_form))
         .route("/sessions/{id}", get(pages::session_page))
+        .route("/signin", get(pages::sign_in_form).post(pages::sign_in))
+        .route("/signout", post(pages::sign_out))
+        .route("/assets/style.css", get(assets::style))
+        .route("/assets/session.js", get(assets::session_script))
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(
             state.limits.request_timeout,

@@ -159,6 +159,9 @@ pub struct Session {
     pub progress_comment_id: Option<i64>,
     pub pr_number: Option<i64>,
     pub cancel_requested: bool,
+    /// The repository is private, or its visibility is unknown: reading the session needs
+    /// the API token or a signed link (see `server::access`).
+    pub private: bool,
 }
 
 /// What is known when a session is created.
@@ -176,6 +179,8 @@ pub struct NewSession {
     pub triggered_by: Option<String>,
     pub trigger_comment_id: Option<i64>,
     pub feedback: Option<String>,
+    /// `repository.private` from the webhook payload; `None` (unknown) is stored as private.
+    pub private: Option<bool>,
 }
 
 /// Severity of a session event.

@@ -15,7 +15,7 @@ pub(super) const SESSION_COLUMNS: &str = "id, repo_url, branch, bug_description,
     status, patch_diff, pr_url, error_message, created_at, updated_at, installation_id, \
     repository, issue_number, issue_title, trigger_kind, triggered_by, trigger_comment_id, \
     delivery_id, feedback, attempt_count, input_tokens, output_tokens, base_sha, head_sha, \
-    head_branch, check_run_id, progress_comment_id, pr_number, cancel_requested";
+    head_branch, check_run_id, progress_comment_id, pr_number, cancel_requested, private";
 
 /// Picks the oldest runnable job; `{lock}` is the backend's row-lock clause.
 pub(super) const CLAIM_JOB: &str = "UPDATE jobs SET status = 'running', lease_owner = $1, \
@@ -55,6 +55,7 @@ pub(super) struct SessionRow {
     progress_comment_id: Option<i64>,
     pr_number: Option<i64>,
     cancel_requested: bool,
+    private: bool,
 }
 
 impl TryFrom<SessionRow> for Session {
@@ -92,6 +93,7 @@ impl TryFrom<SessionRow> for Session {
             progress_comment_id: row.progress_comment_id,
             pr_number: row.pr_number,
             cancel_requested: row.cancel_requested,
+            private: row.private,
         })
     }
 }
@@ -200,6 +202,15 @@ pub(super) fn lease_deadline(from: DateTime<Utc>, lease: std::time::Duration) ->
     from + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::hours(1))
 }
 
+/// A fresh session id: 128 bits from the thread-local CSPRNG, hex-encoded.
+///
+/// Session ids appear in links, so they must not be guessable: UUIDv7 leaks the creation time
+/// and carries only 74 random bits, UUIDv4 122. Ordering never relies on ids (lists sort by
+/// `created_at`, then id as a tie-breaker).
+pub(super) fn new_session_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
 /// Expands the shared `Store` implementation for one backend.
 macro_rules! impl_store {
     ($store:ty, $db:ty, backend = $backend:literal, lock = $lock:literal, migrator = $migrator:expr) => {
@@ -232,7 +243,7 @@ macro_rules! impl_store {
                     .collect();
                 let session_ids: Vec<Option<String>> = batch
                     .iter()
-                    .map(|intake| matches!(intake.effect, IntakeEffect::StartSession(_)).then(|| uuid::Uuid::now_v7().to_string()))
+                    .map(|intake| matches!(intake.effect, IntakeEffect::StartSession(_)).then($crate::store::sql::new_session_id))
                     .collect();
                 let mut tx = self.pool.begin().await?;
                 let mut inserted = std::collections::HashSet::new();
@@ -353,7 +364,7 @@ macro_rules! impl_store {
                 &self,
                 new: $crate::session::NewSession,
             ) -> $crate::store::StoreResult<$crate::session::Session> {
-                let id = uuid::Uuid::now_v7().to_string();
+                let id = $crate::store::sql::new_session_id();
                 let mut tx = self.pool.begin().await?;
                 insert_sessions(&mut tx, &[(id.as_str(), &new, None)]).await?;
                 insert_jobs(&mut tx, &[("session".to_owned(), Some(id.clone()), "{}".to_owned())]).await?;
@@ -623,7 +634,7 @@ macro_rules! impl_store {
                 let mut query = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO sessions (id, repo_url, branch, bug_description, repro_command, status, \
                      created_at, updated_at, installation_id, repository, issue_number, issue_title, \
-                     trigger_kind, triggered_by, trigger_comment_id, delivery_id, feedback) ",
+                     trigger_kind, triggered_by, trigger_comment_id, delivery_id, feedback, private) ",
                 );
                 query.push_values(chunk, |mut row, &(id, new, delivery_id)| {
                     let kind = new.trigger_kind.unwrap_or($crate::session::TriggerKind::Api);
@@ -643,7 +654,9 @@ macro_rules! impl_store {
                         .push_bind(new.triggered_by.clone())
                         .push_bind(new.trigger_comment_id)
                         .push_bind(delivery_id.map(str::to_owned))
-                        .push_bind(new.feedback.clone());
+                        .push_bind(new.feedback.clone())
+                        // Unknown visibility counts as private.
+                        .push_bind(new.private.unwrap_or(true));
                 });
                 query.build().execute(&mut **tx).await?;
             }

@@ -41,6 +41,9 @@ pub struct Repository {
     pub default_branch: Option<String>,
     #[serde(default)]
     pub html_url: Option<String>,
+    /// `None` when the payload does not say; sessions then count as private.
+    #[serde(default)]
+    pub private: Option<bool>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

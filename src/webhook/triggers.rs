@@ -229,6 +229,7 @@ pub fn decide(event: &Event, settings: &TriggerSettings) -> Decision {
                 issue_number: Some(issue_number),
                 trigger_kind: Some(TriggerKind::CheckRun),
                 triggered_by: Some(e.sender.login.clone()),
+                private: e.repository.private,
                 ..NewSession::default()
             };
             Decision {
@@ -281,6 +282,7 @@ fn start(
         triggered_by: Some(sender.login.clone()),
         trigger_comment_id: comment_id,
         feedback: None,
+        private: repository.private,
     };
     Decision {
         outcome: "session".to_owned(),

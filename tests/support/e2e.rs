@@ -82,6 +82,8 @@ impl World {
         let args = super::server::serve_args(&[
             "--webhook-secret",
             SECRET,
+            "--api-token",
+            super::server::API_TOKEN,
             "--model-provider",
             "anthropic",
             "--anthropic-api-key",
