@@ -169,20 +169,21 @@ fn all_objects(bare: &Path) -> String {
 /// pushed, no pull request, no host content anywhere in the repository, the maintainer
 /// told why on the issue and on a failed check run.
 fn assert_stopped_for_tampering(run: &Run, tier: &str, host: &HostDir, path_named: &str) {
+    assert_stopped(run, tier, host, path_named, "after PatchPilot's edits");
+}
+
+/// [`assert_stopped_for_tampering`], with the `when` the reason must name.
+fn assert_stopped(run: &Run, tier: &str, host: &HostDir, path_named: &str, when: &str) {
     let what = format!("[{tier}] {}", run.log);
     assert_eq!(run.session.status, SessionStatus::Failed, "{what}");
     let error = run.session.error_message.clone().unwrap_or_default();
-    assert!(
-        error.contains("after PatchPilot's edits"),
-        "{error}\n{what}"
-    );
+    assert!(error.contains(when), "{error}\n{what}");
     assert!(error.contains(path_named), "{error}\n{what}");
     assert!(error.contains("nothing was published"), "{error}\n{what}");
     let comments = run.world.github.comments(REPO, run.issue);
     assert_eq!(comments.len(), 1, "{comments:#?}");
     assert!(
-        comments[0].body.contains("after PatchPilot's edits")
-            && comments[0].body.contains(path_named),
+        comments[0].body.contains(when) && comments[0].body.contains(path_named),
         "[{tier}] {}",
         comments[0].body
     );
@@ -265,20 +266,39 @@ async fn swapping_the_edited_files_parent_directory_publishes_nothing() {
     .await;
 }
 
+/// The repro changes the file only before the fix (at reproduction), so the edits apply to
+/// content PatchPilot did not write: publishing would carry that change into the PR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changing_the_file_before_the_edits_publishes_nothing() {
+    for tier in TIERS {
+        let host = HostDir::new();
+        let repro = "if ! grep -q Hello pkg/greet.sh; then echo 'echo pwned' >> pkg/greet.sh; fi; sh test.sh";
+        let run = run(tier, 36, repro, &[FIX]).await;
+        assert_stopped(
+            &run,
+            tier,
+            &host,
+            "`pkg/greet.sh`",
+            "before PatchPilot's edits",
+        );
+        run.world.stop().await;
+    }
+}
+
 /// The work tree after the session (removed by then) cannot be inspected, but the push can:
 /// it went to the clone URL only, the attacker saw nothing, and the PR holds the fix alone.
 fn assert_pushed_to_the_clone_url_only(run: &Run, tier: &str, attacker: &Attacker) {
     let what = format!("[{tier}] {}", run.log);
     assert_eq!(
+        attacker.requests(),
+        Vec::<String>::new(),
+        "[{tier}] the attacker's server was contacted"
+    );
+    assert_eq!(
         run.session.status,
         SessionStatus::Succeeded,
         "{what}\n{:?}",
         run.session.error_message
-    );
-    assert_eq!(
-        attacker.requests(),
-        Vec::<String>::new(),
-        "[{tier}] the attacker's server was contacted"
     );
     let bare = run.world.bare_repo();
     let branch = format!("refs/heads/patchpilot/issue-{}", run.issue);

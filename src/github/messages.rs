@@ -274,12 +274,13 @@ pub fn could_not_reproduce(repro_command: &str) -> Outcome {
 }
 
 /// The `Stopped` outcome when a sandboxed command changed files PatchPilot wrote (or a
-/// directory on their path) after its edits; `what` says what, e.g. "`a.py` was changed".
+/// directory on their path); `what` says what, e.g. "`a.py` was changed after PatchPilot's
+/// edits".
 pub fn work_tree_tampered(what: &str) -> Outcome {
     Outcome::Stopped {
         reason: format!(
-            "a sandboxed command changed the work tree after PatchPilot's edits: {what}; \
-             nothing was published"
+            "a sandboxed command changed files PatchPilot edits: {what}; nothing was \
+             published"
         ),
         remedy: "PatchPilot publishes only content it wrote itself. Make the reproduction \
                  and test commands leave the repository's files and directories in place \

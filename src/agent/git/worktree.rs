@@ -23,7 +23,7 @@ use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
 /// What a sandboxed command did to a path PatchPilot wrote. Display is a clause for the
-/// maintainer, e.g. "`pkg/greet.sh` was changed".
+/// maintainer, e.g. "`pkg/greet.sh` was changed after PatchPilot's edits".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tampering {
     /// The edited path (repo-relative).
@@ -47,6 +47,9 @@ pub enum TamperKind {
     Changed,
     /// The file (or a directory on its path) was deleted.
     Deleted,
+    /// The content the edits were applied to is not the base commit's: a command changed the
+    /// file before the edits, and the edited file would carry that change.
+    ChangedBeforeEdits,
 }
 
 impl fmt::Display for Tampering {
@@ -66,7 +69,15 @@ impl fmt::Display for Tampering {
             TamperKind::HardLinked => write!(f, "`{path}` was hard-linked to another file"),
             TamperKind::Changed => write!(f, "`{path}` was changed"),
             TamperKind::Deleted => write!(f, "`{path}` was deleted"),
-        }
+            TamperKind::ChangedBeforeEdits => {
+                return write!(
+                    f,
+                    "`{path}` was changed before PatchPilot's edits were applied to it, so \
+                     publishing would include a change PatchPilot did not make"
+                );
+            }
+        }?;
+        f.write_str(" after PatchPilot's edits")
     }
 }
 

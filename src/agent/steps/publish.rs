@@ -150,7 +150,7 @@ async fn check_work_tree(ctx: &SessionContext) -> Result<(), Stop> {
             if base_content.as_deref() != file.original.as_ref().map(String::as_bytes) {
                 return Err(GitError::Tampered(Tampering {
                     path: file.path.clone(),
-                    kind: TamperKind::Changed,
+                    kind: TamperKind::ChangedBeforeEdits,
                 }));
             }
         }
