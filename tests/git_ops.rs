@@ -1,12 +1,15 @@
 //! Git operations against a real smart-HTTP server on loopback: clone through the cached
-//! mirror with token auth, repeat checkouts, changed files and diffs, commit and push.
+//! mirror with token auth into a bare session git directory and a `.git`-free work tree,
+//! repeat checkouts, diffs and commits built from content in memory, pushes to the clone URL
+//! only, credentials for its origin only, and reverts that never follow links.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 
 use patchpilot::agent::git::{
-    GitAuth, GitError, RepoCache, Signature, changed_files, commit_and_push, diff, push_branch,
+    FileChange, GitAuth, GitError, Publication, RepoCache, Signature, TamperKind, commit_and_push,
+    diff, git_dir_for, push_branch, restore_paths,
 };
 use secrecy::SecretString;
 use support::git_http::{
@@ -55,7 +58,49 @@ impl World {
     fn work_dir(&self, name: &str) -> PathBuf {
         self.work.join(name)
     }
+
+    fn git_dir(&self, name: &str) -> PathBuf {
+        git_dir_for(&self.work_dir(name))
+    }
+
+    /// Commits `changes` on `base` in session `name`'s git directory and pushes `branch`.
+    async fn publish(
+        &self,
+        name: &str,
+        base: &str,
+        changes: Vec<FileChange>,
+        branch: &str,
+        force: bool,
+    ) -> Result<String, GitError> {
+        let (git_dir, base, url, branch) = (
+            self.git_dir(name),
+            base.to_owned(),
+            self.url.clone(),
+            branch.to_owned(),
+        );
+        blocking(move || {
+            let author = bot();
+            let publication = Publication {
+                clone_url: &url,
+                branch: &branch,
+                message: "Fix add\n\nFixes #7",
+                author: &author,
+                force,
+            };
+            commit_and_push(&git_dir, &base, &changes, &publication, &auth())
+        })
+        .await
+    }
 }
+
+fn change(path: &str, content: &str) -> FileChange {
+    FileChange {
+        path: path.into(),
+        content: content.as_bytes().to_vec(),
+    }
+}
+
+const FIXED_LIB: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
 
 fn auth() -> GitAuth {
     GitAuth::with_token(SecretString::from(TOKEN))
@@ -91,10 +136,15 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
 }
 
 async fn checkout(world: &World, name: &str, auth: GitAuth) -> Result<String, GitError> {
-    let (cache, url, work) = (world.cache.clone(), world.url.clone(), world.work_dir(name));
+    let (cache, url, git_dir, work) = (
+        world.cache.clone(),
+        world.url.clone(),
+        world.git_dir(name),
+        world.work_dir(name),
+    );
     blocking(move || {
         cache
-            .checkout(&url, "main", &auth, &work)
+            .checkout(&url, "main", &auth, &git_dir, &work)
             .map(|c| c.base_sha)
     })
     .await
@@ -109,16 +159,19 @@ async fn clones_over_http_with_the_token_and_never_stores_it() {
     let work = world.work_dir("one");
     let lib = std::fs::read_to_string(work.join("src/lib.rs")).unwrap();
     assert!(lib.contains("a - b"));
-    let repo = git2::Repository::open(&work).unwrap();
-    assert!(!repo.is_bare());
-    assert_eq!(
-        repo.find_remote("origin").unwrap().url().ok(),
-        Some(world.url.as_str())
+    // The work tree has no git metadata at all: the git directory is beside it.
+    assert!(!work.join(".git").exists());
+    let git_dir = world.git_dir("one");
+    assert!(!git_dir.starts_with(&work));
+    let repo = git2::Repository::open_bare(&git_dir).unwrap();
+    assert!(repo.is_bare());
+    assert!(
+        repo.remotes().unwrap().is_empty(),
+        "no remote URL is stored: pushes name the clone URL"
     );
     assert_eq!(repo.head().unwrap().shorthand().ok(), Some("main"));
-    let config = std::fs::read_to_string(work.join(".git/config")).unwrap();
-    assert!(!config.contains(TOKEN), "{config}");
     assert_eq!(files_containing(&work, TOKEN), Vec::<PathBuf>::new());
+    assert_eq!(files_containing(&git_dir, TOKEN), Vec::<PathBuf>::new());
     assert_eq!(
         files_containing(&world.cache.mirror_path(&world.url), TOKEN),
         Vec::<PathBuf>::new()
@@ -177,8 +230,8 @@ async fn repeat_checkout_reuses_the_mirror_and_fetches_new_commits() {
     );
     assert!(world.work_dir("two").join("src/new.rs").exists());
     assert!(!world.work_dir("one").join("src/new.rs").exists());
-    // The second work tree is independent and has the whole history of the branch.
-    let repo = git2::Repository::open(world.work_dir("two")).unwrap();
+    // The second session's git directory is independent and has the whole history.
+    let repo = git2::Repository::open_bare(world.git_dir("two")).unwrap();
     let head = repo.head().unwrap().peel_to_commit().unwrap();
     assert_eq!(head.parent(0).unwrap().id().to_string(), first);
 }
@@ -188,14 +241,15 @@ async fn concurrent_checkouts_of_one_repository_all_succeed() {
     let world = World::new().await;
     let mut tasks = Vec::new();
     for i in 0..4 {
-        let (cache, url, work) = (
+        let (cache, url, git_dir, work) = (
             world.cache.clone(),
             world.url.clone(),
+            world.git_dir(&format!("c{i}")),
             world.work_dir(&format!("c{i}")),
         );
         tasks.push(tokio::task::spawn_blocking(move || {
             cache
-                .checkout(&url, "main", &auth(), &work)
+                .checkout(&url, "main", &auth(), &git_dir, &work)
                 .map(|c| c.base_sha)
         }));
     }
@@ -208,75 +262,72 @@ async fn concurrent_checkouts_of_one_repository_all_succeed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_base_branch_is_reported() {
     let world = World::new().await;
-    let (cache, url, work) = (world.cache.clone(), world.url.clone(), world.work_dir("x"));
-    let err = blocking(move || cache.checkout(&url, "no-such-branch", &auth(), &work))
+    let (cache, url, git_dir, work) = (
+        world.cache.clone(),
+        world.url.clone(),
+        world.git_dir("x"),
+        world.work_dir("x"),
+    );
+    let err = blocking(move || cache.checkout(&url, "no-such-branch", &auth(), &git_dir, &work))
         .await
         .unwrap_err();
     assert!(matches!(err, GitError::BranchNotFound { .. }), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn changed_files_and_diff_see_edits_and_new_files_but_not_ignored_ones() {
+async fn the_diff_comes_from_the_given_content_not_the_work_tree() {
     let world = World::new().await;
-    checkout(&world, "one", auth()).await.unwrap();
+    let base = checkout(&world, "one", auth()).await.unwrap();
+    // Whatever a command left in the work tree plays no part.
     let work = world.work_dir("one");
-    std::fs::write(
-        work.join("src/lib.rs"),
-        "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n",
-    )
-    .unwrap();
-    std::fs::write(work.join("src/extra.rs"), "// new\n").unwrap();
-    std::fs::create_dir_all(work.join("target/debug")).unwrap();
-    std::fs::write(work.join("target/debug/out"), "binary").unwrap();
-    std::fs::remove_file(work.join("README.md")).unwrap();
-
-    assert_eq!(
-        changed_files(&work).unwrap(),
-        vec!["README.md", "src/extra.rs", "src/lib.rs"]
-    );
-    let patch = diff(&work, &["src/lib.rs".into(), "src/extra.rs".into()]).unwrap();
+    std::fs::write(work.join("src/lib.rs"), "// rewritten by the repro\n").unwrap();
+    let changes = vec![
+        change("src/lib.rs", FIXED_LIB),
+        change("src/extra.rs", "// new\n"),
+    ];
+    let (git_dir, b) = (world.git_dir("one"), base.clone());
+    let patch = blocking(move || diff(&git_dir, &b, &changes))
+        .await
+        .unwrap();
     assert!(patch.contains("-    a - b\n+    a + b\n"), "{patch}");
     assert!(patch.contains("+++ b/src/extra.rs\n"), "{patch}");
     assert!(patch.contains("+// new\n"), "{patch}");
-    assert!(!patch.contains("README"), "only the listed paths: {patch}");
-    assert_eq!(diff(&work, &[]).unwrap(), "");
+    assert!(!patch.contains("rewritten"), "{patch}");
+    assert!(!patch.contains("README"), "only the given paths: {patch}");
+    let git_dir = world.git_dir("one");
+    assert_eq!(
+        blocking(move || diff(&git_dir, &base, &[])).await.unwrap(),
+        ""
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn commits_only_the_listed_paths_and_pushes_the_branch() {
+async fn commits_only_the_given_content_and_pushes_the_branch() {
     let world = World::new().await;
     let base = checkout(&world, "one", auth()).await.unwrap();
     let work = world.work_dir("one");
-    std::fs::write(
-        work.join("src/lib.rs"),
-        "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n",
-    )
-    .unwrap();
+    // The work tree holds something else entirely: the commit must not read it.
+    std::fs::write(work.join("src/lib.rs"), "HOST CONTENT\n").unwrap();
     std::fs::write(work.join("junk.log"), "left by the repro command").unwrap();
 
-    let w = work.clone();
-    let sha = blocking(move || {
-        commit_and_push(
-            &w,
-            &["src/lib.rs".into()],
-            "Fix add\n\nFixes #7",
-            &bot(),
+    let sha = world
+        .publish(
+            "one",
+            &base,
+            vec![change("src/lib.rs", FIXED_LIB)],
             "patchpilot/issue-7",
-            &auth(),
             false,
         )
-    })
-    .await
-    .unwrap();
+        .await
+        .unwrap();
 
     assert_eq!(
         ref_sha(&world.bare, "refs/heads/patchpilot/issue-7"),
         Some(sha.clone())
     );
-    assert!(
-        file_at(&world.bare, &sha, "src/lib.rs")
-            .unwrap()
-            .contains("a + b")
+    assert_eq!(
+        file_at(&world.bare, &sha, "src/lib.rs").as_deref(),
+        Some(FIXED_LIB)
     );
     assert_eq!(file_at(&world.bare, &sha, "junk.log"), None);
     assert_eq!(
@@ -297,73 +348,59 @@ async fn commits_only_the_listed_paths_and_pushes_the_branch() {
     );
     assert!(
         work.join("junk.log").exists(),
-        "untracked files stay in the work tree"
+        "the work tree is left alone"
     );
     assert_eq!(
-        files_containing(&work.join(".git"), TOKEN),
+        files_containing(&world.git_dir("one"), TOKEN),
         Vec::<PathBuf>::new()
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn deleting_a_listed_file_is_committed() {
+async fn a_git_directory_planted_in_the_work_tree_is_never_read() {
     let world = World::new().await;
-    checkout(&world, "one", auth()).await.unwrap();
+    let base = checkout(&world, "one", auth()).await.unwrap();
     let work = world.work_dir("one");
-    std::fs::remove_file(work.join("README.md")).unwrap();
-    let w = work.clone();
-    let sha = blocking(move || {
-        commit_and_push(
-            &w,
-            &["README.md".into()],
-            "Remove README",
-            &bot(),
-            "pp/del",
-            &auth(),
+    // What a repro would leave: a `.git` whose origin is someone else's server.
+    support::git_http::git(&work, &["init", "-q"]);
+    support::git_http::git(
+        &work,
+        &["remote", "add", "origin", "http://127.0.0.1:9/evil.git"],
+    );
+    let sha = world
+        .publish(
+            "one",
+            &base,
+            vec![change("src/lib.rs", FIXED_LIB)],
+            "pp/planted",
             false,
         )
-    })
-    .await
-    .unwrap();
-    assert_eq!(file_at(&world.bare, &sha, "README.md"), None);
-    assert!(file_at(&world.bare, &sha, "src/lib.rs").is_some());
+        .await
+        .unwrap();
+    assert_eq!(ref_sha(&world.bare, "refs/heads/pp/planted"), Some(sha));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nothing_to_commit_and_bad_paths_are_errors() {
     let world = World::new().await;
-    checkout(&world, "one", auth()).await.unwrap();
-    let work = world.work_dir("one");
-    let w = work.clone();
-    let err = blocking(move || {
-        commit_and_push(
-            &w,
-            &["src/lib.rs".into()],
-            "noop",
-            &bot(),
+    let base = checkout(&world, "one", auth()).await.unwrap();
+    let same = "pub fn add(a: i32, b: i32) -> i32 {\n    a - b\n}\n";
+    let err = world
+        .publish(
+            "one",
+            &base,
+            vec![change("src/lib.rs", same)],
             "pp/noop",
-            &auth(),
             false,
         )
-    })
-    .await
-    .unwrap_err();
-    assert!(matches!(err, GitError::NothingToCommit), "{err}");
-    for bad in ["../outside", ".git/config", "/etc/passwd"] {
-        let w = work.clone();
-        let err = blocking(move || {
-            commit_and_push(
-                &w,
-                &[bad.to_string()],
-                "bad",
-                &bot(),
-                "pp/bad",
-                &auth(),
-                false,
-            )
-        })
         .await
         .unwrap_err();
+    assert!(matches!(err, GitError::NothingToCommit), "{err}");
+    for bad in ["../outside", ".git/config", "/etc/passwd", "a/.GIT/hooks/x"] {
+        let err = world
+            .publish("one", &base, vec![change(bad, "x\n")], "pp/bad", false)
+            .await
+            .unwrap_err();
         assert!(matches!(err, GitError::InvalidPath(_)), "{bad}: {err}");
     }
     assert_eq!(ref_sha(&world.bare, "refs/heads/pp/noop"), None);
@@ -372,23 +409,18 @@ async fn nothing_to_commit_and_bad_paths_are_errors() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_push_the_server_rejects_is_an_error() {
     let world = World::new().await;
-    checkout(&world, "one", auth()).await.unwrap();
+    let base = checkout(&world, "one", auth()).await.unwrap();
     reject_all_pushes(&world.bare);
-    let work = world.work_dir("one");
-    std::fs::write(work.join("README.md"), "# changed\n").unwrap();
-    let err = blocking(move || {
-        commit_and_push(
-            &work,
-            &["README.md".into()],
-            "Change",
-            &bot(),
+    let err = world
+        .publish(
+            "one",
+            &base,
+            vec![change("README.md", "# changed\n")],
             "pp/rejected",
-            &auth(),
             false,
         )
-    })
-    .await
-    .unwrap_err();
+        .await
+        .unwrap_err();
     assert!(matches!(err, GitError::PushRejected { .. }), "{err}");
     // The server's per-ref verdict (reported through push_update_reference) is surfaced.
     assert!(err.to_string().contains("hook declined"), "{err}");
@@ -396,15 +428,13 @@ async fn a_push_the_server_rejects_is_an_error() {
 
     // Once the server accepts pushes again, the committed branch can be pushed as it is.
     std::fs::remove_file(world.bare.join("hooks/pre-receive")).unwrap();
-    let w = world.work_dir("one");
-    blocking(move || push_branch(&w, "pp/rejected", &auth(), false))
+    let (git_dir, url) = (world.git_dir("one"), world.url.clone());
+    blocking(move || push_branch(&git_dir, &url, "pp/rejected", &auth(), false))
         .await
         .unwrap();
-    let head = git2::Repository::open(world.work_dir("one"))
+    let head = git2::Repository::open_bare(world.git_dir("one"))
         .unwrap()
-        .head()
-        .unwrap()
-        .target()
+        .refname_to_id("refs/heads/pp/rejected")
         .unwrap();
     assert_eq!(
         ref_sha(&world.bare, "refs/heads/pp/rejected"),
@@ -419,42 +449,30 @@ async fn non_fast_forward_needs_force() {
     let bare = world.bare.clone();
     let theirs =
         blocking(move || commit_files(&bare, "pp/iter", &[("other.txt", "x\n")], "Other")).await;
-    checkout(&world, "one", auth()).await.unwrap();
-    let work = world.work_dir("one");
-    std::fs::write(work.join("README.md"), "# ours\n").unwrap();
-
-    let w = work.clone();
-    let err = blocking(move || {
-        commit_and_push(
-            &w,
-            &["README.md".into()],
-            "Ours",
-            &bot(),
+    let base = checkout(&world, "one", auth()).await.unwrap();
+    let err = world
+        .publish(
+            "one",
+            &base,
+            vec![change("README.md", "# ours\n")],
             "pp/iter",
-            &auth(),
             false,
         )
-    })
-    .await
-    .unwrap_err();
+        .await
+        .unwrap_err();
     assert!(matches!(err, GitError::PushRejected { .. }), "{err}");
     assert_eq!(ref_sha(&world.bare, "refs/heads/pp/iter"), Some(theirs));
 
-    std::fs::write(work.join("README.md"), "# ours, again\n").unwrap();
-    let w = work.clone();
-    let ours = blocking(move || {
-        commit_and_push(
-            &w,
-            &["README.md".into()],
-            "Ours",
-            &bot(),
+    let ours = world
+        .publish(
+            "one",
+            &base,
+            vec![change("README.md", "# ours, again\n")],
             "pp/iter",
-            &auth(),
             true,
         )
-    })
-    .await
-    .unwrap();
+        .await
+        .unwrap();
     assert_eq!(ref_sha(&world.bare, "refs/heads/pp/iter"), Some(ours));
     let _ = &world.server_root;
 }
@@ -474,44 +492,154 @@ async fn git_router_works_when_nested_in_a_larger_app() {
     let url = format!("http://{addr}/git/acme/nested.git");
     let cache = RepoCache::new(dir.path().join("cache"));
     let work = dir.path().join("work");
-    let sha = blocking(move || cache.checkout(&url, "main", &GitAuth::anonymous(), &work))
-        .await
-        .unwrap()
-        .base_sha;
+    let git_dir = git_dir_for(&work);
+    let sha =
+        blocking(move || cache.checkout(&url, "main", &GitAuth::anonymous(), &git_dir, &work))
+            .await
+            .unwrap()
+            .base_sha;
     assert_eq!(Some(sha), ref_sha(&bare, "refs/heads/main"));
 }
 
-#[test]
-fn restore_paths_undoes_edits_and_removes_created_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("w");
-    std::fs::create_dir(&work).unwrap();
-    support::git_http::git(&work, &["init", "-q", "-b", "main"]);
-    std::fs::write(work.join("a.py"), "x = 1\n").unwrap();
-    support::git_http::git(&work, &["add", "a.py"]);
-    support::git_http::git(
-        &work,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@e",
-            "commit",
-            "-qm",
-            "init",
-        ],
-    );
-    std::fs::write(work.join("a.py"), "x = 2\n").unwrap();
-    std::fs::write(work.join("new.py"), "y = 1\n").unwrap();
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_paths_undoes_edits_and_removes_created_files() {
+    let world = World::new().await;
+    let base = checkout(&world, "one", auth()).await.unwrap();
+    let work = world.work_dir("one");
+    std::fs::write(work.join("src/lib.rs"), FIXED_LIB).unwrap();
+    std::fs::write(work.join("src/new.rs"), "// new\n").unwrap();
     std::fs::write(work.join("keep.txt"), "setup artefact\n").unwrap();
-    patchpilot::agent::git::restore_paths(&work, &["a.py".into(), "new.py".into()]).unwrap();
-    assert_eq!(
-        std::fs::read_to_string(work.join("a.py")).unwrap(),
-        "x = 1\n"
+    let (git_dir, w) = (world.git_dir("one"), work.clone());
+    blocking(move || {
+        restore_paths(
+            &git_dir,
+            &base,
+            &w,
+            &["src/lib.rs".into(), "src/new.rs".into()],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        std::fs::read_to_string(work.join("src/lib.rs"))
+            .unwrap()
+            .contains("a - b")
     );
-    assert!(!work.join("new.py").exists());
+    assert!(!work.join("src/new.rs").exists());
     assert!(
         work.join("keep.txt").exists(),
         "files not named are left alone"
     );
+}
+
+/// A repro swapped an edited path for a link to host files: the revert refuses, and neither
+/// writes nor deletes anything through the link.
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_paths_never_writes_or_deletes_through_links() {
+    let world = World::new().await;
+    let base = checkout(&world, "one", auth()).await.unwrap();
+    let work = world.work_dir("one");
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("lib.rs"), "host file\n").unwrap();
+    std::fs::write(host.path().join("new.rs"), "host file\n").unwrap();
+    let restore = |paths: Vec<String>| {
+        let (git_dir, w, b) = (world.git_dir("one"), work.clone(), base.clone());
+        blocking(move || restore_paths(&git_dir, &b, &w, &paths))
+    };
+    let host_untouched = || {
+        for name in ["lib.rs", "new.rs"] {
+            assert_eq!(
+                std::fs::read_to_string(host.path().join(name)).unwrap(),
+                "host file\n"
+            );
+        }
+        assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 2);
+    };
+
+    // The directory of the edited files is a link to a host directory.
+    std::fs::remove_dir_all(work.join("src")).unwrap();
+    std::os::unix::fs::symlink(host.path(), work.join("src")).unwrap();
+    let err = restore(vec!["src/lib.rs".into(), "src/new.rs".into()])
+        .await
+        .unwrap_err();
+    let GitError::Tampered(what) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        what.kind,
+        TamperKind::LinkOnPath {
+            component: "src".into()
+        }
+    );
+    host_untouched();
+    let err = restore(vec!["src/new.rs".into()]).await.unwrap_err();
+    assert!(matches!(err, GitError::Tampered(_)), "{err}");
+    host_untouched();
+
+    // The edited file itself is a link to a host file, or a hard link to one.
+    std::fs::remove_file(work.join("src")).unwrap();
+    std::fs::create_dir(work.join("src")).unwrap();
+    std::os::unix::fs::symlink(host.path().join("lib.rs"), work.join("src/lib.rs")).unwrap();
+    let err = restore(vec!["src/lib.rs".into()]).await.unwrap_err();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    host_untouched();
+    std::fs::remove_file(work.join("src/lib.rs")).unwrap();
+    std::fs::hard_link(host.path().join("lib.rs"), work.join("src/lib.rs")).unwrap();
+    let err = restore(vec!["src/lib.rs".into()]).await.unwrap_err();
+    assert!(err.to_string().contains("hard-linked"), "{err}");
+    host_untouched();
+}
+
+/// A server that redirects every request to an attacker's server, which asks for Basic
+/// credentials: libgit2 follows the redirect, and the token must not follow it.
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_are_sent_only_to_the_clone_urls_origin() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let attacker = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let attacker_addr = attacker.local_addr().unwrap();
+    let sink = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = attacker.accept().await {
+            let mut buf = vec![0u8; 16 * 1024];
+            let n = socket.read(&mut buf).await.unwrap_or(0);
+            sink.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            let _ = socket
+                .write_all(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await;
+        }
+    });
+    let redirect = axum::Router::new().fallback(move |uri: axum::http::Uri| async move {
+        let to = format!("http://{attacker_addr}{uri}");
+        (
+            axum::http::StatusCode::FOUND,
+            [(axum::http::header::LOCATION, to)],
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/acme/widget.git", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, redirect).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let cache = RepoCache::new(dir.path().join("cache"));
+    let work = dir.path().join("work");
+    let git_dir = git_dir_for(&work);
+    let err = blocking(move || cache.checkout(&url, "main", &auth(), &git_dir, &work))
+        .await
+        .unwrap_err();
+    let requests = seen.lock().unwrap().clone();
+    assert!(
+        !requests.is_empty(),
+        "libgit2 followed the redirect (else this test proves nothing): {err}"
+    );
+    for request in &requests {
+        assert!(
+            !request.to_ascii_lowercase().contains("authorization:"),
+            "credentials reached another origin: {request}"
+        );
+    }
+    assert!(matches!(err, GitError::Auth { .. }), "{err}");
+    assert!(err.to_string().contains("only sent to"), "{err}");
 }

@@ -273,6 +273,22 @@ pub fn could_not_reproduce(repro_command: &str) -> Outcome {
     }
 }
 
+/// The `Stopped` outcome when a sandboxed command changed files PatchPilot wrote (or a
+/// directory on their path); `what` says what, e.g. "`a.py` was changed after PatchPilot's
+/// edits".
+pub fn work_tree_tampered(what: &str) -> Outcome {
+    Outcome::Stopped {
+        reason: format!(
+            "a sandboxed command changed files PatchPilot edits: {what}; nothing was \
+             published"
+        ),
+        remedy: "PatchPilot publishes only content it wrote itself. Make the reproduction \
+                 and test commands leave the repository's files and directories in place \
+                 (write build output elsewhere), then comment `/patchpilot retry`."
+            .into(),
+    }
+}
+
 /// A comment for a reproduction that passed, with its output.
 pub fn could_not_reproduce_comment(repro_command: &str, output: &str) -> String {
     format!(

@@ -169,7 +169,12 @@ impl BubblewrapSandbox {
         }
         let work = staged(&cmd.work_dir, "work".into())?;
         a.add_paths("--bind", &work, &cmd.work_dir);
-        if cmd.work_dir.join(".git").exists() {
+        if cmd
+            .work_dir
+            .join(".git")
+            .symlink_metadata()
+            .is_ok_and(|m| m.is_dir())
+        {
             // Repository metadata stays read-only: hooks and config are not the command's.
             a.add_paths("--ro-bind", &work.join(".git"), &cmd.work_dir.join(".git"));
         }

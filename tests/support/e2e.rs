@@ -62,6 +62,11 @@ pub const PYTHON_REPRO: &str = "python3 -m pytest -q -p no:cacheprovider test_ca
 
 impl World {
     pub async fn start(db: TestDb, files: &[(&str, &str)]) -> Self {
+        Self::start_with(db, files, &[]).await
+    }
+
+    /// [`World::start`] with extra `serve` arguments, e.g. `["--sandbox-tier", "landlock"]`.
+    pub async fn start_with(db: TestDb, files: &[(&str, &str)], extra: &[&str]) -> Self {
         let github = FakeGitHub::start().await;
         let model = FakeModel::start().await;
         let git_dir = tempfile::tempdir().unwrap();
@@ -79,7 +84,8 @@ impl World {
         let data = tempfile::tempdir().unwrap();
         let data_dir = data.path().canonicalize().unwrap();
         std::fs::create_dir_all(data_dir.join("work")).unwrap();
-        let args = super::server::serve_args(&[
+        let model_url = model.anthropic_base_url();
+        let mut argv = vec![
             "--webhook-secret",
             SECRET,
             "--api-token",
@@ -89,14 +95,16 @@ impl World {
             "--anthropic-api-key",
             super::fake_model::FAKE_MODEL_KEY,
             "--anthropic-base-url",
-            &model.anthropic_base_url(),
+            &model_url,
             "--model",
             "claude-test",
             "--model-max-attempts",
             "2",
             "--sandbox-timeout-secs",
             "120",
-        ]);
+        ];
+        argv.extend_from_slice(extra);
+        let args = super::server::serve_args(&argv);
         let store = db.store.clone();
         let (intake, _task) = IntakeQueue::start(store.clone(), 64);
         let mut state =
@@ -150,6 +158,11 @@ impl World {
             _dirs: vec![git_dir, data],
             _db: db,
         }
+    }
+
+    /// Where sessions' work trees live (`<data>/work`).
+    pub fn work_root(&self) -> PathBuf {
+        self._dirs[1].path().canonicalize().unwrap().join("work")
     }
 
     pub fn bare_repo(&self) -> PathBuf {

@@ -3,18 +3,20 @@
 //! Phase 1 (plan) validates every edit and computes every file's new text in memory:
 //! path rules and symlinks (`safety`), protected paths, SEARCH matching (`matching`) or
 //! hunk placement (`diff`), and size limits. Only if all of it succeeds does phase 2
-//! write, each file opened with `O_NOFOLLOW`. If a write fails part-way (disk full), the
-//! files already written are restored from the originals kept in memory.
+//! write, each file through `git::worktree` (every directory opened without following links,
+//! the file replaced by rename, so neither a symlink nor a hard link is written through). If
+//! a write fails part-way (disk full), the files already written are restored from the
+//! originals kept in memory. The written content is returned, for publishing.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+use crate::agent::git::worktree;
 
 use super::diff::{HunkLine, apply_hunks};
 use super::matching::{Found, closest_region, split_lines};
 use super::safety::{Protected, SafePath, Target, check_on_disk};
-use super::{AppliedEdits, Edit, EditError, EditPolicy};
+use super::{AppliedEdits, AppliedFile, Edit, EditError, EditPolicy};
 
 /// One file's planned change.
 struct Planned {
@@ -62,6 +64,14 @@ pub fn apply_edits(
     write_all(&root, &changed)?;
     Ok(AppliedEdits {
         changed_files: changed.iter().map(|(p, _)| p.as_str().to_owned()).collect(),
+        files: changed
+            .iter()
+            .map(|(path, p)| AppliedFile {
+                path: path.as_str().to_owned(),
+                original: p.original.clone(),
+                content: p.current.clone().unwrap_or_default(),
+            })
+            .collect(),
     })
 }
 
@@ -82,7 +92,13 @@ fn load(root: &Path, path: &SafePath, policy: &EditPolicy) -> Result<Option<Stri
                     limit: policy.max_file_bytes,
                 });
             }
-            let bytes = std::fs::read(&full).map_err(io)?;
+            // Read without following links too (the check above named any link for the model).
+            let bytes = worktree::read_file(root, path.as_str())
+                .map_err(|e| EditError::Io {
+                    path: path.as_str().to_owned(),
+                    message: e.to_string(),
+                })?
+                .unwrap_or_default();
             String::from_utf8(bytes)
                 .map(Some)
                 .map_err(|_| EditError::NotText {
@@ -216,36 +232,23 @@ fn write_all(root: &Path, changed: &[(&SafePath, &Planned)]) -> Result<(), EditE
             rollback(root, &changed[..n]);
             return Err(EditError::Io {
                 path: path.as_str().to_owned(),
-                message: e.to_string(),
+                message: e,
             });
         }
     }
     Ok(())
 }
 
-fn write_file(root: &Path, path: &SafePath, content: &str) -> std::io::Result<()> {
-    let full = root.join(path.as_str());
-    if let Some(parent) = full.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    // O_NOFOLLOW: a symlink appearing at the final component after validation is refused.
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(&full)?;
-    f.write_all(content.as_bytes())?;
-    f.sync_data()
+fn write_file(root: &Path, path: &SafePath, content: &str) -> Result<(), String> {
+    worktree::write_file(root, path.as_str(), content.as_bytes(), None).map_err(|e| e.to_string())
 }
 
 /// Best effort: restore originals and remove files this call created.
 fn rollback(root: &Path, written: &[(&SafePath, &Planned)]) {
     for (path, p) in written {
-        let full = root.join(path.as_str());
         let _ = match &p.original {
             Some(orig) => write_file(root, path, orig),
-            None => std::fs::remove_file(&full),
+            None => worktree::remove_file(root, path.as_str()).map_err(|e| e.to_string()),
         };
     }
 }

@@ -274,3 +274,42 @@ fn non_utf8_files_are_refused() {
         }
     );
 }
+
+#[test]
+fn the_applied_content_is_returned_for_publishing() {
+    let dir = tree(&[("a.txt", "one\n")]);
+    let edits = [sr("a.txt", "one\n", "uno\n"), sr("b/c.txt", "", "new\n")];
+    let out = apply_edits(dir.path(), &edits, &EditPolicy::default()).unwrap();
+    assert_eq!(
+        out.files,
+        [
+            AppliedFile {
+                path: "a.txt".into(),
+                original: Some("one\n".into()),
+                content: "uno\n".into(),
+            },
+            AppliedFile {
+                path: "b/c.txt".into(),
+                original: None,
+                content: "new\n".into(),
+            },
+        ]
+    );
+}
+
+/// A sandboxed command hard-linked an edited file to another one: the edit is refused rather
+/// than written into both names.
+#[test]
+fn a_hard_linked_file_is_never_written_through() {
+    let dir = tree(&[("a.txt", "one\n"), ("other.txt", "one\n")]);
+    std::fs::remove_file(dir.path().join("a.txt")).unwrap();
+    std::fs::hard_link(dir.path().join("other.txt"), dir.path().join("a.txt")).unwrap();
+    let err = apply_edits(
+        dir.path(),
+        &[sr("a.txt", "one\n", "uno\n")],
+        &EditPolicy::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("hard-linked"), "{err}");
+    assert_eq!(read(&dir, "other.txt"), "one\n");
+}

@@ -18,6 +18,7 @@ mod parse;
 mod safety;
 
 pub use apply::{Closest, apply_edits};
+
 pub use diff::{Hunk, HunkLine};
 pub use parse::{ParseError, parse_edits};
 
@@ -74,6 +75,19 @@ impl Default for EditPolicy {
 pub struct AppliedEdits {
     /// Repo-relative paths, sorted, each changed or created.
     pub changed_files: Vec<String>,
+    /// The same files (same order) with the content PatchPilot read and wrote: publishing
+    /// commits these bytes, never what the work tree holds later.
+    pub files: Vec<AppliedFile>,
+}
+
+/// One file a batch of edits wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedFile {
+    pub path: String,
+    /// The content the edits were applied to (`None`: the file was created).
+    pub original: Option<String>,
+    /// The content written.
+    pub content: String,
 }
 
 /// Why a batch was refused; nothing was written. Display is model-facing.

@@ -1,4 +1,5 @@
-//! The repository cache: one bare mirror per clone URL, and fresh work trees made from it.
+//! The repository cache: one bare mirror per clone URL, and fresh sessions made from it: a
+//! bare git directory of the session's own and, apart from it, a work tree with no `.git`.
 //!
 //! Layout under the cache root: `<key>.git/` (bare mirror) and `<key>.lock` (lock file),
 //! where the key is a readable, sanitised form of the clone URL plus a hash of the full URL
@@ -45,14 +46,16 @@ impl RepoCache {
         self.root.join(format!("{}.git", cache_key(clone_url)))
     }
 
-    /// Fetches `base_branch` of `clone_url` into the mirror and creates a fresh work tree at
-    /// `work_dir` (which must not exist or be empty): a normal repository whose `origin` is
-    /// `clone_url`, with `base_branch` checked out.
+    /// Fetches `base_branch` of `clone_url` into the mirror, copies the mirror into the bare
+    /// git directory `git_dir` and checks `base_branch` out into `work_dir` (each must not
+    /// exist or be empty). The work tree gets no `.git`: host code opens `git_dir` by its
+    /// path, so nothing a sandboxed command writes in the work tree is read as git metadata.
     pub fn checkout(
         &self,
         clone_url: &str,
         base_branch: &str,
         auth: &GitAuth,
+        git_dir: &Path,
         work_dir: &Path,
     ) -> Result<Checkout, GitError> {
         check_url(clone_url)?;
@@ -64,7 +67,7 @@ impl RepoCache {
         let mirror_dir = self.root.join(format!("{key}.git"));
         let mirror = open_or_init_mirror(&mirror_dir)?;
         let base_sha = fetch_branch(&mirror, clone_url, base_branch, &refname, auth)?;
-        copy_work_tree(&mirror_dir, clone_url, base_branch, work_dir, base_sha)?;
+        copy_repository(&mirror_dir, base_branch, git_dir, work_dir, base_sha)?;
         Ok(Checkout {
             base_sha: base_sha.to_string(),
         })
@@ -152,7 +155,7 @@ fn fetch_branch(
 ) -> Result<git2::Oid, GitError> {
     let outcome = AuthOutcome::default();
     let mut callbacks = git2::RemoteCallbacks::new();
-    install_credentials(&mut callbacks, auth, &outcome);
+    install_credentials(&mut callbacks, auth, &outcome, clone_url);
     let mut options = git2::FetchOptions::new();
     options
         .remote_callbacks(callbacks)
@@ -184,12 +187,13 @@ fn fetch_branch(
         })
 }
 
-/// Makes `work_dir` a full, independent clone of the mirror (objects copied, not linked)
-/// with `branch` checked out at `base`, then points `origin` at the real clone URL.
-fn copy_work_tree(
+/// Makes `git_dir` a full, independent bare copy of the mirror (objects copied, not linked)
+/// with `branch` as `HEAD`, and checks `base` out into `work_dir`. The copy's `origin`
+/// remote (the mirror's path) is deleted: pushes name the clone URL explicitly.
+fn copy_repository(
     mirror_dir: &Path,
-    clone_url: &str,
     branch: &str,
+    git_dir: &Path,
     work_dir: &Path,
     base: git2::Oid,
 ) -> Result<(), GitError> {
@@ -197,19 +201,20 @@ fn copy_work_tree(
         .to_str()
         .ok_or_else(|| GitError::InvalidUrl("the cache directory is not valid UTF-8".into()))?;
     let repo = git2::build::RepoBuilder::new()
+        .bare(true)
         .branch(branch)
         .clone_local(git2::build::CloneLocal::NoLinks)
-        .clone(mirror_url, work_dir)
-        .map_err(|e| GitError::git("creating the work tree", &e))?;
-    repo.remote_set_url("origin", clone_url)
-        .map_err(|e| GitError::git("setting the origin remote", &e))?;
+        .clone(mirror_url, git_dir)
+        .map_err(|e| GitError::git("copying the repository", &e))?;
+    repo.remote_delete("origin")
+        .map_err(|e| GitError::git("removing the mirror remote", &e))?;
     let head = repo
         .head()
         .ok()
         .and_then(|h| h.target())
         .ok_or_else(|| GitError::Git {
             context: "checking out the base branch".into(),
-            message: "the work tree has no HEAD commit".into(),
+            message: "the repository has no HEAD commit".into(),
         })?;
     if head != base {
         return Err(GitError::Git {
@@ -217,7 +222,14 @@ fn copy_work_tree(
             message: format!("expected {base}, found {head}"),
         });
     }
-    Ok(())
+    fs::create_dir_all(work_dir).map_err(|e| GitError::io("creating the work tree", e))?;
+    let commit = repo
+        .find_commit(base)
+        .map_err(|e| GitError::git("reading the base commit", &e))?;
+    let mut checkout = git2::build::CheckoutBuilder::new();
+    checkout.force().target_dir(work_dir).update_index(false);
+    repo.checkout_tree(commit.as_object(), Some(&mut checkout))
+        .map_err(|e| GitError::git("checking out the work tree", &e))
 }
 
 #[cfg(test)]
@@ -266,7 +278,7 @@ mod tests {
         let dir = Path::new("/nonexistent-work");
         for branch in ["", "a..b", "-x", "with space", "x.lock"] {
             let err = cache
-                .checkout("https://h/o/r.git", branch, &GitAuth::anonymous(), dir)
+                .checkout("https://h/o/r.git", branch, &GitAuth::anonymous(), dir, dir)
                 .unwrap_err();
             assert!(matches!(err, GitError::InvalidBranch(_)), "{branch}: {err}");
         }

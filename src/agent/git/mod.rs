@@ -1,19 +1,30 @@
-//! Git operations for the pipeline, all through git2 (libgit2): clone into a per-session
-//! work tree from a cached mirror, list and diff the changes, commit and push.
+//! Git operations for the pipeline, all through git2 (libgit2): a session's repository from
+//! a cached mirror, the diff of the edits, commit and push.
 //!
 //! Design and invariants:
-//! - **Credentials only through the callback.** The installation token is handed to libgit2
-//!   by `RemoteCallbacks::credentials` as HTTP Basic `x-access-token:<token>`. It never
-//!   appears in a URL, an argument vector, `.git/config`, an error message or a log line.
-//!   Clone URLs that carry their own user-info are refused for the same reason.
+//! - **Git metadata never lives where a sandboxed command can write.** A session has a bare
+//!   git directory of its own ([`git_dir_for`]: beside the work tree, `<work root>/<id>.git`)
+//!   and a work tree checked out from it with *no* `.git` inside. Every tier lends the
+//!   sandbox the work tree only, and host code opens the git directory by its path, so a
+//!   `.git` a repro plants (config, hooks, refs, index, a link to a crafted repository) is
+//!   never read. Tools in the sandbox that need git metadata (`git describe`,
+//!   setuptools_scm) see none; see the README.
+//! - **Credentials only through the callback, and only for the clone URL's origin.** The
+//!   installation token is handed to libgit2 by `RemoteCallbacks::credentials` as HTTP Basic
+//!   `x-access-token:<token>` when the server asking is the clone URL's scheme, host and
+//!   port. It never appears in a URL, an argument vector, a config file, an error message or
+//!   a log line. Clone URLs that carry their own user-info are refused for the same reason.
+//! - **Push to the clone URL, named explicitly** (an anonymous remote), never to a remote
+//!   read from a configuration.
+//! - **Commit only what PatchPilot wrote** ([`commit_and_push`] takes the edited files'
+//!   bytes, kept in memory when the edits applied): the tree is the base tree plus those
+//!   blobs, and the work tree is not read. Before publishing, the caller compares the work
+//!   tree with those bytes ([`worktree::check_unchanged`]) to notice a command that changed
+//!   them after the edits. The diff for the model and the PR comes from the same bytes.
 //! - **One bare mirror per repository** ([`RepoCache`]) is reused across sessions, so a
 //!   repeat session fetches only new objects. Only the base branch is fetched. A per-repo
-//!   lock file serialises fetches and copies, across threads and processes.
-//! - **Work trees are self-contained copies** (no hard links, no alternates): untrusted repro
-//!   commands run inside them, so nothing they do can reach the shared mirror, and tools in
-//!   the sandbox (e.g. `git describe`) see a complete repository.
-//! - **Commit only what the edits changed** ([`commit_and_push`] takes explicit paths):
-//!   projects often leave `.venv/` or `node_modules/` unignored, so `add -A` is never used.
+//!   lock file serialises fetches and copies, across threads and processes. A session's git
+//!   directory is a full copy (no hard links, no alternates) of it.
 //! - **A rejected ref is an error.** libgit2 reports per-ref rejections through
 //!   `push_update_reference`, not as an `Err`; [`commit_and_push`] turns them into one.
 //!
@@ -23,11 +34,32 @@ mod auth;
 mod cache;
 mod changes;
 mod publish;
+pub mod worktree;
+
+use std::path::{Path, PathBuf};
 
 pub use auth::GitAuth;
 pub use cache::{Checkout, RepoCache};
-pub use changes::{changed_files, diff, restore_paths};
-pub use publish::{Signature, commit_and_push, push_branch};
+pub use changes::{base_content, diff, restore_paths};
+pub(crate) use publish::check_path;
+pub use publish::{Publication, Signature, commit_and_push, push_branch};
+pub use worktree::{TamperKind, Tampering};
+
+/// New content for one path of the work tree, as PatchPilot's edits produced it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileChange {
+    /// Repo-relative, `/`-separated.
+    pub path: String,
+    pub content: Vec<u8>,
+}
+
+/// The session's git directory for the work tree `work_dir`: its sibling `<name>.git`,
+/// outside every path a sandboxed command is given.
+pub fn git_dir_for(work_dir: &Path) -> PathBuf {
+    let mut name = work_dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".git");
+    work_dir.with_file_name(name)
+}
 
 /// Errors from git operations. Messages are safe to show a maintainer: they never contain
 /// a token, and URLs in them are the (credential-free) clone URL.
@@ -48,7 +80,10 @@ pub enum GitError {
     /// The base branch does not exist on the remote.
     #[error("branch `{branch}` was not found in {url}")]
     BranchNotFound { url: String, branch: String },
-    /// The given paths contain no change relative to `HEAD`.
+    /// A sandboxed command changed what PatchPilot wrote (see [`Tampering`]).
+    #[error("{0}")]
+    Tampered(Tampering),
+    /// The given changes leave the base tree as it is.
     #[error("nothing to commit: the given paths have no changes")]
     NothingToCommit,
     /// The server (or a local fast-forward check) refused to update the ref.

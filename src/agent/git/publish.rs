@@ -1,15 +1,18 @@
-//! Commit exactly the paths the edits changed and push them to a branch.
+//! Commit exactly the content the edits produced and push it to a branch of the clone URL.
 //!
-//! The commit's tree is `HEAD`'s tree plus the listed paths taken from the work tree, built
-//! from a fresh index read from `HEAD`: nothing else the repro or set-up commands left
-//! behind (build output, venvs, stray staged files) can get into the pull request.
+//! The commit's tree is the base commit's tree plus blobs written from PatchPilot's own
+//! bytes ([`FileChange`]); the work tree is never read, so nothing a sandboxed command left
+//! there (build output, venvs, links to host files, a rewritten file) can get into the pull
+//! request. The push goes to the clone URL through an anonymous remote: no remote, URL or
+//! hook is read from any configuration a sandboxed command could have reached.
 
 use std::cell::RefCell;
 use std::path::{Component, Path};
 use std::rc::Rc;
 
 use super::auth::{AuthOutcome, install_credentials};
-use super::{GitAuth, GitError, validate_branch};
+use super::changes::{base_commit, build_tree, open};
+use super::{FileChange, GitAuth, GitError, validate_branch};
 
 /// Who the commit is by (author and committer), e.g. the App's bot identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,52 +21,63 @@ pub struct Signature {
     pub email: String,
 }
 
-/// Commits `paths` (added, modified or deleted in the work tree) on top of `HEAD` as a new
-/// local branch `branch`, and pushes it to `refs/heads/<branch>` on `origin`. With `force`
-/// the remote branch is overwritten (a new iteration of the same PR). Returns the commit
-/// sha. A ref the server (or the fast-forward check) rejects is an error.
+/// Where and how a commit is published.
+#[derive(Clone, Debug)]
+pub struct Publication<'a> {
+    /// The session's clone URL: the only place pushed to, and the only origin credentials
+    /// are sent to.
+    pub clone_url: &'a str,
+    /// The branch to create locally and on the remote (`refs/heads/<branch>`).
+    pub branch: &'a str,
+    pub message: &'a str,
+    pub author: &'a Signature,
+    /// Overwrite the remote branch (a new iteration of the same PR).
+    pub force: bool,
+}
+
+/// Commits `changes` on top of `base_sha` in the bare `git_dir` as branch
+/// `publication.branch` and pushes it to the clone URL. Returns the commit sha. A ref the
+/// server (or the fast-forward check) rejects is an error.
 pub fn commit_and_push(
-    work_dir: &Path,
-    paths: &[String],
-    message: &str,
-    author: &Signature,
-    branch: &str,
+    git_dir: &Path,
+    base_sha: &str,
+    changes: &[FileChange],
+    publication: &Publication<'_>,
     auth: &GitAuth,
-    force: bool,
 ) -> Result<String, GitError> {
-    let refname = validate_branch(branch)?;
-    for path in paths {
-        check_path(path)?;
-    }
-    let repo =
-        git2::Repository::open(work_dir).map_err(|e| GitError::git("opening the work tree", &e))?;
-    let commit = commit_paths(&repo, work_dir, paths, message, author)?;
+    let refname = validate_branch(publication.branch)?;
+    let repo = open(git_dir)?;
+    let commit = commit_changes(&repo, base_sha, changes, publication)?;
     repo.reference(&refname, commit, true, "patchpilot: commit")
-        .and_then(|_| repo.set_head(&refname))
-        .map_err(|e| GitError::git(format!("creating branch `{branch}`"), &e))?;
-    push(&repo, &refname, auth, force)?;
+        .map_err(|e| GitError::git(format!("creating branch `{}`", publication.branch), &e))?;
+    push(
+        &repo,
+        publication.clone_url,
+        &refname,
+        auth,
+        publication.force,
+    )?;
     Ok(commit.to_string())
 }
 
-/// Pushes the existing local branch `branch` to `refs/heads/<branch>` on `origin` again,
-/// e.g. after [`commit_and_push`] committed but its push failed (a second
-/// `commit_and_push` would find nothing left to commit).
+/// Pushes the existing branch `branch` of `git_dir` to the clone URL again, e.g. after
+/// [`commit_and_push`] committed but its push failed.
 pub fn push_branch(
-    work_dir: &Path,
+    git_dir: &Path,
+    clone_url: &str,
     branch: &str,
     auth: &GitAuth,
     force: bool,
 ) -> Result<(), GitError> {
     let refname = validate_branch(branch)?;
-    let repo =
-        git2::Repository::open(work_dir).map_err(|e| GitError::git("opening the work tree", &e))?;
+    let repo = open(git_dir)?;
     repo.find_reference(&refname)
         .map_err(|e| GitError::git(format!("finding branch `{branch}`"), &e))?;
-    push(&repo, &refname, auth, force)
+    push(&repo, clone_url, &refname, auth, force)
 }
 
 /// A path must be relative, stay inside the work tree and not touch `.git`.
-fn check_path(path: &str) -> Result<(), GitError> {
+pub(crate) fn check_path(path: &str) -> Result<(), GitError> {
     let invalid = || GitError::InvalidPath(path.to_owned());
     if path.is_empty() || path.contains('\\') || path.contains('\0') {
         return Err(invalid());
@@ -77,63 +91,48 @@ fn check_path(path: &str) -> Result<(), GitError> {
     Ok(())
 }
 
-fn commit_paths(
+fn commit_changes(
     repo: &git2::Repository,
-    work_dir: &Path,
-    paths: &[String],
-    message: &str,
-    author: &Signature,
+    base_sha: &str,
+    changes: &[FileChange],
+    publication: &Publication<'_>,
 ) -> Result<git2::Oid, GitError> {
     let git = |context: &'static str| move |e: git2::Error| GitError::git(context, &e);
-    let parent = repo
-        .head()
-        .and_then(|h| h.peel_to_commit())
-        .map_err(git("reading HEAD"))?;
-    let parent_tree = parent.tree().map_err(git("reading HEAD"))?;
-    let mut index = repo.index().map_err(git("opening the index"))?;
-    index
-        .read_tree(&parent_tree)
-        .map_err(git("resetting the index"))?;
-    for path in paths {
-        stage(&mut index, work_dir, path)?;
-    }
-    index.write().map_err(git("writing the index"))?;
-    let tree_id = index.write_tree().map_err(git("writing the tree"))?;
+    let parent = base_commit(repo, base_sha)?;
+    let parent_tree = parent.tree().map_err(git("reading the base tree"))?;
+    let tree_id = build_tree(repo, &parent_tree, changes)?;
     if tree_id == parent_tree.id() {
         return Err(GitError::NothingToCommit);
     }
     let tree = repo.find_tree(tree_id).map_err(git("reading the tree"))?;
+    let author = publication.author;
     let signature = git2::Signature::now(&author.name, &author.email)
         .map_err(git("building the commit signature"))?;
-    repo.commit(None, &signature, &signature, message, &tree, &[&parent])
-        .map_err(git("creating the commit"))
-}
-
-/// Adds a file that exists (symlinks are staged as links) or removes one that does not.
-fn stage(index: &mut git2::Index, work_dir: &Path, path: &str) -> Result<(), GitError> {
-    let staged = match std::fs::symlink_metadata(work_dir.join(path)) {
-        Ok(meta) if meta.is_dir() => return Err(GitError::InvalidPath(path.to_owned())),
-        Ok(_) => index.add_path(Path::new(path)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => index.remove_path(Path::new(path)),
-        Err(e) => return Err(GitError::io(format!("reading `{path}`"), e)),
-    };
-    staged.map_err(|e| GitError::git(format!("staging `{path}`"), &e))
+    repo.commit(
+        None,
+        &signature,
+        &signature,
+        publication.message,
+        &tree,
+        &[&parent],
+    )
+    .map_err(git("creating the commit"))
 }
 
 fn push(
     repo: &git2::Repository,
+    url: &str,
     refname: &str,
     auth: &GitAuth,
     force: bool,
 ) -> Result<(), GitError> {
     let mut remote = repo
-        .find_remote("origin")
-        .map_err(|e| GitError::git("finding the origin remote", &e))?;
-    let url = remote.url().unwrap_or("origin").to_owned();
+        .remote_anonymous(url)
+        .map_err(|e| GitError::git("preparing the push", &e))?;
     let outcome = AuthOutcome::default();
     let rejected: Rc<RefCell<Vec<(String, String)>>> = Rc::default();
     let mut callbacks = git2::RemoteCallbacks::new();
-    install_credentials(&mut callbacks, auth, &outcome);
+    install_credentials(&mut callbacks, auth, &outcome, url);
     let sink = rejected.clone();
     callbacks.push_update_reference(move |name, status| {
         if let Some(reason) = status {
@@ -151,7 +150,7 @@ fn push(
                 reason: "the remote branch has commits this push does not contain".into(),
             });
         }
-        return Err(outcome.error(&url, "pushing to", &err));
+        return Err(outcome.error(url, "pushing to", &err));
     }
     let rejected = rejected.borrow();
     if let Some((name, reason)) = rejected.first() {

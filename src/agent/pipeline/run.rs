@@ -66,10 +66,13 @@ pub async fn run_session(
         return finish(deps, &session, &mut progress, Err(Stop::Cancelled)).await;
     }
     let work_dir = deps.work_root.join(session_id);
+    let git_dir = crate::agent::git::git_dir_for(&work_dir);
     remove_work_tree(&work_dir).await;
+    remove_work_tree(&git_dir).await;
     let mut ctx = SessionContext::new(deps.clone(), session.clone(), work_dir.clone(), cancel);
     let result = steps::run_all(&mut ctx, &mut progress).await;
     remove_work_tree(&work_dir).await;
+    remove_work_tree(&git_dir).await;
     finish(deps, &ctx.session, &mut progress, result).await
 }
 

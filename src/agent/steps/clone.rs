@@ -1,5 +1,5 @@
-//! Step 1: a fresh work tree from the cached mirror (git2; the token only through the
-//! credential callback).
+//! Step 1: a fresh session repository from the cached mirror (git2; the token only through
+//! the credential callback): a bare git directory beside an untracked work tree.
 
 use crate::agent::pipeline::progress::github_ref;
 use crate::agent::pipeline::{Progress, Stop};
@@ -11,14 +11,15 @@ use super::SessionContext;
 
 pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<(), Stop> {
     progress.start(PipelineStep::Clone).await;
-    let (cache, url, branch, auth, dir) = (
+    let (cache, url, branch, auth, git_dir, dir) = (
         ctx.deps.repo_cache.clone(),
         ctx.clone_url.clone(),
         ctx.base_branch.clone(),
         ctx.auth.clone(),
+        ctx.git_dir.clone(),
         ctx.work_dir.clone(),
     );
-    let checkout = tokio::task::spawn_blocking(move || cache.checkout(&url, &branch, &auth, &dir))
+    let checkout = tokio::task::spawn_blocking(move || cache.checkout(&url, &branch, &auth, &git_dir, &dir))
         .await
         .map_err(|err| Stop::Transient(format!("clone task failed: {err}")))?
         .map_err(|err| Stop::failed(format!("could not clone `{}` at `{}`: {err}", ctx.clone_url, ctx.base_branch), "Check that the branch exists and the App can read the repository, then comment `/patchpilot retry`."))?;
@@ -32,6 +33,7 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
             )
         })?;
     }
+    ctx.base_sha = checkout.base_sha.clone();
     let patch = SessionPatch {
         base_sha: Some(checkout.base_sha.clone()),
         ..SessionPatch::default()

@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::git::GitAuth;
+use crate::agent::edits::AppliedFile;
+use crate::agent::git::{self, GitAuth};
 use crate::agent::localize::Candidate;
 use crate::agent::pipeline::{PipelineDeps, Progress, Stop};
 use crate::agent::prompt::{RepoInstructions, SimilarFix};
@@ -35,6 +36,10 @@ pub struct SessionContext {
     pub deps: Arc<PipelineDeps>,
     pub session: Session,
     pub work_dir: PathBuf,
+    /// The session's bare git directory, outside the work tree (see `agent::git`).
+    pub git_dir: PathBuf,
+    /// The base commit the work tree was checked out at (set by the clone step).
+    pub base_sha: String,
     pub cancel: CancellationToken,
     pub config: RepoConfig,
     pub auth: GitAuth,
@@ -48,6 +53,9 @@ pub struct SessionContext {
     pub similar: Vec<SimilarFix>,
     pub instructions: Option<RepoInstructions>,
     pub changed_files: Vec<String>,
+    /// What the applied edits read and wrote, per changed file: publishing commits these
+    /// bytes and checks the work tree still holds them.
+    pub applied: Vec<AppliedFile>,
     pub diff: String,
     pub passing_output: String,
     pub summary: String,
@@ -73,6 +81,8 @@ impl SessionContext {
             base_branch: session.branch.clone().unwrap_or_else(|| "main".to_owned()),
             deps,
             session,
+            git_dir: git::git_dir_for(&work_dir),
+            base_sha: String::new(),
             work_dir,
             cancel,
             config: RepoConfig::default(),
@@ -82,6 +92,7 @@ impl SessionContext {
             similar: Vec::new(),
             instructions: None,
             changed_files: Vec::new(),
+            applied: Vec::new(),
             diff: String::new(),
             passing_output: String::new(),
             summary: String::new(),

@@ -3,8 +3,6 @@
 //! does not apply, or a reply without edits goes back to the model, up to `max_attempts`.
 //! Between attempts the edited files are restored, so each reply is applied to the original.
 
-use std::path::Path;
-
 use crate::agent::edits::{EditPolicy, apply_edits, parse_edits};
 use crate::agent::git;
 use crate::agent::pipeline::{Progress, Stop};
@@ -125,7 +123,7 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
         progress
             .log("patch", EventLevel::Warn, &feedback_summary(&feedback))
             .await;
-        restore(ctx).await;
+        restore(ctx).await?;
         input
             .previous_attempts
             .push(PreviousAttempt { reply, feedback });
@@ -200,7 +198,8 @@ async fn try_reply(
         }
     };
     ctx.changed_files = applied.changed_files;
-    ctx.diff = diff_of(&ctx.work_dir, &ctx.changed_files).await;
+    ctx.applied = applied.files;
+    ctx.diff = diff_of(ctx).await;
     progress
         .done(
             PipelineStep::Patch,
@@ -246,7 +245,8 @@ pub async fn reapply_last(ctx: &mut SessionContext) -> bool {
         return false;
     };
     ctx.changed_files = applied.changed_files;
-    ctx.diff = diff_of(&ctx.work_dir, &ctx.changed_files).await;
+    ctx.applied = applied.files;
+    ctx.diff = diff_of(ctx).await;
     ctx.summary = summary_of(&reply);
     true
 }
@@ -272,19 +272,41 @@ fn prompt_files(ctx: &SessionContext) -> Vec<PromptFile> {
         .collect()
 }
 
-async fn diff_of(work_dir: &Path, files: &[String]) -> String {
-    let (dir, files) = (work_dir.to_owned(), files.to_vec());
-    tokio::task::spawn_blocking(move || git::diff(&dir, &files))
+/// The diff of what the edits wrote (PatchPilot's own bytes, not the work tree).
+async fn diff_of(ctx: &SessionContext) -> String {
+    let (git_dir, base, changes) = (ctx.git_dir.clone(), ctx.base_sha.clone(), changes(ctx));
+    tokio::task::spawn_blocking(move || git::diff(&git_dir, &base, &changes))
         .await
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default()
 }
 
-/// Puts the edited files back as they were at the base commit.
-async fn restore(ctx: &mut SessionContext) {
-    let (dir, files) = (ctx.work_dir.clone(), std::mem::take(&mut ctx.changed_files));
-    let _ = tokio::task::spawn_blocking(move || git::restore_paths(&dir, &files)).await;
+/// The applied edits as the content to commit.
+pub fn changes(ctx: &SessionContext) -> Vec<git::FileChange> {
+    ctx.applied
+        .iter()
+        .map(|file| git::FileChange {
+            path: file.path.clone(),
+            content: file.content.clone().into_bytes(),
+        })
+        .collect()
+}
+
+/// Puts the edited files back as they were at the base commit, never through a link: a
+/// sandboxed command that swapped an edited path for one ends the session.
+async fn restore(ctx: &mut SessionContext) -> Result<(), Stop> {
+    ctx.applied.clear();
+    let (git_dir, base, dir, files) = (
+        ctx.git_dir.clone(),
+        ctx.base_sha.clone(),
+        ctx.work_dir.clone(),
+        std::mem::take(&mut ctx.changed_files),
+    );
+    tokio::task::spawn_blocking(move || git::restore_paths(&git_dir, &base, &dir, &files))
+        .await
+        .map_err(|err| Stop::Transient(format!("restore task failed: {err}")))?
+        .map_err(super::publish::git_stop)
 }
 
 async fn record_usage(ctx: &mut SessionContext, input: u64, output: u64) {

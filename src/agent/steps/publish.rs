@@ -1,14 +1,19 @@
 //! Step 7: commit only the edited files as the App's bot, push `patchpilot/issue-<n>`, open (or
-//! update) the pull request, move the check run to the PR head. Sessions without GitHub keep
+//! update) the pull request, move the check run to the PR head. The commit holds the bytes
+//! PatchPilot's edits produced; before anything is published, the work tree is checked to
+//! still hold exactly those bytes, each edited file applied to the base commit's content. A
+//! sandboxed command that changed either (or swapped a directory on the path for a link)
+//! ends the session with a clear reason and nothing published. Sessions without GitHub keep
 //! the verified diff in `patchDiff`. With `unverified` set (out of attempts, `draft: true`),
 //! the last attempt is opened as a draft whose body says it is not verified.
 
-use crate::agent::git::{self, Signature};
+use crate::agent::git::{self, GitError, Publication, Signature, TamperKind, Tampering};
 use crate::agent::pipeline::progress::github_ref;
 use crate::agent::pipeline::{Progress, Stop};
 use crate::github::client::NewPullRequest;
 use crate::github::messages::{
-    PipelineStep, PullRequestView, pull_request_body, pull_request_title,
+    Outcome, PipelineStep, PullRequestView, pull_request_body, pull_request_title,
+    work_tree_tampered,
 };
 use crate::store::SessionPatch;
 
@@ -20,6 +25,7 @@ pub async fn run(
     unverified: Option<&str>,
 ) -> Result<String, Stop> {
     progress.start(PipelineStep::Publish).await;
+    check_work_tree(ctx).await?;
     let store = ctx.deps.store.clone();
     let _ = store
         .update_session(
@@ -57,13 +63,24 @@ pub async fn run(
         s.issue,
         ctx.repro
     );
-    let (dir, files, auth, push_branch) = (
-        ctx.work_dir.clone(),
-        ctx.changed_files.clone(),
+    let (git_dir, base, changes, auth, push_branch, clone_url) = (
+        ctx.git_dir.clone(),
+        ctx.base_sha.clone(),
+        super::patch::changes(ctx),
         ctx.auth.clone(),
         branch.clone(),
+        ctx.clone_url.clone(),
     );
-    let head_sha = tokio::task::spawn_blocking(move || git::commit_and_push(&dir, &files, &message, &author, &push_branch, &auth, true))
+    let head_sha = tokio::task::spawn_blocking(move || {
+        let publication = Publication {
+            clone_url: &clone_url,
+            branch: &push_branch,
+            message: &message,
+            author: &author,
+            force: true,
+        };
+        git::commit_and_push(&git_dir, &base, &changes, &publication, &auth)
+    })
         .await
         .map_err(|err| Stop::Transient(format!("push task failed: {err}")))?
         .map_err(|err| Stop::failed(format!("could not push `{branch}`: {err}"), "Check that the App has contents: write permission and the branch is not protected, then comment `/patchpilot retry`."))?;
@@ -116,4 +133,51 @@ pub async fn run(
         .done(PipelineStep::Publish, &format!("opened {}", pr.html_url))
         .await;
     Ok(pr.html_url)
+}
+
+/// Whether the work tree still holds what the edits wrote, and the edits were applied to
+/// the base commit's content; otherwise a sandboxed command changed one of them.
+async fn check_work_tree(ctx: &SessionContext) -> Result<(), Stop> {
+    let (git_dir, base, dir, applied) = (
+        ctx.git_dir.clone(),
+        ctx.base_sha.clone(),
+        ctx.work_dir.clone(),
+        ctx.applied.clone(),
+    );
+    tokio::task::spawn_blocking(move || -> Result<(), GitError> {
+        for file in &applied {
+            let base_content = git::base_content(&git_dir, &base, &file.path)?;
+            if base_content.as_deref() != file.original.as_ref().map(String::as_bytes) {
+                return Err(GitError::Tampered(Tampering {
+                    path: file.path.clone(),
+                    kind: TamperKind::ChangedBeforeEdits,
+                }));
+            }
+        }
+        let written: Vec<(String, Vec<u8>)> = applied
+            .into_iter()
+            .map(|f| (f.path, f.content.into_bytes()))
+            .collect();
+        git::worktree::check_unchanged(&dir, &written).map_err(|err| match err {
+            git::worktree::WorkTreeError::Tampered(t) => GitError::Tampered(t),
+            other => GitError::io("checking the edited files", std::io::Error::other(other)),
+        })
+    })
+    .await
+    .map_err(|err| Stop::Transient(format!("work tree check failed: {err}")))?
+    .map_err(git_stop)
+}
+
+/// A stop for a git failure outside the push: tampering is told as such.
+pub(super) fn git_stop(err: GitError) -> Stop {
+    let GitError::Tampered(what) = err else {
+        return Stop::failed(
+            format!("PatchPilot could not manage the edited files: {err}"),
+            "Ask the PatchPilot operator to check the server logs, then comment `/patchpilot retry`.",
+        );
+    };
+    match work_tree_tampered(&what.to_string()) {
+        Outcome::Stopped { reason, remedy } => Stop::failed(reason, remedy),
+        _ => Stop::failed(what.to_string(), String::new()),
+    }
 }
