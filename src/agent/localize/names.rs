@@ -233,6 +233,11 @@ impl IssueNames {
     pub fn pointer(&self, path: &str, kind: FileKind) -> Option<String> {
         let lower = path.to_ascii_lowercase();
         let file = lower.rsplit('/').next().unwrap_or(&lower);
+        // A failing test is named in every failure report; that does not make the test
+        // file, rather than the code under test, the place to fix.
+        if kind == FileKind::Test {
+            return None;
+        }
         if self.files.contains(file) {
             return Some(format!("the issue names `{file}`"));
         }

@@ -201,7 +201,11 @@ fn name_signals(
     lines: &mut BTreeSet<u32>,
 ) -> f64 {
     let (mut message, mut flag) = (0.0f64, 0.0f64);
-    for &(probe, line) in &file.probe_hits {
+    // Man pages, scripts and changelogs *mention* a CLI's flags and messages; the code that
+    // parses or emits them is implementation (or the test that pins it down).
+    let emits = matches!(file.kind, FileKind::Implementation | FileKind::Test)
+        || ev.names.pointer(&file.path, file.kind).is_some();
+    for &(probe, line) in file.probe_hits.iter().filter(|_| emits) {
         let n = probe_counts[probe as usize];
         if n > PROBE_MAX_FILES {
             continue;
