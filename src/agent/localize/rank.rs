@@ -205,6 +205,7 @@ fn name_signals(
     // parses or emits them is implementation (or the test that pins it down).
     let emits = matches!(file.kind, FileKind::Implementation | FileKind::Test)
         || ev.names.pointer(&file.path, file.kind).is_some();
+    let mut seen: Vec<String> = Vec::new();
     for &(probe, line) in file.probe_hits.iter().filter(|_| emits) {
         let n = probe_counts[probe as usize];
         if n > PROBE_MAX_FILES {
@@ -212,6 +213,11 @@ fn name_signals(
         }
         let rarity = 1.0 / (n as f64).sqrt();
         let (is_flag, label) = ev.names.probe_label(probe as usize);
+        // `--flag` and `"flag"` are two probes for one flag: count it once.
+        if seen.contains(&label) {
+            continue;
+        }
+        seen.push(label.clone());
         if is_flag {
             flag += FLAG * rarity;
             push_reason(
