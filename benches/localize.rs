@@ -43,19 +43,29 @@ fn main() -> anyhow::Result<()> {
         failure_output: None,
         limit: 10,
     };
+    let runs: usize = std::env::var("LOCALIZE_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(9);
     let mut times: Vec<Duration> = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..runs.max(1) {
         let t = Instant::now();
         let found = localize(dir.path(), &input)?;
         times.push(t.elapsed());
         assert!(!found.is_empty(), "the traceback file must be found");
     }
     times.sort();
+    let p90 = times[((times.len() * 9).div_ceil(10)).saturating_sub(1)];
     println!(
-        "localize over {files} files: min {:.0} ms, median {:.0} ms, max {:.0} ms",
-        ms(times[0]),
+        "localize over {files} files, {} runs: median {:.0} ms, p90 {:.0} ms, min {:.0} ms, max {:.0} ms; load average {}",
+        times.len(),
         ms(times[times.len() / 2]),
-        ms(times[times.len() - 1])
+        ms(p90),
+        ms(times[0]),
+        ms(times[times.len() - 1]),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
     Ok(())
 }

@@ -3,9 +3,13 @@
 //!
 //! For each case it localises with the issue text only (title + body, no failing output:
 //! the harder, triage-time setting) and with the plain BM25 baseline, and reports
-//! hit@k: the share of cases where at least one file the real fix changed is in the top k.
-//! `--verbose` prints each case's rank for both rankers.
+//! hit@k: the share of cases where at least one gold file (a non-test file the real fix
+//! changed) is in the top k. Figures are reported per split — `tuning` (repositories the
+//! weights were chosen on) and `held-out` (never looked at while tuning) — overall and per
+//! language. `--verbose` prints each case's rank for both rankers and the top three files;
+//! `--split NAME` restricts the run to one split.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -15,6 +19,8 @@ use serde::Deserialize;
 #[derive(Deserialize)]
 struct Case {
     id: String,
+    language: String,
+    split: String,
     gold_files: Vec<String>,
     title: String,
     body: String,
@@ -22,18 +28,29 @@ struct Case {
 
 const KS: [usize; 4] = [1, 3, 5, 10];
 
+/// Ranks (1-based, `None` = not in the top 10) of both rankers for one case.
+struct Outcome<'a> {
+    case: &'a Case,
+    ours: Option<usize>,
+    base: Option<usize>,
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     anyhow::ensure!(
         args.len() >= 3,
-        "usage: localize_eval <cases.json> <trees dir> [--verbose]"
+        "usage: localize_eval <cases.json> <trees dir> [--verbose] [--split tuning|held-out]"
     );
     let cases: Vec<Case> = serde_json::from_slice(&std::fs::read(&args[1])?)?;
     let trees = PathBuf::from(&args[2]);
     let verbose = args.iter().any(|a| a == "--verbose");
-    let (mut ours, mut base) = (Vec::new(), Vec::new());
+    let only = args
+        .iter()
+        .position(|a| a == "--split")
+        .and_then(|i| args.get(i + 1));
+    let mut outcomes = Vec::new();
     let mut elapsed = Vec::new();
-    for case in &cases {
+    for case in cases.iter().filter(|c| only.is_none_or(|s| &c.split == s)) {
         let root = trees.join(&case.id);
         let text = format!("{}\n\n{}", case.title, case.body);
         let started = Instant::now();
@@ -47,37 +64,67 @@ fn main() -> anyhow::Result<()> {
         )?;
         elapsed.push(started.elapsed().as_secs_f64());
         let baseline = bm25_baseline(&root, &text, 10)?;
-        let (r1, r2) = (
-            rank_of(&found, &case.gold_files),
-            rank_of(&baseline, &case.gold_files),
-        );
+        let outcome = Outcome {
+            case,
+            ours: rank_of(&found, &case.gold_files),
+            base: rank_of(&baseline, &case.gold_files),
+        };
         if verbose {
-            println!(
-                "{:<20} patchpilot {:>4}  bm25 {:>4}  gold {:?}",
-                case.id,
-                show(r1),
-                show(r2),
-                case.gold_files
-            );
+            print_case(&outcome, &found);
         }
-        ours.push(r1);
-        base.push(r2);
+        outcomes.push(outcome);
     }
-    println!("cases: {}", cases.len());
-    println!(
-        "{:<12} {:>7} {:>7} {:>7} {:>7}",
-        "ranker", "hit@1", "hit@3", "hit@5", "hit@10"
-    );
-    for (name, ranks) in [("patchpilot", &ours), ("bm25", &base)] {
-        let cells: Vec<String> = KS
-            .iter()
-            .map(|&k| format!("{:>6.1}%", hit_at(ranks, k)))
-            .collect();
-        println!("{:<12} {}", name, cells.join(" "));
+    for split in ["tuning", "held-out"] {
+        let part: Vec<&Outcome<'_>> = outcomes.iter().filter(|o| o.case.split == split).collect();
+        if part.is_empty() {
+            continue;
+        }
+        print_table(&format!("{split} — all languages"), &part);
+        let mut by_lang: BTreeMap<&str, Vec<&Outcome<'_>>> = BTreeMap::new();
+        for o in &part {
+            by_lang.entry(o.case.language.as_str()).or_default().push(o);
+        }
+        for (lang, list) in by_lang {
+            print_table(&format!("{split} — {lang}"), &list);
+        }
     }
     let mean = elapsed.iter().sum::<f64>() / elapsed.len().max(1) as f64;
     println!("mean localise time per case: {:.0} ms", mean * 1000.0);
     Ok(())
+}
+
+fn print_case(o: &Outcome<'_>, found: &[Candidate]) {
+    let top: Vec<String> = found
+        .iter()
+        .take(3)
+        .map(|c| format!("{} [{}]", c.path, c.kind))
+        .collect();
+    println!(
+        "{:<16} {:<8} patchpilot {:>3}  bm25 {:>3}  gold {:?}\n                 top: {}",
+        o.case.id,
+        o.case.split,
+        show(o.ours),
+        show(o.base),
+        o.case.gold_files,
+        top.join(" | ")
+    );
+}
+
+fn print_table(title: &str, part: &[&Outcome<'_>]) {
+    println!("\n{title} ({} cases)", part.len());
+    println!(
+        "  {:<12} {:>7} {:>7} {:>7} {:>7}",
+        "ranker", "hit@1", "hit@3", "hit@5", "hit@10"
+    );
+    let ours: Vec<Option<usize>> = part.iter().map(|o| o.ours).collect();
+    let base: Vec<Option<usize>> = part.iter().map(|o| o.base).collect();
+    for (name, ranks) in [("patchpilot", &ours), ("plain BM25", &base)] {
+        let cells: Vec<String> = KS
+            .iter()
+            .map(|&k| format!("{:>7.2}", hit_at(ranks, k)))
+            .collect();
+        println!("  {:<12} {}", name, cells.join(" "));
+    }
 }
 
 /// 1-based rank of the first gold file, if in the list.
@@ -88,9 +135,10 @@ fn rank_of(found: &[Candidate], gold: &[String]) -> Option<usize> {
         .map(|p| p + 1)
 }
 
+/// Share (0..=1) of cases with a gold file in the top `k`.
 fn hit_at(ranks: &[Option<usize>], k: usize) -> f64 {
     let hits = ranks.iter().filter(|r| r.is_some_and(|r| r <= k)).count();
-    100.0 * hits as f64 / ranks.len().max(1) as f64
+    hits as f64 / ranks.len().max(1) as f64
 }
 
 fn show(r: Option<usize>) -> String {

@@ -121,7 +121,7 @@ fn failing_pytest_output_ranks_code_under_test_above_the_test() {
         limit: 5,
     };
     let found = localize(dir.path(), &input).unwrap();
-    assert_eq!(found[0].path, "src/shop/config.py");
+    assert_eq!(found[0].path, "src/shop/config.py", "{found:#?}");
     let test_rank = paths(&found)
         .iter()
         .position(|p| *p == "tests/test_config.py")
@@ -131,7 +131,7 @@ fn failing_pytest_output_ranks_code_under_test_above_the_test() {
         found[test_rank]
             .reasons
             .iter()
-            .any(|r| r.contains("test file"))
+            .any(|r| r.contains("test: ranked below implementation files"))
     );
 }
 

@@ -10,7 +10,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 /// Standard BM25 constants (Robertson & Zaragoza).
 const K1: f64 = 1.2;
-const B: f64 = 0.75;
+/// Length normalisation of the textbook BM25 (the baseline uses it).
+pub const B_STANDARD: f64 = 0.75;
 
 /// FNV-1a: the scanner hashes millions of short tokens, where SipHash's DoS resistance
 /// buys nothing (keys come from the issue text, and a collision costs only speed).
@@ -86,7 +87,8 @@ pub struct Scored {
 }
 
 /// Scores every document; documents without a query term score 0 with no terms.
-pub fn score_all(query: &Query, docs: &[&DocTerms]) -> Vec<Scored> {
+/// `b` is the length normalisation (0 = none, 1 = full).
+pub fn score_all(query: &Query, docs: &[&DocTerms], b: f64) -> Vec<Scored> {
     let n = docs.len() as f64;
     let avgdl = (docs.iter().map(|d| d.len).sum::<f64>() / n.max(1.0)).max(1.0);
     let mut df = vec![0u32; query.terms.len()];
@@ -101,7 +103,7 @@ pub fn score_all(query: &Query, docs: &[&DocTerms]) -> Vec<Scored> {
         .collect();
     docs.iter()
         .map(|d| {
-            let norm = K1 * (1.0 - B + B * d.len / avgdl);
+            let norm = K1 * (1.0 - b + b * d.len / avgdl);
             let mut parts: Vec<(u32, f64)> =
                 d.tf.iter()
                     .map(|&(t, tf)| {
@@ -143,7 +145,7 @@ mod tests {
         let d_common = doc(10.0, &[(0, 1.0)]);
         let d_rare = doc(10.0, &[(1, 1.0)]);
         let d_other = doc(10.0, &[(0, 1.0)]);
-        let s = score_all(&q, &[&d_common, &d_rare, &d_other]);
+        let s = score_all(&q, &[&d_common, &d_rare, &d_other], B_STANDARD);
         assert!(s[1].score > s[0].score);
         assert_eq!(s[1].top_terms, [1]);
     }
@@ -154,7 +156,7 @@ mod tests {
         let short = doc(5.0, &[(0, 2.0)]);
         let long = doc(500.0, &[(0, 2.0)]);
         let empty = doc(50.0, &[]);
-        let s = score_all(&q, &[&short, &long, &empty]);
+        let s = score_all(&q, &[&short, &long, &empty], B_STANDARD);
         assert!(s[0].score > s[1].score);
         assert_eq!(s[2].score, 0.0);
     }
@@ -167,7 +169,7 @@ mod tests {
             doc(10.0, &[(0, 10.0)]),
             doc(10.0, &[(0, 100.0)]),
         );
-        let s = score_all(&q, &[&a, &b, &c, &doc(10.0, &[])]);
+        let s = score_all(&q, &[&a, &b, &c, &doc(10.0, &[])], B_STANDARD);
         assert!(s[1].score > s[0].score);
         assert!(s[2].score - s[1].score < s[1].score - s[0].score);
     }

@@ -19,7 +19,7 @@ pub struct LocalizeArgs {
     /// File holding the failing command's output.
     #[arg(long)]
     pub failure_output: Option<PathBuf>,
-    /// Print JSON (an array of {path, score, reasons, lines}) instead of text.
+    /// Print JSON (an array of {path, kind, score, reasons, lines}) instead of text.
     #[arg(long)]
     pub json: bool,
     /// Number of files to list.
@@ -74,9 +74,10 @@ pub fn render_text(found: &[Candidate]) -> String {
             )
         };
         out.push_str(&format!(
-            "{:>2}. {}{lines}  [score {:.3}]\n",
+            "{:>2}. {}{lines}  [{}, score {:.3}]\n",
             n + 1,
             c.path,
+            c.kind,
             c.score
         ));
         for r in &c.reasons {
@@ -94,13 +95,14 @@ mod tests {
     fn text_rendering_lists_reasons_and_lines() {
         let c = Candidate {
             path: "src/a.rs".into(),
+            kind: "implementation".into(),
             score: 3.5,
             reasons: vec!["named in the Rust panic message (line 3)".into()],
             lines: vec![3],
         };
         assert_eq!(
             render_text(&[c]),
-            " 1. src/a.rs (lines 3)  [score 3.500]\n      - named in the Rust panic message (line 3)\n"
+            " 1. src/a.rs (lines 3)  [implementation, score 3.500]\n      - named in the Rust panic message (line 3)\n"
         );
         assert!(render_text(&[]).starts_with("No candidate files"));
     }

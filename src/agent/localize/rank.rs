@@ -1,16 +1,19 @@
 //! Combines the evidence into one ranked list, with a human reason for each signal.
 //!
-//! Score = (BM25 / best BM25 + trace + module + definition signals) × path-class weight.
-//! BM25 is normalised to 0..=1 so that a precise signal (a traceback frame scores 2–3)
-//! outranks any amount of keyword overlap, while BM25 still orders everything the
-//! traces do not mention. Weights were set by hand on the evaluation set in `eval/` and
-//! are deliberately round numbers.
+//! Score = (BM25 / best BM25 + trace + module + definition + message + flag + name +
+//! locale signals) × kind weight. BM25 is normalised to 0..=1 so that a precise signal
+//! (a traceback frame scores 2–3) outranks any amount of keyword overlap, while BM25
+//! still orders everything the traces do not mention. The kind weight puts
+//! implementation files in the repository's main languages first; other kinds rank only
+//! when the issue points at them. Weights were chosen on the *tuning* split of `eval/`
+//! only (see eval/README.md) and are deliberately round numbers.
 
 use std::collections::BTreeSet;
 
 use super::Candidate;
 use super::bm25::{Query, Scored};
-use super::paths::PathClass;
+use super::kinds::{self, FileKind};
+use super::names::IssueNames;
 use super::resolve::PathIndex;
 use super::scan::FileStats;
 use super::stacktrace::{TraceKind, TraceRef};
@@ -25,6 +28,41 @@ const DEFINITION: f64 = 0.6;
 const MAX_DEFINITION: f64 = 1.8;
 const REPEAT_BONUS: f64 = 0.25;
 const MAX_LINES: usize = 12;
+/// A quoted message found in a file (divided by √ of the files that contain it).
+const MESSAGE: f64 = 1.2;
+const MAX_MESSAGE: f64 = 2.0;
+/// A `--flag` from the issue written in a file (same rarity rule).
+const FLAG: f64 = 0.8;
+const MAX_FLAG: f64 = 1.2;
+/// Probes found in more files than this say nothing about where the bug is.
+const PROBE_MAX_FILES: usize = 8;
+/// The file's own name (or its directory's, for `index.js`) is a word of the issue.
+const NAMED: f64 = 0.8;
+/// Files sharing a name this common are not pointed at by it.
+const NAMED_MAX_FILES: usize = 6;
+/// The file of a locale the issue names.
+const LOCALE: f64 = 2.0;
+
+/// Multipliers by kind. Implementation in a main language is the reference; a kind the
+/// issue points at is lifted to [`POINTED`].
+const IMPL_OTHER_LANGUAGE: f64 = 0.6;
+const POINTED: f64 = 0.95;
+fn kind_weight(kind: FileKind) -> f64 {
+    match kind {
+        FileKind::Implementation => 1.0,
+        FileKind::Test => 0.4,
+        FileKind::TypeDeclaration | FileKind::Script => 0.35,
+        FileKind::BuildConfig | FileKind::Docs => 0.2,
+        FileKind::Other => 0.15,
+        FileKind::Generated | FileKind::Vendored => 0.1,
+        FileKind::Changelog => 0.08,
+        FileKind::Legal => 0.05,
+    }
+}
+/// Stems that name nothing: `src/plugin/utc/index.js` is named by its directory.
+const GENERIC_STEMS: &[&str] = &[
+    "index", "mod", "main", "__init__", "lib", "init", "default", "__main__",
+];
 
 /// All evidence gathered for one request.
 pub struct Evidence<'a> {
@@ -33,6 +71,7 @@ pub struct Evidence<'a> {
     pub query: &'a Query,
     pub refs: &'a [TraceRef],
     pub modules: &'a [String],
+    pub names: &'a IssueNames,
 }
 
 /// A trace reference's index, the reference, and the files it resolved to.
@@ -55,6 +94,9 @@ pub fn rank(ev: &Evidence<'_>, limit: usize) -> Vec<Candidate> {
     add_trace_evidence(ev, &index, &mut acc);
     add_module_evidence(ev, &index, &mut acc);
     let def_counts = definition_counts(ev.files);
+    let probe_counts = probe_counts(ev.files);
+    let name_counts = name_counts(ev.files);
+    let main = kinds::main_languages(ev.files.iter().map(|f| (f.path.as_str(), f.kind)));
     let best = ev.bm25.iter().map(|s| s.score).fold(0.0, f64::max);
     let mut out: Vec<Candidate> = Vec::new();
     for (i, (file, a)) in ev.files.iter().zip(acc).enumerate() {
@@ -63,18 +105,27 @@ pub fn rank(ev: &Evidence<'_>, limit: usize) -> Vec<Candidate> {
         } else {
             0.0
         };
+        let mut reasons = a.reasons;
+        let mut lines = a.lines;
         let (defs, def_reason) = definition_signal(file, &def_counts);
+        let names = name_signals(
+            ev,
+            file,
+            &probe_counts,
+            &name_counts,
+            &mut reasons,
+            &mut lines,
+        );
         let signals = a.trace
             + REPEAT_BONUS * f64::from(a.trace_hits.saturating_sub(1)).min(4.0)
             + a.module
-            + defs;
+            + defs
+            + names;
         let raw = bm25 + signals;
         if raw <= 0.0 {
             continue;
         }
-        let mut reasons = a.reasons;
         reasons.extend(def_reason);
-        let mut lines = a.lines;
         lines.extend(file.defs.iter().map(|d| d.1));
         if bm25 > 0.0 {
             let terms: Vec<&str> = ev.bm25[i]
@@ -84,10 +135,12 @@ pub fn rank(ev: &Evidence<'_>, limit: usize) -> Vec<Candidate> {
                 .collect();
             reasons.push(format!("BM25 match: {}", terms.join(", ")));
         }
-        reasons.extend(file.class.describe().map(str::to_owned));
+        let (weight, kind_reason) = weight_of(ev.names, file, &main);
+        reasons.push(kind_reason);
         out.push(Candidate {
             path: file.path.clone(),
-            score: round3(raw * file.class.weight()),
+            kind: file.kind.label().to_owned(),
+            score: round3(raw * weight),
             reasons,
             lines: lines.into_iter().take(MAX_LINES).collect(),
         });
@@ -99,6 +152,159 @@ pub fn rank(ev: &Evidence<'_>, limit: usize) -> Vec<Candidate> {
     });
     out.truncate(limit);
     out
+}
+
+/// The kind multiplier and the sentence that explains it.
+fn weight_of(names: &IssueNames, file: &FileStats, main: &[&str]) -> (f64, String) {
+    if file.kind == FileKind::Implementation {
+        let lang = kinds::language(&file.path).unwrap_or("unknown language");
+        if main.is_empty() || main.contains(&lang) {
+            return (
+                1.0,
+                format!("implementation in {lang}, a main language of this repository"),
+            );
+        }
+        if let Some(why) = names.pointer(&file.path, file.kind) {
+            return (
+                POINTED,
+                format!("implementation in {lang}, not a main language, kept high because {why}"),
+            );
+        }
+        return (
+            IMPL_OTHER_LANGUAGE,
+            format!(
+                "implementation in {lang}, not a main language of this repository: ranked lower"
+            ),
+        );
+    }
+    let label = file.kind.label();
+    let base = kind_weight(file.kind);
+    match names.pointer(&file.path, file.kind) {
+        Some(why) if POINTED > base => (
+            POINTED,
+            format!("{label}, ranked as a candidate because {why}"),
+        ),
+        _ => (
+            base,
+            format!("{label}: ranked below implementation files unless the issue points at it"),
+        ),
+    }
+}
+
+/// Message, flag, file-name and locale evidence; adds reasons and lines as it goes.
+fn name_signals(
+    ev: &Evidence<'_>,
+    file: &FileStats,
+    probe_counts: &[usize],
+    name_counts: &std::collections::HashMap<String, usize>,
+    reasons: &mut Vec<String>,
+    lines: &mut BTreeSet<u32>,
+) -> f64 {
+    let (mut message, mut flag) = (0.0f64, 0.0f64);
+    // Man pages, scripts and changelogs *mention* a CLI's flags and messages; the code that
+    // parses or emits them is implementation (or the test that pins it down).
+    let emits = matches!(file.kind, FileKind::Implementation | FileKind::Test)
+        || ev.names.pointer(&file.path, file.kind).is_some();
+    let mut seen: Vec<String> = Vec::new();
+    for &(probe, line) in file.probe_hits.iter().filter(|_| emits) {
+        let n = probe_counts[probe as usize];
+        if n > PROBE_MAX_FILES {
+            continue;
+        }
+        let rarity = 1.0 / (n as f64).sqrt();
+        let (is_flag, label) = ev.names.probe_label(probe as usize);
+        // `--flag` and `"flag"` are two probes for one flag: count it once.
+        if seen.contains(&label) {
+            continue;
+        }
+        seen.push(label.clone());
+        if is_flag {
+            flag += FLAG * rarity;
+            push_reason(
+                reasons,
+                format!("contains the flag `{label}` from the issue (line {line})"),
+            );
+        } else {
+            message += MESSAGE * rarity;
+            push_reason(
+                reasons,
+                format!("contains the text “{label}” quoted in the issue (line {line})"),
+            );
+        }
+        lines.insert(line);
+    }
+    let mut total = message.min(MAX_MESSAGE) + flag.min(MAX_FLAG);
+    if let Some(name) = file_name_key(&file.path)
+        && ev.query.ids.contains_key(&name)
+        && let Some(&n) = name_counts.get(&name)
+        && n <= NAMED_MAX_FILES
+    {
+        total += NAMED / (n as f64).sqrt();
+        push_reason(reasons, format!("its name `{name}` is a word of the issue"));
+    }
+    if let Some((code, why)) = ev.names.locale_of(&file.path) {
+        total += LOCALE;
+        push_reason(
+            reasons,
+            format!("locale file for `{code}`, named in the issue as {why}"),
+        );
+    }
+    total
+}
+
+fn push_reason(reasons: &mut Vec<String>, r: String) {
+    if !reasons.contains(&r) && reasons.len() < 8 {
+        reasons.push(r);
+    }
+}
+
+/// How many files contain each probe.
+fn probe_counts(files: &[FileStats]) -> Vec<usize> {
+    let mut counts: Vec<usize> = Vec::new();
+    for f in files {
+        for &(p, _) in &f.probe_hits {
+            let p = p as usize;
+            if counts.len() <= p {
+                counts.resize(p + 1, 0);
+            }
+            counts[p] += 1;
+        }
+    }
+    counts
+}
+
+/// The name a file is known by, lower-case and without separators: its stem without
+/// test or declaration suffixes, or its directory's name when the stem is generic.
+fn file_name_key(path: &str) -> Option<String> {
+    let mut parts = path.rsplit('/');
+    let file = parts.next()?;
+    let stem = file.split('.').next()?;
+    let stem = if GENERIC_STEMS.contains(&stem.to_ascii_lowercase().as_str()) {
+        parts.next()?
+    } else {
+        stem
+    };
+    let key: String = stem
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let key = key
+        .strip_suffix("test")
+        .or_else(|| key.strip_suffix("spec"))
+        .filter(|k| !k.is_empty())
+        .map_or(key.clone(), str::to_owned);
+    (key.len() >= 3).then_some(key)
+}
+
+fn name_counts(files: &[FileStats]) -> std::collections::HashMap<String, usize> {
+    let mut counts = std::collections::HashMap::new();
+    for f in files {
+        if let Some(k) = file_name_key(&f.path) {
+            *counts.entry(k).or_insert(0) += 1;
+        }
+    }
+    counts
 }
 
 fn round3(x: f64) -> f64 {
@@ -174,7 +380,7 @@ fn deepest_frames(files: &[FileStats], resolved: &[Resolved<'_>]) -> BTreeSet<us
     ];
     for kind in kinds {
         let mut frames = resolved.iter().filter(|(_, r, hits)| {
-            r.kind == kind && hits.len() == 1 && files[hits[0].0].class == PathClass::Source
+            r.kind == kind && hits.len() == 1 && files[hits[0].0].kind == FileKind::Implementation
         });
         let pick = if kind == TraceKind::PythonTraceback {
             frames.next_back()

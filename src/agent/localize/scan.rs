@@ -15,7 +15,7 @@ use ignore::{WalkBuilder, WalkState};
 use regex::bytes::Regex;
 
 use super::bm25::DocTerms;
-use super::paths::{self, PathClass};
+use super::kinds::{self, FileKind};
 use super::tokenize::{TokenKind, for_each_raw_token};
 use super::vocab::Vocab;
 
@@ -31,6 +31,8 @@ pub struct ScanSpec<'a> {
     /// Matches a definition keyword line naming one of the wanted identifiers; capture
     /// group `name` is the identifier. `None` disables definition search.
     pub definitions: Option<&'a DefinitionSearch>,
+    /// Messages and flags from the issue to find in file contents (`None`: skip).
+    pub probes: Option<&'a ProbeSearch>,
 }
 
 /// What ranking needs to know about one file.
@@ -38,10 +40,12 @@ pub struct ScanSpec<'a> {
 pub struct FileStats {
     /// Repo-relative, `/`-separated.
     pub path: String,
-    pub class: PathClass,
+    pub kind: FileKind,
     pub terms: DocTerms,
     /// Identifiers defined in this file, with their 1-based line.
     pub defs: Vec<(String, u32)>,
+    /// Probes (index into the probe list) found in this file, with the first line.
+    pub probe_hits: Vec<(u16, u32)>,
 }
 
 /// Scans `root`; the result is sorted by path so ranking is deterministic.
@@ -91,9 +95,9 @@ pub fn file_stats(path: String, content: &[u8], spec: &ScanSpec<'_>) -> Option<F
     if content[..content.len().min(8192)].contains(&0) {
         return None;
     }
-    let mut class = paths::classify(&path);
-    if class == PathClass::Source && paths::looks_minified(content) {
-        class = PathClass::Generated;
+    let mut kind = kinds::classify(&path);
+    if kind == FileKind::Implementation && kinds::looks_minified(content) {
+        kind = FileKind::Generated;
     }
     // Dense per-term counts: an index per hit is cheaper than hashing the term id, and
     // the query has at most a few hundred terms.
@@ -118,12 +122,59 @@ pub fn file_stats(path: String, content: &[u8], spec: &ScanSpec<'_>) -> Option<F
         .definitions
         .map(|re| find_definitions(re, content))
         .unwrap_or_default();
+    let probe_hits = spec.probes.map(|p| p.find(content)).unwrap_or_default();
     Some(FileStats {
         path,
-        class,
+        kind,
         terms: DocTerms { len, tf },
         defs,
+        probe_hits,
     })
+}
+
+/// Case-insensitive search for the issue's message fragments and flags (literals only,
+/// so the regex engine runs a multi-literal search rather than walking every byte).
+pub struct ProbeSearch {
+    re: Regex,
+    index: std::collections::HashMap<Vec<u8>, u16>,
+}
+
+impl ProbeSearch {
+    /// `None` when there is nothing to search for.
+    pub fn new(probes: &[String]) -> Option<Self> {
+        if probes.is_empty() {
+            return None;
+        }
+        let alts: Vec<String> = probes.iter().map(|p| regex::escape(p)).collect();
+        let re = Regex::new(&format!("(?i-u){}", alts.join("|"))).ok()?;
+        let index = probes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.to_ascii_lowercase().into_bytes(), i as u16))
+            .collect();
+        Some(ProbeSearch { re, index })
+    }
+
+    /// Distinct probes found in `content`, each with the 1-based line of its first match.
+    fn find(&self, content: &[u8]) -> Vec<(u16, u32)> {
+        let mut out: Vec<(u16, u32)> = Vec::new();
+        let (mut line, mut counted_to) = (1u32, 0usize);
+        for m in self.re.find_iter(content) {
+            let Some(&id) = self.index.get(&m.as_bytes().to_ascii_lowercase()) else {
+                continue;
+            };
+            if out.iter().any(|h| h.0 == id) {
+                continue;
+            }
+            line += content[counted_to..m.start()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u32;
+            counted_to = m.start();
+            out.push((id, line));
+        }
+        out
+    }
 }
 
 /// The definition regex plus a literal-only prefilter: the full pattern starts with a
@@ -197,10 +248,11 @@ mod tests {
             vocab: &vocab,
             path_weight: 3.0,
             definitions: None,
+            probes: None,
         };
         let s = file_stats("src/config.rs".into(), b"fn parse() {}\n// parse it", &spec).unwrap();
         assert_eq!(s.terms.tf, [(0, 3.0), (1, 2.0)]);
-        assert_eq!(s.class, PathClass::Source);
+        assert_eq!(s.kind, FileKind::Implementation);
     }
 
     #[test]
@@ -211,6 +263,7 @@ mod tests {
             vocab: &vocab,
             path_weight: 1.0,
             definitions: None,
+            probes: None,
         };
         assert!(file_stats("a.bin".into(), b"\x7fELF\0\0x", &spec).is_none());
     }
@@ -251,9 +304,27 @@ mod tests {
             vocab: &vocab,
             path_weight: 1.0,
             definitions: None,
+            probes: None,
         };
         let files = scan(dir.path(), &spec).unwrap();
         let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["src/config.rs"]);
+    }
+}
+
+#[cfg(test)]
+mod probe_tests {
+    use super::*;
+
+    #[test]
+    fn probes_match_case_insensitively_with_first_line() {
+        let p = ProbeSearch::new(&[
+            "is not defined for subcommand".into(),
+            "--accept-nth".into(),
+        ])
+        .unwrap();
+        let text = b"package cobra\n\nfunc x() {\n\tpanic(\"group id '%s' IS NOT DEFINED for subcommand\")\n}\ncase \"--accept-nth\":\n// --accept-nth again\n";
+        assert_eq!(p.find(text), [(0, 4), (1, 6)]);
+        assert!(p.find(b"nothing here").is_empty());
     }
 }

@@ -1,7 +1,9 @@
-//! Step 3: stack traces and `file:line` references from the issue and the failing output,
-//! then BM25 over the tracked files: a short list of files, each with why it was chosen.
+//! Step 3: stack traces, `file:line` references, quoted messages, flags and names from the
+//! issue and the failing output, then BM25 over the tracked files, implementation files
+//! in the repository's own languages first: a short list of files, each with its kind and
+//! why it was chosen.
 
-use crate::agent::localize::{LocalizeInput, localize};
+use crate::agent::localize::{Candidate, LocalizeInput, localize};
 use crate::agent::pipeline::{Progress, Stop};
 use crate::github::messages::PipelineStep;
 use crate::session::EventLevel;
@@ -38,23 +40,48 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
     })?;
     for candidate in &candidates {
         progress
-            .log(
-                "localise",
-                EventLevel::Info,
-                &format!("{} — {}", candidate.path, candidate.reasons.join("; ")),
-            )
+            .log("localise", EventLevel::Info, &candidate_line(candidate))
             .await;
     }
     let message = if candidates.is_empty() {
         "no file stood out; the model will work from the description".to_owned()
     } else {
         format!(
-            "{} candidate files, top: {}",
+            "{} candidate files, top: {} ({})",
             candidates.len(),
-            candidates[0].path
+            candidates[0].path,
+            candidates[0].kind
         )
     };
     ctx.candidates = candidates;
     progress.done(PipelineStep::Localise, &message).await;
     Ok(())
+}
+
+/// One event-log line per candidate: path, kind, then the reasons.
+fn candidate_line(c: &Candidate) -> String {
+    format!("{} ({}) — {}", c.path, c.kind, c.reasons.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidate_lines_show_kind_and_reasons() {
+        let c = Candidate {
+            path: "src/options.go".into(),
+            kind: "implementation".into(),
+            score: 2.0,
+            reasons: vec![
+                "contains the flag `--height` from the issue (line 6)".into(),
+                "implementation in Go, a main language of this repository".into(),
+            ],
+            lines: vec![6],
+        };
+        assert_eq!(
+            candidate_line(&c),
+            "src/options.go (implementation) — contains the flag `--height` from the issue (line 6); implementation in Go, a main language of this repository"
+        );
+    }
 }
