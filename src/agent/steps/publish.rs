@@ -8,7 +8,7 @@ use crate::agent::pipeline::progress::github_ref;
 use crate::agent::pipeline::{Progress, Stop};
 use crate::github::client::NewPullRequest;
 use crate::github::messages::{
-    PipelineStep, PullRequestView, pull_request_body, pull_request_title,
+    PipelineStep, PullRequestView, commit_message, pull_request_body, pull_request_title,
 };
 use crate::store::SessionPatch;
 
@@ -51,12 +51,7 @@ pub async fn run(
         name: bot.clone(),
         email: format!("{bot}@users.noreply.github.com"),
     };
-    let message = format!(
-        "{}\n\nFixes #{}\n\nVerified with: {}",
-        pull_request_title(s.issue, &ctx.title),
-        s.issue,
-        ctx.repro
-    );
+    let message = commit_message(s.issue, &ctx.title, &ctx.repro);
     let (dir, files, auth, push_branch) = (
         ctx.work_dir.clone(),
         ctx.changed_files.clone(),
@@ -88,7 +83,7 @@ pub async fn run(
         model: ctx.model_name.clone(),
         input_tokens: ctx.input_tokens,
         output_tokens: ctx.output_tokens,
-        session_url: progress.session_url().to_owned(),
+        session: progress.session_link(),
     });
     let pr = github
         .open_pull_request(
