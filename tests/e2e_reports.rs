@@ -238,6 +238,12 @@ async fn huge_hostile_repro_output_keeps_every_body_under_githubs_limit() {
         session.error_message
     );
 
+    let error = session.error_message.clone().unwrap_or_default();
+    assert!(
+        error.contains("no verified fix after 1 attempts"),
+        "the model was asked and the fix verified (so both outputs are shown): {error}\n{}",
+        world.events(&session_id).await
+    );
     let runs = world.github.check_runs(REPO);
     let last = runs.last().unwrap();
     assert_eq!(last.conclusion.as_deref(), Some("failure"));
@@ -248,7 +254,9 @@ async fn huge_hostile_repro_output_keeps_every_body_under_githubs_limit() {
             && text.ends_with(&format!(
                 "The full text is on the [session page](https://patchpilot.example/sessions/{session_id})."
             )),
-        "{}",
+        "{:?} / after the fix shown: {}\n{}",
+        session.error_message,
+        text.contains("#### After the fix"),
         &text[text.len() - 400..]
     );
     assert_eq!(
