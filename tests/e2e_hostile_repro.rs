@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use patchpilot::session::{Session, SessionStatus};
-use support::e2e::{MAINTAINER, REPO, World};
+use support::e2e::{MAINTAINER, Options, REPO, World};
 use support::fake_model::Reply;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -133,14 +133,14 @@ async fn run(tier: &str, issue: u64, repro: &str, replies: &[&str]) -> Run {
     let world = World::start_with(
         support::db::fresh_sqlite().await,
         &shell_project(),
-        &[
-            "--sandbox-tier",
-            tier,
-            "--sandbox-uid-base",
-            &uid_base,
-            "--sandbox-uid-count",
-            "8",
-        ],
+        Options {
+            extra_args: ["--sandbox-tier", tier, "--sandbox-uid-base", &uid_base]
+                .into_iter()
+                .chain(["--sandbox-uid-count", "8"])
+                .map(String::from)
+                .collect(),
+            ..Options::default()
+        },
     )
     .await;
     for reply in replies {

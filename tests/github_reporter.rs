@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::http::Method;
 use patchpilot::github::client::*;
 use patchpilot::github::messages::*;
-use patchpilot::github::reporter::{Reporter, SessionRef, reply_once};
+use patchpilot::github::reporter::{Reporter, SessionRef, limited_reply_marker, reply_limited};
 use patchpilot::github::types::*;
 use support::fake_github::{BOT_LOGIN, FailureKind, FakeGitHub};
 
@@ -56,8 +56,10 @@ fn view(running: PipelineStep, outcome: Outcome) -> ProgressView {
         })
         .collect();
     ProgressView {
-        session_id: "s-1".into(),
-        session_url: "https://pp/sessions/s-1".into(),
+        session: SessionLink {
+            id: "s-1".into(),
+            url: Some("https://pp/sessions/s-1".into()),
+        },
         steps,
         outcome,
     }
@@ -188,7 +190,7 @@ async fn retried_updates_under_server_errors_never_duplicate_the_comment() {
 }
 
 #[tokio::test]
-async fn check_run_goes_from_base_commit_to_pr_head() {
+async fn check_run_goes_from_base_commit_to_pr_head_and_both_end() {
     let fake = world().await;
     let reporter = Reporter::new(fake.client(), session());
     let base = CommitSha("a".repeat(40));
@@ -230,9 +232,18 @@ async fn check_run_goes_from_base_commit_to_pr_head() {
     assert_eq!(
         summary,
         [
-            (base.0.as_str(), "in_progress", None, "Patching…"),
+            (base.0.as_str(), "completed", Some("success"), "Fixed"),
             (head.0.as_str(), "completed", Some("success"), "Fixed")
-        ]
+        ],
+        "the base commit's run ends with the session, not spinning forever"
+    );
+    let pointer = runs[0].output["summary"].as_str().unwrap();
+    assert!(
+        pointer.starts_with(&format!(
+            "PatchPilot's result is on the pull request's head commit `{}`",
+            &head.0[..12]
+        )),
+        "{pointer}"
     );
     assert!(
         runs.iter()
@@ -245,42 +256,63 @@ async fn check_run_goes_from_base_commit_to_pr_head() {
 }
 
 #[tokio::test]
-async fn an_unauthorised_user_gets_one_polite_reply_per_issue() {
+async fn replies_to_people_without_write_access_are_rate_limited() {
     let fake = world().await;
     let gh = fake.client();
     let s = session();
-    let reply = unauthorised_reply("mallory");
+    let now = chrono::Utc::now();
+    let send = |user: &'static str, at: chrono::DateTime<chrono::Utc>| {
+        let gh = gh.clone();
+        let s = s.clone();
+        async move {
+            reply_limited(
+                gh.as_ref(),
+                s.installation,
+                &s.repo,
+                s.issue,
+                "unauthorised",
+                user,
+                &unauthorised_reply(user),
+                at,
+            )
+            .await
+            .unwrap()
+        }
+    };
 
-    let first = reply_once(
-        gh.as_ref(),
-        s.installation,
-        &s.repo,
-        s.issue,
-        "unauthorised",
-        &reply,
-    )
-    .await
-    .unwrap();
-    let second = reply_once(
-        gh.as_ref(),
-        s.installation,
-        &s.repo,
-        s.issue,
-        "unauthorised",
-        &reply,
-    )
-    .await
-    .unwrap();
-
-    assert!(first.is_some());
-    assert_eq!(second, None);
-    let comments = fake.comments("octo/hello", 7);
-    assert_eq!(comments.len(), 1);
+    assert!(send("mallory", now).await.is_some());
+    assert_eq!(send("mallory", now).await, None, "same user, same hour");
+    // Someone pasting our marker does not count: only the App's own comments do.
+    fake.add_comment(
+        "octo/hello",
+        7,
+        "trudy",
+        &limited_reply_marker("unauthorised", "trudy", now),
+    );
+    assert!(send("trudy", now).await.is_some());
+    for user in ["u1", "u2", "u3"] {
+        assert!(send(user, now).await.is_some());
+    }
     assert_eq!(
-        comments[0].body,
+        send("u4", now).await,
+        None,
+        "five replies per issue per day"
+    );
+    let later = now + chrono::Duration::hours(2);
+    assert_eq!(
+        send("mallory", later).await,
+        None,
+        "the issue cap still holds"
+    );
+
+    let comments = fake.comments("octo/hello", 7);
+    let ours: Vec<_> = comments.iter().filter(|c| c.author == BOT_LOGIN).collect();
+    assert_eq!(ours.len(), 5, "{comments:#?}");
+    assert_eq!(
+        ours[0].body,
         format!(
             "{}\n{}",
-            reply_marker("unauthorised"),
+            limited_reply_marker("unauthorised", "mallory", now),
             unauthorised_reply("mallory")
         )
     );

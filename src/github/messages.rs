@@ -5,18 +5,29 @@
 //! Invariants:
 //! - the progress comment starts with the hidden [`session_marker`], so a restarted server
 //!   finds its comment again (the reporter trusts it only in the App's own comments);
-//! - command output is fenced with a fence longer than any backtick run inside it, so a
-//!   repro's output cannot break out of its block;
-//! - check-run fields are trimmed to GitHub's 65,535-character limit on char boundaries.
+//! - text PatchPilot did not write itself (the model's summary, the issue title, commands,
+//!   their output, error messages) goes through [`super::markdown`]: closing keywords for
+//!   other issues and mentions are defused, HTML is escaped, code is fenced safely and
+//!   operator addresses are hidden;
+//! - every body is bounded below GitHub's limit with a note saying what was cut and where
+//!   the full text is;
+//! - session pages are linked only when there is a public URL (a relative link on GitHub
+//!   points at github.com).
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
+pub use super::markdown::{BODY_LIMIT, fenced, tail};
+use super::markdown::{
+    FullTextAt, bound, inline_code, redact_operator_details, untrusted_markdown, untrusted_plain,
+};
+
 use super::client::CheckOutput;
 use super::types::IssueNumber;
 
-/// GitHub's limit on check-run `summary` and `text`, and (roughly) on comment bodies.
-pub const GITHUB_TEXT_LIMIT: usize = 65_535;
+/// GitHub's limit on check-run `summary` and `text`, and on comment and PR bodies, minus a
+/// margin (see [`BODY_LIMIT`]).
+pub const GITHUB_TEXT_LIMIT: usize = BODY_LIMIT;
 /// How much of a command's output a comment or PR body shows (its tail).
 pub const OUTPUT_TAIL: usize = 6_000;
 
@@ -88,6 +99,9 @@ pub struct StepView {
 /// How a session ended, or that it has not yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// Recorded, waiting for a worker to claim it.
+    Queued,
+    /// A worker is on it (the running step, if any, is in the step list).
     InProgress,
     PullRequest {
         url: String,
@@ -102,11 +116,32 @@ pub enum Outcome {
     },
 }
 
+/// A session's identity in public text: its id, and its page when it has a public URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionLink {
+    pub id: String,
+    /// Absolute URL of the session page; `None` without `PATCHPILOT_PUBLIC_URL`.
+    pub url: Option<String>,
+}
+
+impl SessionLink {
+    fn full_text_at(&self) -> FullTextAt<'_> {
+        match &self.url {
+            Some(url) => FullTextAt::SessionPage(url),
+            None => FullTextAt::SessionRecord(&self.id),
+        }
+    }
+
+    /// `[label](url)`, or nothing without a public URL.
+    fn markdown(&self, label: &str) -> Option<String> {
+        self.url.as_ref().map(|url| format!("[{label}]({url})"))
+    }
+}
+
 /// Everything the progress comment and status reply show.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProgressView {
-    pub session_id: String,
-    pub session_url: String,
+    pub session: SessionLink,
     pub steps: Vec<StepView>,
     pub outcome: Outcome,
 }
@@ -121,13 +156,29 @@ impl ProgressView {
     }
 }
 
+/// An error or reason sentence, as the public may see it: operator addresses hidden and
+/// untrusted parts (commands, output, the model's words) defused.
+pub fn public_reason(text: &str) -> String {
+    untrusted_markdown(&redact_operator_details(text), None)
+}
+
+/// Untrusted inline code (a command, a file name): unbreakable, closing keywords defused.
+fn code(text: &str, own_issue: Option<u64>) -> String {
+    untrusted_markdown(&inline_code(text), own_issue)
+}
+
+/// A command's output (its tail) in a fence it cannot break, closing keywords defused.
+fn output_block(output: &str, max_bytes: usize, own_issue: Option<u64>) -> String {
+    untrusted_markdown(&fenced(&tail(output, max_bytes)), own_issue)
+}
+
 /// The hidden marker tying a comment to its session.
 pub fn session_marker(session_id: &str) -> String {
     format!("<!-- patchpilot:session={session_id} -->")
 }
 
-/// The hidden marker of a one-off reply of some kind (e.g. `unauthorised`), so it is
-/// posted at most once per issue.
+/// The hidden marker of a one-off reply of some kind (e.g. `unauthorised`); the reporter's
+/// rate limit reads it back.
 pub fn reply_marker(kind: &str) -> String {
     format!("<!-- patchpilot:reply={kind} -->")
 }
@@ -171,10 +222,10 @@ fn step_table(steps: &[StepView]) -> String {
 
 /// The one progress comment, edited in place as the session advances.
 pub fn progress_comment(view: &ProgressView) -> String {
-    let mut text = session_marker(&view.session_id);
+    let mut text = session_marker(&view.session.id);
     text.push('\n');
     let heading = match &view.outcome {
-        Outcome::InProgress => "PatchPilot is working on this issue",
+        Outcome::Queued | Outcome::InProgress => "PatchPilot is working on this issue",
         Outcome::PullRequest { .. } => "PatchPilot opened a pull request",
         Outcome::Stopped { .. } => "PatchPilot stopped",
         Outcome::Cancelled { .. } => "PatchPilot was cancelled",
@@ -183,11 +234,12 @@ pub fn progress_comment(view: &ProgressView) -> String {
     text.push_str(&step_table(&view.steps));
     text.push('\n');
     match &view.outcome {
+        Outcome::Queued => text.push_str("Waiting for a worker.\n"),
         Outcome::InProgress => match view.current_step() {
             Some(step) => {
                 let _ = writeln!(text, "Current step: **{}**.", step.label());
             }
-            None => text.push_str("Waiting for a worker.\n"),
+            None => text.push_str("Preparing: reading the issue and the repository's settings.\n"),
         },
         Outcome::PullRequest { url } => {
             let _ = writeln!(
@@ -196,7 +248,12 @@ pub fn progress_comment(view: &ProgressView) -> String {
             );
         }
         Outcome::Stopped { reason, remedy } => {
-            let _ = writeln!(text, "**Why:** {reason}\n\n**What you can do:** {remedy}");
+            let _ = writeln!(
+                text,
+                "**Why:** {}\n\n**What you can do:** {}",
+                public_reason(reason),
+                public_reason(remedy)
+            );
         }
         Outcome::Cancelled { by } => {
             if let Some(by) = by {
@@ -205,11 +262,14 @@ pub fn progress_comment(view: &ProgressView) -> String {
             text.push_str("Comment `/patchpilot retry` to start again.\n");
         }
     }
-    let _ = write!(text, "\n[Follow this session live]({})", view.session_url);
-    text
+    if let Some(link) = view.session.markdown("Follow this session live") {
+        let _ = write!(text, "\n{link}");
+    }
+    bound(&text, BODY_LIMIT, view.session.full_text_at())
 }
 
-/// Reply to someone without write access who tried to start work (at most once per issue).
+/// Reply to someone without write access who tried to start work (rate-limited by the
+/// caller: see `reporter::reply_limited`).
 pub fn unauthorised_reply(login: &str) -> String {
     format!(
         "Thanks @{login}! Only people with write access to this repository can start \
@@ -219,10 +279,14 @@ pub fn unauthorised_reply(login: &str) -> String {
 }
 
 /// Reply to a trigger while a session for the issue is still running.
-pub fn already_running_reply(session_url: &str) -> String {
+pub fn already_running_reply(session: &SessionLink) -> String {
+    let link = session
+        .markdown("follow it here")
+        .map(|link| format!(": {link}"))
+        .unwrap_or_default();
     format!(
-        "PatchPilot is already working on this issue: [follow it here]({session_url}). \
-         Comment `/patchpilot cancel` to stop it, then `/patchpilot retry` to start over."
+        "PatchPilot is already working on this issue{link}. Comment `/patchpilot cancel` to \
+         stop it, then `/patchpilot retry` to start over."
     )
 }
 
@@ -237,7 +301,8 @@ pub fn help_text(label: &str) -> String {
          | `/patchpilot cancel` | stop the running session |\n\
          | `/patchpilot status` | show where the session is |\n\
          | `/patchpilot help` | show this help |\n\n\
-         Adding the `{label}` label also starts it. Settings live in `.github/patchpilot.yml`."
+         Adding the {} label also starts it. Settings live in `.github/patchpilot.yml`.",
+        inline_code(label)
     )
 }
 
@@ -248,15 +313,24 @@ pub fn status_reply(view: Option<&ProgressView>) -> String {
             .into();
     };
     let state = match (&view.outcome, view.current_step()) {
+        (Outcome::Queued, _) => "is waiting for a worker".to_owned(),
         (Outcome::InProgress, Some(step)) => format!("is running: **{}**", step.label()),
-        (Outcome::InProgress, None) => "is waiting for a worker".to_owned(),
+        (Outcome::InProgress, None) => {
+            "is preparing (reading the issue and the repository's settings)".to_owned()
+        }
         (Outcome::PullRequest { url }, _) => format!("opened a pull request: {url}"),
-        (Outcome::Stopped { reason, .. }, _) => format!("stopped: {reason}"),
+        (Outcome::Stopped { reason, .. }, _) => format!("stopped: {}", public_reason(reason)),
         (Outcome::Cancelled { .. }, _) => "was cancelled".to_owned(),
     };
-    format!(
-        "The latest PatchPilot session {state} ([details]({})).",
-        view.session_url
+    let details = view
+        .session
+        .markdown("details")
+        .map(|link| format!(" ({link})"))
+        .unwrap_or_default();
+    bound(
+        &format!("The latest PatchPilot session {state}{details}."),
+        BODY_LIMIT,
+        view.session.full_text_at(),
     )
 }
 
@@ -264,7 +338,8 @@ pub fn status_reply(view: Option<&ProgressView>) -> String {
 pub fn could_not_reproduce(repro_command: &str) -> Outcome {
     Outcome::Stopped {
         reason: format!(
-            "`{repro_command}` succeeded before any change, so the bug did not reproduce."
+            "{} succeeded before any change, so the bug did not reproduce.",
+            inline_code(repro_command)
         ),
         remedy: "Comment `/patchpilot repro <command>` with a command that fails because of \
                  this bug (or add one under a \"Steps to reproduce\" heading), then \
@@ -292,34 +367,37 @@ pub fn work_tree_tampered(what: &str) -> Outcome {
 /// A comment for a reproduction that passed, with its output.
 pub fn could_not_reproduce_comment(repro_command: &str, output: &str) -> String {
     format!(
-        "PatchPilot could not reproduce this bug: `{repro_command}` succeeded on the default \
+        "PatchPilot could not reproduce this bug: {} succeeded on the default \
          branch.\n\n{}\nComment `/patchpilot repro <command>` with a command that fails \
          because of this bug, then `/patchpilot retry`.",
-        fenced(&tail(output, OUTPUT_TAIL))
+        code(&tail(repro_command, 1_000), None),
+        output_block(output, OUTPUT_TAIL, None)
     )
 }
 
 /// The comment for an invalid `.github/patchpilot.yml`.
 pub fn config_error_comment(field: Option<&str>, problem: &str, accepted: &[&str]) -> String {
     let location = match field {
-        Some(field) => format!("the field `{field}`"),
+        Some(field) => format!("the field {}", inline_code(field)),
         None => "the file".to_owned(),
     };
     let accepted = accepted
         .iter()
-        .map(|f| format!("`{f}`"))
+        .map(|f| inline_code(f))
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "PatchPilot stopped: `.github/patchpilot.yml` is invalid ({location}: {problem}).\n\n\
+        "PatchPilot stopped: `.github/patchpilot.yml` is invalid ({location}: {}).\n\n\
          Accepted fields: {accepted}.\n\nFix the file on the default branch, then comment \
-         `/patchpilot retry`."
+         `/patchpilot retry`.",
+        public_reason(problem)
     )
 }
 
 /// What the check run shows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckRunView {
+    pub session: SessionLink,
     pub steps: Vec<StepView>,
     pub outcome: Outcome,
     /// The sandbox tier the commands ran in (e.g. `bubblewrap`).
@@ -332,9 +410,10 @@ pub struct CheckRunView {
 /// Title, summary (step table + sandbox tier) and text (before/after output) of the check run.
 pub fn check_run_output(view: &CheckRunView) -> CheckOutput {
     let title = match &view.outcome {
+        Outcome::Queued => "Queued".to_owned(),
         Outcome::InProgress => match view.steps.iter().find(|s| s.state == StepState::Running) {
             Some(s) => format!("{}…", s.step.label()),
-            None => "Queued".to_owned(),
+            None => "Preparing…".to_owned(),
         },
         Outcome::PullRequest { .. } => "Fix verified, pull request opened".to_owned(),
         Outcome::Stopped { .. } => "Stopped".to_owned(),
@@ -349,33 +428,69 @@ pub fn check_run_output(view: &CheckRunView) -> CheckOutput {
         Outcome::Stopped { reason, remedy } => {
             let _ = write!(
                 summary,
-                "\n**Why:** {reason}\n\n**What you can do:** {remedy}\n"
+                "\n**Why:** {}\n\n**What you can do:** {}\n",
+                public_reason(reason),
+                public_reason(remedy)
             );
         }
-        Outcome::InProgress | Outcome::Cancelled { .. } => {}
+        Outcome::Queued | Outcome::InProgress | Outcome::Cancelled { .. } => {}
     }
     let mut text = String::new();
     if let Some(command) = &view.repro_command {
-        let _ = writeln!(text, "Reproduction command: `{command}`\n");
+        let _ = writeln!(text, "Reproduction command: {}\n", code(command, None));
     }
     for (heading, output) in [
         ("Before the fix", &view.output_before),
         ("After the fix", &view.output_after),
     ] {
         if let Some(output) = output {
-            let _ = writeln!(text, "#### {heading}\n{}", fenced(&tail(output, 30_000)));
+            let _ = writeln!(
+                text,
+                "#### {heading}\n{}",
+                output_block(output, 30_000, None)
+            );
         }
     }
+    let full = view.session.full_text_at();
     CheckOutput {
         title,
-        summary: truncate(&summary, GITHUB_TEXT_LIMIT),
-        text: (!text.is_empty()).then(|| truncate(&text, GITHUB_TEXT_LIMIT)),
+        summary: bound(&summary, BODY_LIMIT, full),
+        text: (!text.is_empty()).then(|| bound(&text, BODY_LIMIT, full)),
+    }
+}
+
+/// What the base commit's check run says once the session moved to the pull request head:
+/// the same result, pointing there.
+pub fn superseded_check_output(head: &CheckOutput, head_sha: &str) -> CheckOutput {
+    let short = &head_sha[..head_sha.len().min(12)];
+    let summary = format!(
+        "PatchPilot's result is on the pull request's head commit `{short}` (its PatchPilot \
+         check run has the details).\n\n{}",
+        head.summary
+    );
+    CheckOutput {
+        title: head.title.clone(),
+        summary: bound(&summary, BODY_LIMIT, FullTextAt::SessionRecord(short)),
+        text: None,
     }
 }
 
 /// `Fix #<n>: <issue title>`.
 pub fn pull_request_title(issue: IssueNumber, issue_title: &str) -> String {
-    format!("Fix #{issue}: {}", issue_title.trim())
+    let title = untrusted_plain(issue_title.trim(), Some(issue.0));
+    // GitHub caps titles at 256 characters.
+    let title: String = title.chars().take(200).collect();
+    format!("Fix #{issue}: {title}")
+}
+
+/// The commit message: the PR title, the closing line for the session's own issue, and the
+/// command that verified it.
+pub fn commit_message(issue: IssueNumber, issue_title: &str, repro_command: &str) -> String {
+    format!(
+        "{}\n\nFixes #{issue}\n\nVerified with: {}",
+        pull_request_title(issue, issue_title),
+        untrusted_plain(repro_command, Some(issue.0))
+    )
 }
 
 /// What the pull request body shows.
@@ -391,71 +506,34 @@ pub struct PullRequestView {
     pub model: String,
     pub input_tokens: u64,
     pub output_tokens: u64,
-    pub session_url: String,
+    pub session: SessionLink,
 }
 
 pub fn pull_request_body(view: &PullRequestView) -> String {
     let mut body = format!(
         "{}\n\nFixes #{}\n\n### Files changed\n",
-        view.summary.trim(),
+        untrusted_markdown(view.summary.trim(), Some(view.issue.0)),
         view.issue
     );
     for file in &view.files_changed {
-        let _ = writeln!(body, "- `{file}`");
+        let _ = writeln!(body, "- {}", code(file, Some(view.issue.0)));
     }
     let _ = write!(
         body,
-        "\n### Reproduction\n`{}`\n\n<details><summary>Before the fix</summary>\n\n{}\n</details>\n\n\
+        "\n### Reproduction\n{}\n\n<details><summary>Before the fix</summary>\n\n{}\n</details>\n\n\
          <details><summary>After the fix</summary>\n\n{}\n</details>\n\n\
-         ---\nGenerated by PatchPilot with `{}` ({} input / {} output tokens). [Session]({})",
-        view.repro_command,
-        fenced(&tail(&view.output_before, OUTPUT_TAIL)),
-        fenced(&tail(&view.output_after, OUTPUT_TAIL)),
-        view.model,
+         ---\nGenerated by PatchPilot with {} ({} input / {} output tokens).",
+        code(&view.repro_command, Some(view.issue.0)),
+        output_block(&view.output_before, OUTPUT_TAIL, Some(view.issue.0)),
+        output_block(&view.output_after, OUTPUT_TAIL, Some(view.issue.0)),
+        code(&view.model, None),
         view.input_tokens,
         view.output_tokens,
-        view.session_url,
     );
-    truncate(&body, GITHUB_TEXT_LIMIT)
-}
-
-/// Wraps text in a code fence longer than any backtick run inside it.
-pub fn fenced(text: &str) -> String {
-    let mut longest = 0;
-    let mut run = 0;
-    for c in text.chars() {
-        run = if c == '`' { run + 1 } else { 0 };
-        longest = longest.max(run);
+    if let Some(link) = view.session.markdown("Session") {
+        let _ = write!(body, " {link}");
     }
-    let fence = "`".repeat(longest.max(2) + 1);
-    format!("{fence}text\n{}\n{fence}\n", text.trim_end())
-}
-
-/// The last `max_bytes` of `text` (on a char boundary), marked when cut: the end of a
-/// build's output is where the failure is.
-pub fn tail(text: &str, max_bytes: usize) -> String {
-    if text.len() <= max_bytes {
-        return text.to_owned();
-    }
-    let mut start = text.len() - max_bytes;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("[… {start} bytes cut …]\n{}", &text[start..])
-}
-
-/// `text` cut to at most `max_bytes` bytes (so also at most that many characters), on a
-/// char boundary, with a note when cut.
-pub fn truncate(text: &str, max_bytes: usize) -> String {
-    const NOTE: &str = "\n\n[… truncated]";
-    if text.len() <= max_bytes {
-        return text.to_owned();
-    }
-    let mut end = max_bytes.saturating_sub(NOTE.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{NOTE}", &text[..end])
+    bound(&body, BODY_LIMIT, view.session.full_text_at())
 }
 
 #[cfg(test)]
@@ -479,10 +557,19 @@ mod tests {
             .collect()
     }
 
+    fn link() -> SessionLink {
+        SessionLink {
+            id: "1".into(),
+            url: Some("https://pp/s/1".into()),
+        }
+    }
+
     fn view(outcome: Outcome, states: &[(StepState, Option<u64>)]) -> ProgressView {
         ProgressView {
-            session_id: "0193-abc".into(),
-            session_url: "https://pp.example.com/sessions/0193-abc".into(),
+            session: SessionLink {
+                id: "0193-abc".into(),
+                url: Some("https://pp.example.com/sessions/0193-abc".into()),
+            },
             steps: steps(states),
             outcome,
         }
@@ -603,7 +690,10 @@ mod tests {
              `/patchpilot` to start it."
         );
         assert_eq!(
-            already_running_reply("https://pp/s/1"),
+            already_running_reply(&SessionLink {
+                id: "1".into(),
+                url: Some("https://pp/s/1".into())
+            }),
             "PatchPilot is already working on this issue: [follow it here](https://pp/s/1). Comment \
              `/patchpilot cancel` to stop it, then `/patchpilot retry` to start over."
         );
@@ -648,6 +738,7 @@ mod tests {
     #[test]
     fn check_run_output_has_table_tier_and_outputs() {
         let v = CheckRunView {
+            session: link(),
             steps: steps(&[(StepState::Done, Some(2_000)), (StepState::Running, None)]),
             outcome: Outcome::InProgress,
             sandbox_tier: "bubblewrap".into(),
@@ -677,6 +768,7 @@ mod tests {
     fn check_run_output_is_trimmed_on_char_boundaries() {
         let huge = "é".repeat(GITHUB_TEXT_LIMIT);
         let v = CheckRunView {
+            session: link(),
             steps: vec![],
             outcome: Outcome::Stopped {
                 reason: huge.clone(),
@@ -688,7 +780,17 @@ mod tests {
             output_after: Some(huge),
         };
         let out = check_run_output(&v);
-        assert!(out.summary.len() <= GITHUB_TEXT_LIMIT && out.summary.ends_with("[… truncated]"));
+        assert!(
+            out.summary.len() <= GITHUB_TEXT_LIMIT,
+            "{}",
+            out.summary.len()
+        );
+        assert!(
+            out.summary.ends_with(
+                "bytes are not shown. The full text is on the [session page](https://pp/s/1)."
+            ),
+            "the cut is explained"
+        );
         let text = out.text.unwrap();
         assert!(text.len() <= GITHUB_TEXT_LIMIT, "{}", text.len());
         assert!(text.contains("[… "), "the tails are marked as cut");
@@ -717,7 +819,7 @@ mod tests {
             model: "claude-sonnet-4".into(),
             input_tokens: 12_000,
             output_tokens: 800,
-            session_url: "https://pp/s/1".into(),
+            session: link(),
         });
         assert_eq!(
             body,
@@ -727,5 +829,207 @@ mod tests {
              ```text\ntest result: ok\n```\n\n</details>\n\n---\nGenerated by PatchPilot with `claude-sonnet-4` \
              (12000 input / 800 output tokens). [Session](https://pp/s/1)"
         );
+    }
+    /// `visible` shows the zero-width space that defuses keywords and mentions.
+    fn visible(text: &str) -> String {
+        text.replace('\u{200B}', "⁀")
+    }
+
+    fn hostile_pull_request(summary: &str, session: SessionLink) -> PullRequestView {
+        PullRequestView {
+            issue: IssueNumber(7),
+            summary: summary.into(),
+            files_changed: vec!["we`ird.py".into()],
+            repro_command: "pytest -k 'x`y'".into(),
+            output_before: "``` </details> @carol fixes #3".into(),
+            output_after: "ok".into(),
+            model: "m".into(),
+            input_tokens: 1,
+            output_tokens: 2,
+            session,
+        }
+    }
+
+    #[test]
+    fn pull_request_body_neutralises_the_model_summary() {
+        let body = pull_request_body(&hostile_pull_request(
+            "Closes #7, resolves #1 and fixes: #2. Thanks @alice and @acme/core! \
+             <img src=\"http://x/pixel.png\">",
+            link(),
+        ));
+        assert_eq!(
+            visible(&body),
+            "Closes #7, r⁀esolves #1 and f⁀ixes: #2. Thanks @⁀alice and @⁀acme/core! \
+             &lt;img src=\"http://x/pixel.png\">\n\nFixes #7\n\n### Files changed\n- ``we`ird.py``\n\n\
+             ### Reproduction\n``pytest -k 'x`y'``\n\n<details><summary>Before the fix</summary>\n\n\
+             ````text\n``` </details> @carol f⁀ixes #3\n````\n\n</details>\n\n\
+             <details><summary>After the fix</summary>\n\n```text\nok\n```\n\n</details>\n\n\
+             ---\nGenerated by PatchPilot with `m` (1 input / 2 output tokens). [Session](https://pp/s/1)"
+        );
+    }
+
+    #[test]
+    fn no_session_links_without_a_public_url() {
+        let private = SessionLink {
+            id: "s-9".into(),
+            url: None,
+        };
+        let body = pull_request_body(&hostile_pull_request("Fix.", private.clone()));
+        assert!(body.ends_with("(1 input / 2 output tokens)."), "{body}");
+        let mut v = view(Outcome::InProgress, &[(StepState::Running, None)]);
+        v.session = private.clone();
+        let comment = progress_comment(&v);
+        assert!(!comment.contains("]("), "{comment}");
+        assert!(!comment.contains("/sessions/"), "{comment}");
+        assert_eq!(
+            status_reply(Some(&v)),
+            "The latest PatchPilot session is running: **Clone the repository**."
+        );
+        assert_eq!(
+            already_running_reply(&private),
+            "PatchPilot is already working on this issue. Comment `/patchpilot cancel` to stop \
+             it, then `/patchpilot retry` to start over."
+        );
+    }
+
+    #[test]
+    fn status_says_queued_preparing_or_the_step() {
+        let queued = view(Outcome::Queued, &[]);
+        assert!(status_reply(Some(&queued)).contains("is waiting for a worker"));
+        let preparing = view(Outcome::InProgress, &[]);
+        assert!(
+            status_reply(Some(&preparing)).contains("is preparing"),
+            "{}",
+            status_reply(Some(&preparing))
+        );
+        let repro = view(
+            Outcome::InProgress,
+            &[(StepState::Done, None), (StepState::Running, None)],
+        );
+        assert!(status_reply(Some(&repro)).contains("is running: **Reproduce the bug**"));
+        let stopped = view(
+            Outcome::Stopped {
+                reason: "the model call failed: error sending request for url \
+                         (http://10.1.2.3:8000/v1/chat/completions)"
+                    .into(),
+                remedy: "retry".into(),
+            },
+            &[],
+        );
+        assert_eq!(
+            status_reply(Some(&stopped)),
+            "The latest PatchPilot session stopped: the model call failed: error sending request \
+             for url ([address hidden]) ([details](https://pp.example.com/sessions/0193-abc))."
+        );
+    }
+
+    #[test]
+    fn stop_reasons_hide_addresses_and_defuse_text() {
+        let comment = progress_comment(&view(
+            Outcome::Stopped {
+                reason:
+                    "the model call failed: https://llm.corp.internal/v1/messages returned 500 \
+                         <b>@ops</b> fixes #4"
+                        .into(),
+                remedy: "ask the operator".into(),
+            },
+            &[],
+        ));
+        assert!(
+            visible(&comment).contains(
+                "**Why:** the model call failed: [address hidden] returned 500 &lt;b>@⁀ops&lt;/b> f⁀ixes #4\n"
+            ),
+            "{comment}"
+        );
+        let check = check_run_output(&CheckRunView {
+            session: link(),
+            steps: vec![],
+            outcome: Outcome::Stopped {
+                reason: "see http://10.0.0.1:11434/api".into(),
+                remedy: "x".into(),
+            },
+            sandbox_tier: "bubblewrap".into(),
+            repro_command: Some("echo `hi`".into()),
+            output_before: None,
+            output_after: None,
+        });
+        assert!(
+            check.summary.contains("**Why:** see [address hidden]\n"),
+            "{}",
+            check.summary
+        );
+        assert_eq!(
+            check.text.as_deref(),
+            Some("Reproduction command: `` echo `hi` ``\n\n")
+        );
+    }
+
+    #[test]
+    fn huge_output_is_bounded_everywhere_with_a_note() {
+        let huge = format!("{}\nFAILED\n", "x".repeat(200_000));
+        let body = pull_request_body(&PullRequestView {
+            summary: "s".repeat(100_000),
+            output_before: huge.clone(),
+            ..hostile_pull_request("", link())
+        });
+        assert!(body.len() <= BODY_LIMIT, "{}", body.len());
+        assert!(
+            body.contains("✂️ Cut to fit GitHub's size limit"),
+            "the cut is said"
+        );
+        let check = check_run_output(&CheckRunView {
+            session: SessionLink {
+                id: "s-2".into(),
+                url: None,
+            },
+            steps: vec![],
+            outcome: Outcome::Stopped {
+                reason: huge.clone(),
+                remedy: "x".into(),
+            },
+            sandbox_tier: "landlock".into(),
+            repro_command: Some(huge.clone()),
+            output_before: Some(huge.clone()),
+            output_after: Some(huge),
+        });
+        assert!(check.summary.len() <= BODY_LIMIT);
+        assert!(
+            check
+                .summary
+                .ends_with("in session `s-2`'s log on the PatchPilot server (ask its operator).")
+        );
+        assert!(check.text.unwrap().len() <= BODY_LIMIT);
+    }
+
+    #[test]
+    fn titles_and_commit_messages_defuse_but_keep_our_own_closing_line() {
+        assert_eq!(
+            visible(&pull_request_title(
+                IssueNumber(7),
+                "Crash; fixes #8 cc @bob <b>"
+            )),
+            "Fix #7: Crash; f⁀ixes #8 cc @⁀bob <b>"
+        );
+        assert_eq!(
+            visible(&commit_message(
+                IssueNumber(7),
+                "Crash, closes #1",
+                "pytest # fixes #2 @x"
+            )),
+            "Fix #7: Crash, c⁀loses #1\n\nFixes #7\n\nVerified with: pytest # f⁀ixes #2 @⁀x"
+        );
+        let superseded = superseded_check_output(
+            &CheckOutput {
+                title: "Fix verified, pull request opened".into(),
+                summary: "table".into(),
+                text: Some("out".into()),
+            },
+            "0123456789abcdef0123",
+        );
+        assert_eq!(superseded.title, "Fix verified, pull request opened");
+        assert!(superseded.summary.starts_with(
+            "PatchPilot's result is on the pull request's head commit `0123456789ab`"
+        ));
+        assert!(superseded.summary.ends_with("\n\ntable"));
     }
 }

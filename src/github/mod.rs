@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod client;
 pub mod manifest;
+pub mod markdown;
 pub mod messages;
 pub mod octo;
 pub mod permissions;

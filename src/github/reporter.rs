@@ -9,15 +9,24 @@
 //! - Before posting, the issue's comments are listed, so a retried call (after a crash, or
 //!   after GitHub created the comment but the answer was lost) edits instead of duplicating.
 //! - A progress comment deleted by a human is re-posted rather than failing the session.
+//! - Every check run ends: when the run moves to another commit (the base commit while
+//!   working, the PR head once pushed), the earlier run is remembered and completed with the
+//!   same conclusion, pointing to the new one, as soon as that one completes.
+//! - Replies to people without write access are rate-limited per user and per issue
+//!   ([`reply_limited`]), counted from the App's own earlier replies on the issue, so the
+//!   limit holds across restarts and replicas without a table.
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Duration, Utc};
 use tokio::sync::Mutex;
 
 use super::client::{
     CheckOutput, CheckRunUpdate, CheckStatus, GitHub, GitHubResult, Reaction, ReactionTarget,
 };
-use super::messages::{ProgressView, parse_session_marker, progress_comment, reply_marker};
+use super::messages::{
+    ProgressView, parse_session_marker, progress_comment, reply_marker, superseded_check_output,
+};
 use super::types::{CheckRunId, CommentId, CommitSha, InstallationId, IssueNumber, RepoName};
 
 /// The name of PatchPilot's check run.
@@ -38,6 +47,8 @@ pub struct Reporter {
     session: SessionRef,
     comment: Mutex<Option<CommentId>>,
     check_run: Mutex<Option<(CommitSha, CheckRunId)>>,
+    /// Earlier runs on other commits, completed when the current one completes.
+    superseded: Mutex<Vec<(CommitSha, CheckRunId)>>,
 }
 
 impl Reporter {
@@ -57,6 +68,7 @@ impl Reporter {
             session,
             comment: Mutex::new(comment),
             check_run: Mutex::new(check_run),
+            superseded: Mutex::new(Vec::new()),
         }
     }
 
@@ -154,48 +166,275 @@ impl Reporter {
             external_id: Some(crate::webhook::triggers::check_run_external_id(
                 s.issue.0 as i64,
             )),
-            output: Some(output),
+            output: Some(output.clone()),
         };
         let mut current = self.check_run.lock().await;
-        if let Some((sha, id)) = current.as_ref()
-            && sha == head_sha
-        {
-            self.github
-                .update_check_run(s.installation, &s.repo, *id, &update)
-                .await?;
-            return Ok(*id);
+        let id = match current.as_ref() {
+            Some((sha, id)) if sha == head_sha => {
+                self.github
+                    .update_check_run(s.installation, &s.repo, *id, &update)
+                    .await?;
+                *id
+            }
+            previous => {
+                let id = self
+                    .github
+                    .create_check_run(s.installation, &s.repo, head_sha, &update)
+                    .await?;
+                if let Some(previous) = previous.cloned() {
+                    self.superseded.lock().await.push(previous);
+                }
+                *current = Some((head_sha.clone(), id));
+                id
+            }
+        };
+        if matches!(status, CheckStatus::Completed(_)) {
+            self.complete_superseded(head_sha, status, &output).await;
         }
-        let id = self
-            .github
-            .create_check_run(s.installation, &s.repo, head_sha, &update)
-            .await?;
-        *current = Some((head_sha.clone(), id));
         Ok(id)
+    }
+
+    /// Completes the runs left on earlier commits like the current one, pointing to it. A
+    /// failure is logged and retried with the next completed update.
+    async fn complete_superseded(
+        &self,
+        head_sha: &CommitSha,
+        status: CheckStatus,
+        head: &CheckOutput,
+    ) {
+        let s = &self.session;
+        let mut superseded = self.superseded.lock().await;
+        let mut left = Vec::new();
+        for (sha, id) in superseded.drain(..) {
+            let update = CheckRunUpdate {
+                name: CHECK_RUN_NAME.to_owned(),
+                status,
+                details_url: None,
+                external_id: Some(crate::webhook::triggers::check_run_external_id(
+                    s.issue.0 as i64,
+                )),
+                output: Some(superseded_check_output(head, &head_sha.0)),
+            };
+            if let Err(err) = self
+                .github
+                .update_check_run(s.installation, &s.repo, id, &update)
+                .await
+            {
+                tracing::warn!(session = %s.session_id, check_run = %id, error = %err, "could not complete the earlier check run");
+                left.push((sha, id));
+            }
+        }
+        *superseded = left;
     }
 }
 
-/// Posts `body` on an issue unless the App already posted a reply of this `kind` there
-/// (e.g. `unauthorised`: at most one polite reply per issue, however often someone tries).
-/// Returns the new comment, or `None` when one already existed.
-pub async fn reply_once(
+/// How often PatchPilot answers people without write access (help, unauthorised) on one issue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyLimit {
+    /// At most one reply of a kind per user per issue within this window.
+    pub per_user: Duration,
+    /// At most this many replies of a kind per issue within `issue_window`, whoever asks.
+    pub per_issue: usize,
+    pub issue_window: Duration,
+}
+
+impl Default for ReplyLimit {
+    fn default() -> Self {
+        Self {
+            per_user: Duration::hours(1),
+            per_issue: 5,
+            issue_window: Duration::hours(24),
+        }
+    }
+}
+
+/// One earlier limited reply, read back from its hidden marker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PastReply {
+    pub kind: String,
+    /// `None` for replies written before markers named the user.
+    pub user: Option<String>,
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// The hidden marker of a limited reply: `<!-- patchpilot:reply=<kind> user=<login> at=<time> -->`.
+pub fn limited_reply_marker(kind: &str, user: &str, at: DateTime<Utc>) -> String {
+    let marker = reply_marker(kind);
+    let head = marker.trim_end_matches(" -->");
+    format!(
+        "{head} user={user} at={} -->",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+}
+
+/// Reads a limited reply's marker from the start of a comment.
+pub fn parse_reply_marker(body: &str) -> Option<PastReply> {
+    let rest = body.trim_start().strip_prefix("<!-- patchpilot:reply=")?;
+    let (fields, _) = rest.split_once("-->")?;
+    let mut words = fields.split_whitespace();
+    let kind = words.next()?.to_owned();
+    let (mut user, mut at) = (None, None);
+    for word in words {
+        if let Some(login) = word.strip_prefix("user=") {
+            user = Some(login.to_owned());
+        } else if let Some(time) = word.strip_prefix("at=") {
+            at = DateTime::parse_from_rfc3339(time)
+                .ok()
+                .map(|t| t.with_timezone(&Utc));
+        }
+    }
+    Some(PastReply { kind, user, at })
+}
+
+/// Whether `user` may get another reply of `kind` now, given the App's earlier replies on the
+/// issue. Replies of unknown time count as recent (a safe default for old markers).
+pub fn reply_allowed(
+    past: &[PastReply],
+    kind: &str,
+    user: &str,
+    now: DateTime<Utc>,
+    limit: &ReplyLimit,
+) -> bool {
+    let within = |reply: &PastReply, window: Duration| reply.at.is_none_or(|at| now - at < window);
+    let same_kind: Vec<&PastReply> = past.iter().filter(|r| r.kind == kind).collect();
+    let for_user = same_kind.iter().any(|r| {
+        r.user
+            .as_deref()
+            .is_none_or(|u| u.eq_ignore_ascii_case(user))
+            && within(r, limit.per_user)
+    });
+    let on_issue = same_kind
+        .iter()
+        .filter(|r| within(r, limit.issue_window))
+        .count();
+    !for_user && on_issue < limit.per_issue
+}
+
+/// Posts `body` for `user` on an issue unless [`reply_allowed`] says they (or the issue) had
+/// enough replies of this `kind` (`unauthorised`, `help`) already. Returns the new comment, or
+/// `None` when the reply was held back.
+#[allow(clippy::too_many_arguments)]
+pub async fn reply_limited(
     github: &dyn GitHub,
     installation: InstallationId,
     repo: &RepoName,
     issue: IssueNumber,
     kind: &str,
+    user: &str,
     body: &str,
+    now: DateTime<Utc>,
 ) -> GitHubResult<Option<CommentId>> {
-    let marker = reply_marker(kind);
     let bot = github.bot_login().await?;
     let comments = github.list_comments(installation, repo, issue).await?;
-    let already = comments
+    let past: Vec<PastReply> = comments
         .iter()
-        .any(|c| c.author.eq_ignore_ascii_case(&bot) && c.body.starts_with(&marker));
-    if already {
+        .filter(|c| c.author.eq_ignore_ascii_case(&bot))
+        .filter_map(|c| parse_reply_marker(&c.body))
+        .collect();
+    if !reply_allowed(&past, kind, user, now, &ReplyLimit::default()) {
+        tracing::info!(kind, user, issue = %issue, "reply held back by the rate limit");
         return Ok(None);
     }
+    let marker = limited_reply_marker(kind, user, now);
     let id = github
         .post_comment(installation, repo, issue, &format!("{marker}\n{body}"))
         .await?;
     Ok(Some(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(minutes: i64) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-12-01T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+            + Duration::minutes(minutes)
+    }
+
+    fn reply(kind: &str, user: &str, minutes: i64) -> PastReply {
+        parse_reply_marker(&format!(
+            "{}\nThanks",
+            limited_reply_marker(kind, user, at(minutes))
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn markers_round_trip_and_old_markers_still_count() {
+        assert_eq!(
+            limited_reply_marker("help", "mallory", at(0)),
+            "<!-- patchpilot:reply=help user=mallory at=2026-12-01T09:00:00Z -->"
+        );
+        assert_eq!(
+            reply("help", "mallory", 5),
+            PastReply {
+                kind: "help".into(),
+                user: Some("mallory".into()),
+                at: Some(at(5))
+            }
+        );
+        let old = parse_reply_marker("<!-- patchpilot:reply=unauthorised -->\nThanks").unwrap();
+        assert_eq!((old.user, old.at), (None, None));
+        assert_eq!(
+            parse_reply_marker("hi <!-- patchpilot:reply=help -->"),
+            None
+        );
+        let limit = ReplyLimit::default();
+        let old = parse_reply_marker("<!-- patchpilot:reply=unauthorised -->").unwrap();
+        assert!(!reply_allowed(
+            &[old],
+            "unauthorised",
+            "anyone",
+            at(0),
+            &limit
+        ));
+    }
+
+    #[test]
+    fn one_reply_per_user_per_hour_and_a_cap_per_issue() {
+        let limit = ReplyLimit::default();
+        let past = vec![reply("unauthorised", "mallory", 0)];
+        assert!(!reply_allowed(
+            &past,
+            "unauthorised",
+            "mallory",
+            at(59),
+            &limit
+        ));
+        assert!(!reply_allowed(
+            &past,
+            "unauthorised",
+            "MALLORY",
+            at(30),
+            &limit
+        ));
+        assert!(reply_allowed(
+            &past,
+            "unauthorised",
+            "mallory",
+            at(61),
+            &limit
+        ));
+        assert!(reply_allowed(&past, "unauthorised", "trudy", at(1), &limit));
+        assert!(
+            reply_allowed(&past, "help", "mallory", at(1), &limit),
+            "kinds are separate"
+        );
+        let crowd: Vec<PastReply> = (0..5)
+            .map(|i| reply("unauthorised", &format!("user{i}"), i * 10))
+            .collect();
+        assert!(!reply_allowed(
+            &crowd,
+            "unauthorised",
+            "newcomer",
+            at(100),
+            &limit
+        ));
+        assert!(
+            reply_allowed(&crowd, "unauthorised", "newcomer", at(24 * 60 + 41), &limit),
+            "the issue window slides"
+        );
+    }
 }

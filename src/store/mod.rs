@@ -217,6 +217,16 @@ pub trait Store: Send + Sync + 'static {
         repository: &str,
         issue_number: i64,
     ) -> StoreResult<Option<Session>>;
+    /// The reproduction command of the issue's latest session, other than `except_session`,
+    /// that a writer approved: one that passed the permission check (not queued, not
+    /// rejected) and settled a command. Retries, re-runs and feedback iterations reuse it, so
+    /// an issue body edited later cannot change what runs.
+    async fn approved_repro_command(
+        &self,
+        repository: &str,
+        issue_number: i64,
+        except_session: &str,
+    ) -> StoreResult<Option<String>>;
     async fn update_session(&self, id: &str, patch: &SessionPatch) -> StoreResult<()>;
     /// Flags an active session for cancellation; false when it is not active.
     async fn request_cancel(&self, id: &str) -> StoreResult<bool>;

@@ -411,6 +411,26 @@ macro_rules! impl_store {
                 rows.into_iter().map(TryInto::try_into).collect()
             }
 
+            async fn approved_repro_command(
+                &self,
+                repository: &str,
+                issue_number: i64,
+                except_session: &str,
+            ) -> $crate::store::StoreResult<Option<String>> {
+                let row: Option<(Option<String>,)> = sqlx::query_as(
+                    "SELECT repro_command FROM sessions WHERE repository = $1 AND issue_number = $2 \
+                     AND id <> $3 AND repro_command IS NOT NULL AND repro_command <> '' \
+                     AND status NOT IN ('queued', 'rejected') \
+                     ORDER BY created_at DESC, id DESC LIMIT 1",
+                )
+                .bind(repository)
+                .bind(issue_number)
+                .bind(except_session)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.and_then(|(command,)| command))
+            }
+
             async fn active_session_for_issue(
                 &self,
                 repository: &str,

@@ -60,13 +60,32 @@ pub const PYTHON_FIX: &str = "The average divides by the length, which is zero f
 
 pub const PYTHON_REPRO: &str = "python3 -m pytest -q -p no:cacheprovider test_calc.py";
 
+/// What a test may change about the server it starts.
+pub struct Options {
+    /// `PATCHPILOT_PUBLIC_URL`; `None` runs without one.
+    pub public_url: Option<String>,
+    /// The Anthropic base URL (default: the fake model).
+    pub model_base_url: Option<String>,
+    /// Extra `serve` arguments, e.g. `["--sandbox-tier", "landlock"]`.
+    pub extra_args: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            public_url: Some("https://patchpilot.example".into()),
+            model_base_url: None,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
 impl World {
     pub async fn start(db: TestDb, files: &[(&str, &str)]) -> Self {
-        Self::start_with(db, files, &[]).await
+        Self::start_with(db, files, Options::default()).await
     }
 
-    /// [`World::start`] with extra `serve` arguments, e.g. `["--sandbox-tier", "landlock"]`.
-    pub async fn start_with(db: TestDb, files: &[(&str, &str)], extra: &[&str]) -> Self {
+    pub async fn start_with(db: TestDb, files: &[(&str, &str)], options: Options) -> Self {
         let github = FakeGitHub::start().await;
         let model = FakeModel::start().await;
         let git_dir = tempfile::tempdir().unwrap();
@@ -84,7 +103,10 @@ impl World {
         let data = tempfile::tempdir().unwrap();
         let data_dir = data.path().canonicalize().unwrap();
         std::fs::create_dir_all(data_dir.join("work")).unwrap();
-        let model_url = model.anthropic_base_url();
+        let model_url = options
+            .model_base_url
+            .clone()
+            .unwrap_or_else(|| model.anthropic_base_url());
         let mut argv = vec![
             "--webhook-secret",
             SECRET,
@@ -103,7 +125,7 @@ impl World {
             "--sandbox-timeout-secs",
             "120",
         ];
-        argv.extend_from_slice(extra);
+        argv.extend(options.extra_args.iter().map(String::as_str));
         let args = super::server::serve_args(&argv);
         let store = db.store.clone();
         let (intake, _task) = IntakeQueue::start(store.clone(), 64);
@@ -124,7 +146,7 @@ impl World {
             sandbox,
             repo_cache: RepoCache::new(data_dir.join("repos")),
             work_root: data_dir.join("work"),
-            public_url: Some("https://patchpilot.example".parse().unwrap()),
+            public_url: options.public_url.as_deref().map(|u| u.parse().unwrap()),
             label: "patchpilot".into(),
             budget: args.model.budget(),
         });
@@ -178,6 +200,50 @@ impl World {
         payload["issue"]["number"] = json!(number);
         payload["issue"]["title"] = json!(title);
         payload["issue"]["body"] = json!(body);
+        payload["repository"]["full_name"] = json!(REPO);
+        payload["repository"]["name"] = json!("calc");
+        payload["repository"]["owner"]["login"] = json!("octo");
+        payload["repository"]["clone_url"] = json!(format!("{}/{REPO}.git", self.git_base));
+        payload["sender"]["login"] = json!(sender);
+        payload["sender"]["type"] = json!("User");
+        payload
+    }
+
+    /// A real-shaped `issue_comment.created` delivery on issue `number`.
+    pub fn comment_payload(
+        &self,
+        number: u64,
+        body: &str,
+        issue_body: &str,
+        sender: &str,
+    ) -> Value {
+        let mut comment = super::example("issue_comment", "created");
+        comment["comment"]["body"] = json!(body);
+        comment["comment"]["id"] = json!(self.github.add_comment(REPO, number, sender, body));
+        comment["comment"]["user"]["login"] = json!(sender);
+        comment["comment"]["user"]["type"] = json!("User");
+        comment["sender"] = comment["comment"]["user"].clone();
+        comment["installation"] = json!({ "id": INSTALLATION, "node_id": "x" });
+        comment["issue"]["number"] = json!(number);
+        comment["issue"]["body"] = json!(issue_body);
+        comment["issue"]
+            .as_object_mut()
+            .unwrap()
+            .remove("pull_request");
+        comment["repository"]["full_name"] = json!(REPO);
+        comment["repository"]["name"] = json!("calc");
+        comment["repository"]["owner"]["login"] = json!("octo");
+        comment["repository"]["clone_url"] = json!(format!("{}/{REPO}.git", self.git_base));
+        comment
+    }
+
+    /// A real-shaped `check_run.rerequested` delivery for PatchPilot's run on issue `number`.
+    pub fn rerequested_payload(&self, number: u64, sender: &str) -> Value {
+        let mut payload = super::example("check_run", "rerequested");
+        payload["check_run"]["name"] = json!("PatchPilot");
+        payload["check_run"]["external_id"] = json!(format!("patchpilot:issue={number}"));
+        payload["check_run"]["app"]["id"] = json!(TEST_APP_ID);
+        payload["installation"] = json!({ "id": INSTALLATION, "node_id": "x" });
         payload["repository"]["full_name"] = json!(REPO);
         payload["repository"]["name"] = json!("calc");
         payload["repository"]["owner"]["login"] = json!("octo");

@@ -3,18 +3,19 @@
 //! The repro command runs code, so this is the security boundary of the GitHub triggers: the
 //! sender must have write, maintain or admin permission on the repository, checked through the
 //! collaborator-permission API when the job runs (label triggers too). `author_association`
-//! is not trusted. A refused sender gets one short reply per issue, never more.
+//! is not trusted. A refused sender gets a short reply, rate-limited per user and per issue
+//! (`reporter::reply_limited`), so a crowd of drive-by triggers cannot flood the issue.
 
 use crate::github::client::ReactionTarget;
 use crate::github::messages::{already_running_reply, unauthorised_reply};
-use crate::github::reporter::reply_once;
+use crate::github::reporter::reply_limited;
 use crate::github::types::CommentId;
 use crate::session::{Session, SessionStatus};
 use crate::store::SessionPatch;
 use crate::worker::JobError;
 
 use super::progress::{Progress, github_ref};
-use super::{PipelineDeps, session_url};
+use super::{PipelineDeps, public_session_link};
 
 /// Whether the session may run; refusals are recorded and answered here.
 pub async fn authorize(deps: &PipelineDeps, session: &Session) -> Result<bool, JobError> {
@@ -37,13 +38,15 @@ pub async fn authorize(deps: &PipelineDeps, session: &Session) -> Result<bool, J
             .map_err(|err| JobError::Transient(err.to_string()))?;
         if !permission.can_trigger() {
             let s = &session_ref;
-            if let Err(err) = reply_once(
+            if let Err(err) = reply_limited(
                 github.as_ref(),
                 s.installation,
                 &s.repo,
                 s.issue,
                 "unauthorised",
+                login,
                 &unauthorised_reply(login),
+                chrono::Utc::now(),
             )
             .await
             {
@@ -66,13 +69,13 @@ pub async fn authorize(deps: &PipelineDeps, session: &Session) -> Result<bool, J
         .await
         .map_err(|err| JobError::Transient(err.to_string()))?;
     if let Some(other) = active.filter(|other| other.id != session.id) {
-        let url = session_url(deps, &other.id);
+        let link = public_session_link(deps, &other.id);
         if let Err(err) = github
             .post_comment(
                 session_ref.installation,
                 &session_ref.repo,
                 session_ref.issue,
-                &already_running_reply(&url),
+                &already_running_reply(&link),
             )
             .await
         {

@@ -1,19 +1,21 @@
 //! Slash commands that do not start a session by themselves: cancel, status, help, and
 //! feedback on a PatchPilot pull request (which starts a new iteration on the same branch).
-//! The sender's permission is checked like for any trigger.
+//! The sender's permission is checked like for any trigger. Help is answered to anyone, but
+//! to people without write access only within the reply rate limit.
 
 use crate::github::client::{GitHub, Reaction, ReactionTarget};
 use crate::github::messages::{
     Outcome, PipelineStep, ProgressView, StepState, StepView, help_text, status_reply,
 };
+use crate::github::reporter::reply_limited;
 use crate::github::types::{CommentId, InstallationId, IssueNumber, RepoName};
 use crate::session::{NewSession, Session, SessionEvent, SessionStatus, TriggerKind};
 use crate::store::SessionFilter;
 use crate::webhook::triggers::{CommandJob, CommandKind};
 use crate::worker::JobError;
 
-use super::progress::step_name;
-use super::{PipelineDeps, session_url};
+use super::progress::{start_message, step_name};
+use super::{PipelineDeps, public_session_link};
 
 fn transient(err: impl std::fmt::Display) -> JobError {
     JobError::Transient(err.to_string())
@@ -44,14 +46,29 @@ pub async fn run_command(deps: &PipelineDeps, payload: &serde_json::Value) -> Re
                 .map_err(transient)
         }
     };
-    if job.command == CommandKind::Help {
-        // Help is harmless: anyone may ask.
-        return reply(help_text(&deps.label)).await;
-    }
     let permission = github
         .permission(inst, &repo, &job.sender)
         .await
         .map_err(transient)?;
+    if job.command == CommandKind::Help {
+        // Help is harmless: anyone may ask, but only writers may ask without a limit.
+        if permission.can_trigger() {
+            return reply(help_text(&deps.label)).await;
+        }
+        return reply_limited(
+            github.as_ref(),
+            inst,
+            &repo,
+            issue,
+            "help",
+            &job.sender,
+            &help_text(&deps.label),
+            chrono::Utc::now(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(transient);
+    }
     if !permission.can_trigger() {
         tracing::info!(sender = %job.sender, "command refused: no write permission");
         return Ok(());
@@ -125,11 +142,12 @@ async fn status_view(deps: &PipelineDeps, session: &Session) -> Result<ProgressV
         .events_after(&session.id, 0, 10_000)
         .await
         .map_err(transient)?;
-    let steps = PipelineStep::ALL
-        .iter()
-        .map(|&step| StepView {
+    let running = session.status == SessionStatus::Running;
+    let steps = step_states(&events, running)
+        .into_iter()
+        .map(|(step, state)| StepView {
             step,
-            state: step_state(step, &events),
+            state,
             duration: None,
         })
         .collect();
@@ -138,33 +156,69 @@ async fn status_view(deps: &PipelineDeps, session: &Session) -> Result<ProgressV
             url: session.pr_url.clone().unwrap_or_default(),
         },
         SessionStatus::Cancelled => Outcome::Cancelled { by: None },
-        SessionStatus::Queued | SessionStatus::Running => Outcome::InProgress,
+        SessionStatus::Queued => Outcome::Queued,
+        SessionStatus::Running => Outcome::InProgress,
         _ => Outcome::Stopped {
             reason: session.error_message.clone().unwrap_or_default(),
             remedy: "Comment `/patchpilot retry` to try again.".to_owned(),
         },
     };
     Ok(ProgressView {
-        session_id: session.id.clone(),
-        session_url: session_url(deps, &session.id),
+        session: public_session_link(deps, &session.id),
         steps,
         outcome,
     })
 }
 
-fn step_state(step: PipelineStep, events: &[SessionEvent]) -> StepState {
-    let name = step_name(step);
-    let mine: Vec<&SessionEvent> = events
+/// Each step's state from the session's events. Steps run one after another (patch and
+/// verify alternate), so in a running session the step started last is the running one and
+/// every other started step is done, unless it logged an error or was skipped. A step's other
+/// events (`$ command`, exit codes, output) say nothing about whether it finished.
+pub(crate) fn step_states(
+    events: &[SessionEvent],
+    running: bool,
+) -> Vec<(PipelineStep, StepState)> {
+    use crate::session::EventLevel;
+    let started = |step: PipelineStep| {
+        let (name, marker) = (step_name(step), start_message(step));
+        events
+            .iter()
+            .rposition(|e| e.step == name && e.level == EventLevel::Info && e.message == marker)
+    };
+    let last_started = PipelineStep::ALL
         .iter()
-        .filter(|e| e.step == name && e.level != crate::session::EventLevel::Output)
-        .collect();
-    match mine.last() {
-        None => StepState::Pending,
-        Some(last) if last.level == crate::session::EventLevel::Error => StepState::Failed,
-        Some(last) if last.message.starts_with("skipped:") => StepState::Skipped,
-        Some(last) if last.message.ends_with('…') => StepState::Running,
-        Some(_) => StepState::Done,
-    }
+        .filter_map(|&step| started(step).map(|at| (at, step)))
+        .max_by_key(|(at, _)| *at)
+        .map(|(_, step)| step);
+    PipelineStep::ALL
+        .iter()
+        .map(|&step| {
+            let name = step_name(step);
+            let mine = |e: &&SessionEvent| e.step == name && e.level != EventLevel::Output;
+            let state = if events
+                .iter()
+                .filter(mine)
+                .any(|e| e.message.starts_with("skipped:"))
+            {
+                StepState::Skipped
+            } else if let Some(at) = started(step) {
+                if events[at..]
+                    .iter()
+                    .filter(mine)
+                    .any(|e| e.level == EventLevel::Error)
+                {
+                    StepState::Failed
+                } else if running && last_started == Some(step) {
+                    StepState::Running
+                } else {
+                    StepState::Done
+                }
+            } else {
+                StepState::Pending
+            };
+            (step, state)
+        })
+        .collect()
 }
 
 /// `/patchpilot <feedback>` on a pull request PatchPilot opened: a new session for its issue.
@@ -217,4 +271,72 @@ async fn feedback(
         )
         .await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::EventLevel;
+
+    fn events(list: &[(&str, EventLevel, &str)]) -> Vec<SessionEvent> {
+        list.iter()
+            .enumerate()
+            .map(|(i, (step, level, message))| SessionEvent {
+                id: i as i64 + 1,
+                session_id: "s".into(),
+                at: chrono::Utc::now(),
+                step: (*step).into(),
+                level: *level,
+                message: (*message).into(),
+            })
+            .collect()
+    }
+
+    fn states(events: &[SessionEvent], running: bool) -> Vec<StepState> {
+        step_states(events, running)
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect()
+    }
+
+    #[test]
+    fn the_running_repro_is_named_while_its_command_logs() {
+        use EventLevel::{Error, Info, Output};
+        let log = events(&[
+            ("clone", Info, &start_message(PipelineStep::Clone)),
+            ("clone", Info, "cloned main at abc"),
+            ("reproduce", Info, &start_message(PipelineStep::Reproduce)),
+            ("reproduce", Info, "$ sleep 600"),
+            ("reproduce", Output, "zzz"),
+        ]);
+        use StepState::{Done, Failed, Pending, Running, Skipped};
+        assert_eq!(
+            states(&log, true),
+            [Done, Running, Pending, Pending, Pending, Pending, Pending]
+        );
+        assert_eq!(
+            states(&log, false)[1],
+            Done,
+            "a finished session has no running step"
+        );
+        let mut more = log.clone();
+        more.extend(events(&[
+            ("reproduce", Info, "exit code 1 after 1.0s"),
+            ("localise", Info, &start_message(PipelineStep::Localise)),
+            ("localise", Info, "3 candidates"),
+            ("similar_fixes", Info, "skipped: no search configured"),
+            ("patch", Info, &start_message(PipelineStep::Patch)),
+            ("verify", Info, &start_message(PipelineStep::Verify)),
+            ("verify", Error, "still failing"),
+            ("patch", Info, &start_message(PipelineStep::Patch)),
+        ]));
+        let mut renumbered = more;
+        for (i, e) in renumbered.iter_mut().enumerate() {
+            e.id = i as i64 + 1;
+        }
+        assert_eq!(
+            states(&renumbered, true),
+            [Done, Done, Done, Skipped, Running, Failed, Pending]
+        );
+    }
 }

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::git::RepoCache;
 use crate::github::client::GitHub;
+use crate::github::messages::SessionLink;
 use crate::llm::{Model, SessionBudget};
 use crate::sandbox::{Limits, Sandbox};
 use crate::session::SessionStatus;
@@ -104,7 +105,22 @@ impl JobHandler for Pipeline {
     }
 }
 
-/// Link to a session's live page.
+/// How public text on GitHub links a session: its page only when `PATCHPILOT_PUBLIC_URL` is
+/// set (a relative link on GitHub points at github.com). The one place to swap in a signed
+/// link for private repositories.
+pub fn public_session_link(deps: &PipelineDeps, session_id: &str) -> SessionLink {
+    SessionLink {
+        id: session_id.to_owned(),
+        url: deps.public_url.as_ref().map(|base| {
+            format!(
+                "{}/sessions/{session_id}",
+                base.as_str().trim_end_matches('/')
+            )
+        }),
+    }
+}
+
+/// Link to a session's live page (for the API and local runs, where a relative link is fine).
 pub fn session_url(deps: &PipelineDeps, session_id: &str) -> String {
     crate::server::session_url(deps.public_url.as_ref(), session_id)
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::github::client::{CheckConclusion, CheckStatus};
 use crate::github::messages::{
-    CheckRunView, Outcome, PipelineStep, ProgressView, StepState, StepView, check_run_output,
+    CheckRunView, Outcome, PipelineStep, ProgressView, SessionLink, StepState, StepView,
+    check_run_output,
 };
 use crate::github::reporter::{Reporter, SessionRef};
 use crate::github::types::{
@@ -25,7 +26,7 @@ use super::PipelineDeps;
 pub struct Progress {
     store: std::sync::Arc<dyn Store>,
     session_id: String,
-    session_url: String,
+    session: SessionLink,
     reporter: Option<Reporter>,
     steps: Vec<StepView>,
     running_since: Option<Instant>,
@@ -35,6 +36,11 @@ pub struct Progress {
     pub repro_command: Option<String>,
     pub output_before: Option<String>,
     pub output_after: Option<String>,
+}
+
+/// The event message that marks a step as started (`/patchpilot status` looks for it).
+pub fn start_message(step: PipelineStep) -> String {
+    format!("{} …", step.label())
 }
 
 /// Short machine name of a step, used in session events.
@@ -74,7 +80,7 @@ impl Progress {
         Self {
             store: deps.store.clone(),
             session_id: session.id.clone(),
-            session_url: super::session_url(deps, &session.id),
+            session: super::public_session_link(deps, &session.id),
             reporter,
             steps: PipelineStep::ALL
                 .iter()
@@ -101,8 +107,9 @@ impl Progress {
         self.reporter.as_ref()
     }
 
-    pub fn session_url(&self) -> &str {
-        &self.session_url
+    /// How public text links this session (no link without a public URL).
+    pub fn session_link(&self) -> SessionLink {
+        self.session.clone()
     }
 
     /// Records an event for `step`; store failures are logged, not fatal.
@@ -133,12 +140,8 @@ impl Progress {
 
     pub async fn start(&mut self, step: PipelineStep) {
         self.set(step, StepState::Running);
-        self.log(
-            step_name(step),
-            EventLevel::Info,
-            &format!("{} …", step.label()),
-        )
-        .await;
+        self.log(step_name(step), EventLevel::Info, &start_message(step))
+            .await;
         self.publish(Outcome::InProgress).await;
     }
 
@@ -217,8 +220,7 @@ impl Progress {
             return;
         };
         let view = ProgressView {
-            session_id: self.session_id.clone(),
-            session_url: self.session_url.clone(),
+            session: self.session.clone(),
             steps: self.steps.clone(),
             outcome: outcome.clone(),
         };
@@ -232,6 +234,7 @@ impl Progress {
         if let Some(sha) = &self.check_sha {
             let status = match (&outcome, conclusion) {
                 (_, Some(conclusion)) => CheckStatus::Completed(conclusion),
+                (Outcome::Queued, None) => CheckStatus::Queued,
                 (Outcome::InProgress, None) => CheckStatus::InProgress,
                 (Outcome::PullRequest { .. }, None) => {
                     CheckStatus::Completed(CheckConclusion::Success)
@@ -242,6 +245,7 @@ impl Progress {
                 }
             };
             let output = check_run_output(&CheckRunView {
+                session: self.session.clone(),
                 steps: self.steps.clone(),
                 outcome,
                 sandbox_tier: self.sandbox.clone(),
@@ -250,7 +254,7 @@ impl Progress {
                 output_after: self.output_after.clone(),
             });
             match reporter
-                .check(sha, status, Some(self.session_url.clone()), output)
+                .check(sha, status, self.session.url.clone(), output)
                 .await
             {
                 Ok(id) => patch.check_run_id = Some(id.0 as i64),

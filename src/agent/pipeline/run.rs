@@ -83,25 +83,28 @@ async fn finish(
     result: Result<String, Stop>,
 ) -> Result<(), JobError> {
     let id = session.id.as_str();
+    // GitHub is told first, then the status is stored: whoever sees the session finished (the
+    // API, a test, the next trigger) sees its final comment and completed check runs too.
     match result {
         Ok(pr_url) => {
-            set_status(deps, id, SessionStatus::Succeeded, None).await;
             progress.finish_pull_request(&pr_url).await;
+            set_status(deps, id, SessionStatus::Succeeded, None).await;
             Ok(())
         }
         Err(Stop::NotReproduced { reason, remedy }) => {
-            set_status(deps, id, SessionStatus::NotReproduced, Some(&reason)).await;
             progress.finish_not_reproduced(&reason, &remedy).await;
+            set_status(deps, id, SessionStatus::NotReproduced, Some(&reason)).await;
             Ok(())
         }
         Err(Stop::Failed { reason, remedy }) => {
             progress.fail_running(&reason).await;
-            set_status(deps, id, SessionStatus::Failed, Some(&reason)).await;
             progress.finish_stopped(&reason, &remedy).await;
+            set_status(deps, id, SessionStatus::Failed, Some(&reason)).await;
             Ok(())
         }
         Err(Stop::Cancelled) => {
             progress.fail_running("cancelled").await;
+            progress.finish_cancelled(None).await;
             set_status(
                 deps,
                 id,
@@ -109,7 +112,6 @@ async fn finish(
                 Some("Cancelled on request."),
             )
             .await;
-            progress.finish_cancelled(None).await;
             Ok(())
         }
         Err(Stop::Transient(error)) => Err(JobError::Transient(error)),

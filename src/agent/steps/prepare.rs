@@ -1,12 +1,19 @@
 //! Before cloning: refresh the issue, read the repository's `.github/patchpilot.yml` from the
 //! default branch, settle the base branch and the reproduction command.
+//!
+//! The command that runs is one a writer approved. A label, `/patchpilot` or
+//! `/patchpilot repro <cmd>` from a writer takes the command from that event (its argument,
+//! or the issue body the event carried). Retries, check-run re-runs and feedback iterations
+//! reuse the command of the issue's last approved session. The issue text refreshed here
+//! feeds the prompt only: it is never parsed for a command, because its author (or anyone
+//! who can edit it) may not have write access.
 
 use crate::agent::git::GitAuth;
 use crate::agent::pipeline::progress::github_ref;
 use crate::agent::pipeline::{Progress, Stop};
-use crate::session::EventLevel;
 use crate::session::issue_body::{Repro, parse_issue_body};
 use crate::session::repo_config::{REPO_CONFIG_PATH, RepoConfig};
+use crate::session::{EventLevel, TriggerKind};
 use crate::store::SessionPatch;
 
 use super::{SessionContext, github_stop};
@@ -69,7 +76,7 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
             .map_err(|e| github_stop(e, "reading the base branch"))?;
         progress.set_check_commit(&base.0);
     }
-    ctx.repro = settle_repro(ctx)?;
+    ctx.repro = settle_repro(ctx).await?;
     progress.repro_command = Some(ctx.repro.clone());
     let patch = SessionPatch {
         repro_command: Some(ctx.repro.clone()),
@@ -92,8 +99,12 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
     Ok(())
 }
 
-/// The explicit command wins, then the issue body, then the repository's test command.
-fn settle_repro(ctx: &SessionContext) -> Result<String, Stop> {
+/// A follow-up's pinned command wins, then the command recorded with the trigger, then the
+/// issue body as the trigger carried it, then the repository's test command.
+async fn settle_repro(ctx: &SessionContext) -> Result<String, Stop> {
+    if let Some(command) = pinned_repro(ctx).await? {
+        return Ok(command);
+    }
     if let Some(command) = ctx
         .session
         .repro_command
@@ -102,7 +113,8 @@ fn settle_repro(ctx: &SessionContext) -> Result<String, Stop> {
     {
         return Ok(command);
     }
-    match parse_issue_body(&ctx.description).repro {
+    // The body as the triggering event carried it, not `ctx.description` (refreshed above).
+    match parse_issue_body(&ctx.session.bug_description).repro {
         Repro::Found { command, .. } => Ok(command),
         Repro::Ambiguous(candidates) => Err(Stop::failed(
             format!(
@@ -124,4 +136,24 @@ fn settle_repro(ctx: &SessionContext) -> Result<String, Stop> {
             )),
         },
     }
+}
+
+/// The command of the issue's last approved session, for sessions that follow one up.
+async fn pinned_repro(ctx: &SessionContext) -> Result<Option<String>, Stop> {
+    let follow_up = matches!(
+        ctx.session.trigger_kind,
+        TriggerKind::Retry | TriggerKind::CheckRun | TriggerKind::PullRequestFeedback
+    );
+    let (true, Some(repository), Some(issue)) = (
+        follow_up,
+        ctx.session.repository.as_deref(),
+        ctx.session.issue_number,
+    ) else {
+        return Ok(None);
+    };
+    ctx.deps
+        .store
+        .approved_repro_command(repository, issue, &ctx.session.id)
+        .await
+        .map_err(|err| Stop::Transient(format!("reading the approved command: {err}")))
 }

@@ -12,7 +12,7 @@ use crate::agent::pipeline::progress::github_ref;
 use crate::agent::pipeline::{Progress, Stop};
 use crate::github::client::NewPullRequest;
 use crate::github::messages::{
-    Outcome, PipelineStep, PullRequestView, pull_request_body, pull_request_title,
+    Outcome, PipelineStep, PullRequestView, commit_message, pull_request_body, pull_request_title,
     work_tree_tampered,
 };
 use crate::store::SessionPatch;
@@ -57,12 +57,7 @@ pub async fn run(
         name: bot.clone(),
         email: format!("{bot}@users.noreply.github.com"),
     };
-    let message = format!(
-        "{}\n\nFixes #{}\n\nVerified with: {}",
-        pull_request_title(s.issue, &ctx.title),
-        s.issue,
-        ctx.repro
-    );
+    let message = commit_message(s.issue, &ctx.title, &ctx.repro);
     let (git_dir, base, changes, auth, push_branch, clone_url) = (
         ctx.git_dir.clone(),
         ctx.base_sha.clone(),
@@ -105,7 +100,7 @@ pub async fn run(
         model: ctx.model_name.clone(),
         input_tokens: ctx.input_tokens,
         output_tokens: ctx.output_tokens,
-        session_url: progress.session_url().to_owned(),
+        session: progress.session_link(),
     });
     let pr = github
         .open_pull_request(

@@ -357,6 +357,19 @@ fn pull_json(w: &World, repo: &str, p: &FakePull) -> Value {
     })
 }
 
+/// The first text field of a write that GitHub would refuse for its length.
+fn over_github_limit(body: &Value) -> Option<&'static str> {
+    let too_long = |v: &Value| v.as_str().is_some_and(|t| t.chars().count() > 65_536);
+    if too_long(&body["body"]) {
+        return Some("body");
+    }
+    let output = &body["output"];
+    [("summary", "output.summary"), ("text", "output.text")]
+        .into_iter()
+        .find(|(key, _)| too_long(&output[*key]))
+        .map(|(_, name)| name)
+}
+
 fn repo_route(
     w: &mut World,
     method: &Method,
@@ -367,6 +380,13 @@ fn repo_route(
 ) -> Response {
     let base = w.base_url.clone();
     let bot = BOT_LOGIN.to_owned();
+    if let Some(field) = over_github_limit(body) {
+        // What GitHub answers for bodies and check-run output over 65,536 characters.
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("Validation Failed: {field} is too long (maximum is 65536 characters)"),
+        );
+    }
     match (method.as_str(), rest) {
         ("GET", []) => {
             let r = &w.repos[full];
