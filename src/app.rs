@@ -180,6 +180,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         repo_cache: RepoCache::new(data_dir.join("repos")),
         work_root: data_dir.join("work"),
         public_url: args.server.public_url.clone(),
+        link_signer: state.web.link_signer().cloned(),
         label: args.server.label.clone(),
         budget: args.model.budget(),
     });

@@ -63,6 +63,7 @@ pub async fn run_local(args: RunArgs) -> anyhow::Result<bool> {
         repo_cache: RepoCache::new(args.worker.data_dir.join("repos")),
         work_root: absolute(args.worker.data_dir.join("work"))?,
         public_url: None,
+        link_signer: None,
         label: "patchpilot".to_owned(),
         budget: args.model.budget(),
     };

@@ -276,6 +276,7 @@ async fn without_a_public_url_and_with_the_model_down_public_text_has_no_links_o
         public_url: None,
         // Nothing listens there: the model client fails with its endpoint in the error.
         model_base_url: Some("http://127.0.0.1:9".into()),
+        ..Options::default()
     };
     let world = World::start_with(
         support::db::fresh_sqlite().await,
@@ -319,5 +320,41 @@ async fn without_a_public_url_and_with_the_model_down_public_text_has_no_links_o
         assert_eq!(run.details_url, None, "{run:#?}");
         assert_eq!(run.status, "completed", "{run:#?}");
     }
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_private_repositorys_progress_comment_links_a_signed_page_that_works_without_the_token() {
+    let world = World::start(support::db::fresh_sqlite().await, &python_project()).await;
+    world.model.push_reply(Reply::text(PYTHON_FIX));
+    let mut payload = world.labeled_payload(15, "average() crashes", &issue_body(), MAINTAINER);
+    payload["repository"]["private"] = serde_json::json!(true);
+    let answer = world.deliver("issues", &payload).await;
+    let session_id = answer["sessionId"].as_str().unwrap().to_owned();
+    let session = world.finished(&session_id).await;
+    assert_eq!(session.status, SessionStatus::Succeeded);
+
+    let progress = world.github.comments(REPO, 15)[0].body.clone();
+    let link =
+        Regex::new(r"https://patchpilot\.example(/sessions/[0-9a-f]+\?expires=\d+&sig=[0-9a-f]+)")
+            .unwrap()
+            .captures(&progress)
+            .unwrap_or_else(|| panic!("a signed session link: {progress}"))[1]
+            .to_owned();
+    assert!(link.contains(&session_id), "{link}");
+    let client = reqwest::Client::new();
+    let signed = client
+        .get(format!("{}{link}", world.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 200, "the signed link opens the page");
+    let bare = format!("{}/sessions/{session_id}", world.url);
+    let unsigned = client.get(bare).send().await.unwrap();
+    assert_eq!(
+        unsigned.status(),
+        401,
+        "without the signature the page needs the token"
+    );
     world.stop().await;
 }

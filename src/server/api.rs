@@ -168,7 +168,7 @@ pub async fn create_session(
     let Json(request) = body.map_err(|err| ApiError(StatusCode::BAD_REQUEST, err.body_text()))?;
     validate(&request).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.message))?;
     let session = start_session(&state, request).await?;
-    let url = super::session_url(state.public_url.as_ref(), &session.id);
+    let url = crate::session::links::session_page_url(state.public_url.as_ref(), &session.id);
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": session.id, "url": url })),
@@ -235,7 +235,10 @@ pub async fn get_session(
         .collect();
     let mut value = serde_json::to_value(&session).unwrap_or_default();
     value["logs"] = json!(logs);
-    value["url"] = json!(super::session_url(state.public_url.as_ref(), &id));
+    value["url"] = json!(crate::session::links::session_page_url(
+        state.public_url.as_ref(),
+        &id
+    ));
     Ok(Json(value).into_response())
 }
 

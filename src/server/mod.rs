@@ -143,14 +143,6 @@ pub fn router(state: AppState) -> Router {
         .layer(SetSensitiveRequestHeadersLayer::new([http::header::AUTHORIZATION]))
 }
 
-/// Link to a session's live page.
-pub fn session_url(public_url: Option<&url::Url>, id: &str) -> String {
-    match public_url {
-        Some(base) => format!("{}/sessions/{id}", base.as_str().trim_end_matches('/')),
-        None => format!("/sessions/{id}"),
-    }
-}
-
 /// How long in-flight requests get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 

@@ -106,6 +106,18 @@ pub fn session_link(
     })
 }
 
+/// A session page's address for the API and local runs: absolute under the public URL, else
+/// relative to this server (fine there; never for text posted on GitHub, see [`session_link`]).
+pub fn session_page_url(public_url: Option<&url::Url>, session_id: &str) -> String {
+    match public_url {
+        Some(base) => format!(
+            "{}/sessions/{session_id}",
+            base.as_str().trim_end_matches('/')
+        ),
+        None => format!("/sessions/{session_id}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -147,6 +147,7 @@ impl World {
             repo_cache: RepoCache::new(data_dir.join("repos")),
             work_root: data_dir.join("work"),
             public_url: options.public_url.as_deref().map(|u| u.parse().unwrap()),
+            link_signer: state.web.link_signer().cloned(),
             label: "patchpilot".into(),
             budget: args.model.budget(),
         });

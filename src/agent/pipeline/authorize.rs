@@ -69,7 +69,7 @@ pub async fn authorize(deps: &PipelineDeps, session: &Session) -> Result<bool, J
         .await
         .map_err(|err| JobError::Transient(err.to_string()))?;
     if let Some(other) = active.filter(|other| other.id != session.id) {
-        let link = public_session_link(deps, &other.id);
+        let link = public_session_link(deps, &other);
         if let Err(err) = github
             .post_comment(
                 session_ref.installation,

@@ -164,7 +164,7 @@ async fn status_view(deps: &PipelineDeps, session: &Session) -> Result<ProgressV
         },
     };
     Ok(ProgressView {
-        session: public_session_link(deps, &session.id),
+        session: public_session_link(deps, session),
         steps,
         outcome,
     })

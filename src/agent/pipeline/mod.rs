@@ -23,7 +23,7 @@ use crate::github::client::GitHub;
 use crate::github::messages::SessionLink;
 use crate::llm::{Model, SessionBudget};
 use crate::sandbox::{Limits, Sandbox};
-use crate::session::SessionStatus;
+use crate::session::{Session, SessionStatus};
 use crate::store::SessionPatch;
 use crate::store::{Job, Store};
 use crate::worker::{JobError, JobHandler};
@@ -45,6 +45,8 @@ pub struct PipelineDeps {
     /// Per-session work trees are created (and removed) under this directory.
     pub work_root: PathBuf,
     pub public_url: Option<url::Url>,
+    /// Signs links to private repositories' session pages (from the webhook secret).
+    pub link_signer: Option<crate::session::links::LinkSigner>,
     /// The trigger label, for help texts.
     pub label: String,
     /// Server-wide sandbox limits; the repository config may lower the timeout.
@@ -108,19 +110,20 @@ impl JobHandler for Pipeline {
 /// How public text on GitHub links a session: its page only when `PATCHPILOT_PUBLIC_URL` is
 /// set (a relative link on GitHub points at github.com). The one place to swap in a signed
 /// link for private repositories.
-pub fn public_session_link(deps: &PipelineDeps, session_id: &str) -> SessionLink {
+pub fn public_session_link(deps: &PipelineDeps, session: &Session) -> SessionLink {
     SessionLink {
-        id: session_id.to_owned(),
-        url: deps.public_url.as_ref().map(|base| {
-            format!(
-                "{}/sessions/{session_id}",
-                base.as_str().trim_end_matches('/')
-            )
-        }),
+        id: session.id.clone(),
+        url: crate::session::links::session_link(
+            deps.public_url.as_ref(),
+            &session.id,
+            session.private,
+            deps.link_signer.as_ref(),
+            chrono::Utc::now(),
+        ),
     }
 }
 
 /// Link to a session's live page (for the API and local runs, where a relative link is fine).
 pub fn session_url(deps: &PipelineDeps, session_id: &str) -> String {
-    crate::server::session_url(deps.public_url.as_ref(), session_id)
+    crate::session::links::session_page_url(deps.public_url.as_ref(), session_id)
 }

@@ -80,7 +80,7 @@ impl Progress {
         Self {
             store: deps.store.clone(),
             session_id: session.id.clone(),
-            session: super::public_session_link(deps, &session.id),
+            session: super::public_session_link(deps, session),
             reporter,
             steps: PipelineStep::ALL
                 .iter()
