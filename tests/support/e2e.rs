@@ -34,6 +34,8 @@ pub struct World {
     pub git_root: PathBuf,
     /// Clone URLs are `{git_base}/{owner}/{name}.git`, as the fake GitHub reports them.
     pub git_base: String,
+    /// The server's data directory (work trees, mirrors, dependency caches).
+    pub data_dir: PathBuf,
     pub client: reqwest::Client,
     workers: Option<WorkerPool>,
     _dirs: Vec<tempfile::TempDir>,
@@ -62,6 +64,11 @@ pub const PYTHON_REPRO: &str = "python3 -m pytest -q -p no:cacheprovider test_ca
 
 impl World {
     pub async fn start(db: TestDb, files: &[(&str, &str)]) -> Self {
+        Self::start_with(db, files, &[]).await
+    }
+
+    /// A world whose server also gets `extra` command-line settings (e.g. a sandbox tier).
+    pub async fn start_with(db: TestDb, files: &[(&str, &str)], extra: &[&str]) -> Self {
         let github = FakeGitHub::start().await;
         let model = FakeModel::start().await;
         let git_dir = tempfile::tempdir().unwrap();
@@ -79,7 +86,11 @@ impl World {
         let data = tempfile::tempdir().unwrap();
         let data_dir = data.path().canonicalize().unwrap();
         std::fs::create_dir_all(data_dir.join("work")).unwrap();
-        let args = super::server::serve_args(&[
+        let cache_dir = data_dir.join("caches").display().to_string();
+        let model_url = model.anthropic_base_url();
+        let mut argv = vec!["--cache-dir", cache_dir.as_str()];
+        argv.extend_from_slice(extra);
+        argv.extend_from_slice(&[
             "--webhook-secret",
             SECRET,
             "--model-provider",
@@ -87,7 +98,7 @@ impl World {
             "--anthropic-api-key",
             super::fake_model::FAKE_MODEL_KEY,
             "--anthropic-base-url",
-            &model.anthropic_base_url(),
+            &model_url,
             "--model",
             "claude-test",
             "--model-max-attempts",
@@ -95,6 +106,7 @@ impl World {
             "--sandbox-timeout-secs",
             "120",
         ]);
+        let args = super::server::serve_args(&argv);
         let store = db.store.clone();
         let (intake, _task) = IntakeQueue::start(store.clone(), 64);
         let mut state =
@@ -143,6 +155,7 @@ impl World {
             model,
             git_root,
             git_base,
+            data_dir,
             client: reqwest::Client::new(),
             workers: Some(workers),
             _dirs: vec![git_dir, data],
