@@ -22,7 +22,7 @@ use patchpilot::sandbox::{
 };
 use tokio_util::sync::CancellationToken;
 
-static NEXT_UID_BASE: AtomicU32 = AtomicU32::new(330_000);
+static NEXT_UID_BASE: AtomicU32 = AtomicU32::new(350_000);
 
 fn uids() -> UidPool {
     UidPool::new(NEXT_UID_BASE.fetch_add(16, Ordering::SeqCst), 4)

@@ -8,10 +8,13 @@
 //! point at a private directory created per run and removed after it.
 //!
 //! Tier C is this same backend with Landlock off, built only when the operator allowed
-//! unsandboxed runs; its description says so loudly. Known gaps compared with Tier A: the
-//! private tmp has no size cap (only `RLIMIT_FSIZE` per file); toolchains must be readable by
-//! the sandbox uids where they are (no bind mounts); when the server is not root, commands
-//! run as the server's uid and only the process group is killed.
+//! unsandboxed runs; its description says so loudly. When the server is root, the child also
+//! gets a private mount namespace ([`super::mounts`]): toolchains under a private home are
+//! bound back read-only, that home's other contents hidden, `/proc` lists only the command's
+//! own processes. Known gaps compared with Tier A: the private tmp has no size cap of its own
+//! (the disk-quota watcher counts it with the work tree); without CAP_SYS_ADMIN (a container)
+//! there are no private mounts and toolchains must be readable where they are; when the
+//! server is not root, commands run as the server's uid and only the process group is killed.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -43,6 +46,9 @@ pub struct DirectSandbox {
     cgroups: Cgroups,
     caches: Option<CacheStore>,
     checks: Vec<ToolchainCheck>,
+    /// Root may make a private mount namespace here (false in a container without
+    /// CAP_SYS_ADMIN: toolchains must then be readable where they are).
+    private_mounts: bool,
 }
 
 impl DirectSandbox {
@@ -69,6 +75,7 @@ impl DirectSandbox {
             cgroups: Cgroups::detect(),
             caches: None,
             checks: Vec::new(),
+            private_mounts: server_is_root() && private_mounts_work(),
         })
     }
 
@@ -177,8 +184,10 @@ impl DirectSandbox {
         };
         // Only root can make mounts; without it, toolchains must be readable where they are.
         let mounts = match uid {
-            Some(uid) => Some(self.private_mounts(cmd, private_tmp, uid, cache)?),
-            None => None,
+            Some(uid) if self.private_mounts => {
+                Some(self.private_mounts(cmd, private_tmp, uid, cache)?)
+            }
+            _ => None,
         };
         let limits = cmd.limits.clone();
         let mut command = std::process::Command::new("/bin/sh");
@@ -278,9 +287,12 @@ impl Sandbox for DirectSandbox {
     }
 
     fn describe(&self) -> String {
-        let who = match &self.uids {
-            Some(_) => "dedicated uids, private mounts",
-            None => "as the server's uid",
+        let who = match (&self.uids, self.private_mounts) {
+            (Some(_), true) => "dedicated uids, private mounts",
+            (Some(_), false) => {
+                "dedicated uids, NO private mounts (no CAP_SYS_ADMIN): toolchains must be readable where they are"
+            }
+            (None, _) => "as the server's uid",
         };
         format!(
             "{} ({who}) {}",
@@ -320,6 +332,25 @@ impl Sandbox for DirectSandbox {
         close_cache(self.caches.as_ref(), cache).await;
         result
     }
+}
+
+/// Whether a forked child can enter a private mount namespace (root with CAP_SYS_ADMIN).
+fn private_mounts_work() -> bool {
+    let mut cmd = std::process::Command::new("/bin/true");
+    // SAFETY: runs in the forked child before exec and only makes the unshare system call.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(std::io::Error::from)
+        });
+    }
+    let works = cmd.status().is_ok_and(|s| s.success());
+    if !works {
+        tracing::warn!(
+            "Tier B cannot make a private mount namespace here: toolchains under private directories will not run"
+        );
+    }
+    works
 }
 
 /// Tier C without consent: every run is refused with a message for maintainers.

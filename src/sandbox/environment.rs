@@ -57,8 +57,11 @@ impl EnvironmentFailure {
     }
 }
 
+/// Builds the failure from what the pattern captured (the program's name, usually).
+type Make = fn(&str) -> EnvironmentFailure;
+
 /// Shapes of "the tool itself is missing" (checked on the output's last lines).
-static PATTERNS: LazyLock<Vec<(Regex, fn(&str) -> EnvironmentFailure)>> = LazyLock::new(|| {
+static PATTERNS: LazyLock<Vec<(Regex, Make)>> = LazyLock::new(|| {
     let missing = |w: &str| EnvironmentFailure::Missing { what: w.to_owned() };
     let denied = |w: &str| EnvironmentFailure::NotExecutable { what: w.to_owned() };
     let runner = |w: &str| EnvironmentFailure::NotInstalled {
@@ -74,7 +77,7 @@ static PATTERNS: LazyLock<Vec<(Regex, fn(&str) -> EnvironmentFailure)>> = LazyLo
         what: "the project's dependencies (they were never fetched)".to_owned(),
     };
     let net = |_: &str| EnvironmentFailure::NeedsNetwork;
-    let table: Vec<(&str, fn(&str) -> EnvironmentFailure)> = vec![
+    let table: Vec<(&str, Make)> = vec![
         // dash: `/bin/sh: 1: cargo: not found`; bash: `bash: line 1: cargo: command not found`.
         (
             r"(?m)^\S*sh: (?:\d+: |line \d+: )?([^:\n]+): (?:not found|command not found)\s*$",
