@@ -128,6 +128,19 @@ async fn a_repro_that_cannot_start_is_reported_without_a_model_call_in_both_tier
         let session = world.finished(answer["sessionId"].as_str().unwrap()).await;
         assert_eq!(session.status, SessionStatus::Failed, "{tier}");
         assert!(world.model.requests().is_empty(), "{tier}: no model call");
+        // The progress comment is edited in place; its final text follows the status.
+        world
+            .wait_for("the final progress comment", |w| {
+                w.github
+                    .comments(REPO, 31)
+                    .last()
+                    .is_some_and(|c| c.body.contains("stopped"))
+                    && w.github
+                        .check_runs(REPO)
+                        .last()
+                        .is_some_and(|r| r.status == "completed")
+            })
+            .await;
         let comments = world.github.comments(REPO, 31);
         let last = &comments.last().unwrap().body;
         assert!(

@@ -392,6 +392,8 @@ async fn the_sandbox_sees_neither_the_data_directory_nor_the_servers_files_or_pr
             data.root.display()
         ));
         script.push_str(&format!("cat /proc/{server_pid}/cmdline /proc/{server_pid}/environ 2>&1; ls /proc/{server_pid}/ 2>&1; "));
+        // Its own /proc works, so hiding the server's is not a broken /proc.
+        script.push_str("grep -q '^Uid:' /proc/self/status && echo PROC-SELF-OK; ");
         script.push_str("echo ATTEMPT-RAN");
         let out = run(
             &sb,
@@ -403,6 +405,7 @@ async fn the_sandbox_sees_neither_the_data_directory_nor_the_servers_files_or_pr
         .await;
         let text = out.output.text();
         assert!(text.contains("ATTEMPT-RAN"), "{text}");
+        assert!(text.contains("PROC-SELF-OK"), "{}: {text}", name(&sb));
         for marker in ["SECRET-", "sandbox_workspace"] {
             assert!(
                 !text.contains(marker),

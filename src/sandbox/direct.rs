@@ -29,7 +29,7 @@ use super::bwrap::cgroup_name;
 use super::caches::{CacheStore, RepoCacheDir, close_cache, disk_quota, lent_dirs, open_cache};
 use super::cgroup::{Cgroups, RunCgroup};
 use super::identity::{UidLease, UidPool, server_is_root, sweep, with_dirs_lent};
-use super::landlock::Rules;
+use super::landlock::{Rules, allow_fresh_proc};
 use super::mounts::{Need, PrivateMounts};
 use super::toolchains::{self, ToolchainCheck};
 use super::{
@@ -205,9 +205,10 @@ impl DirectSandbox {
             command.pre_exec(move || {
                 setsid()?;
                 cgroup.enter()?;
-                if let Some(mounts) = &mounts {
-                    mounts.apply()?;
-                }
+                let fresh_proc = match &mounts {
+                    Some(mounts) => mounts.apply()?,
+                    None => false,
+                };
                 limits.apply_rlimits()?;
                 if let Some(uid) = uid {
                     setgroups(&[])?;
@@ -216,7 +217,10 @@ impl DirectSandbox {
                 }
                 nix::sys::prctl::set_no_new_privs()?;
                 match ruleset.take() {
-                    Some(r) => r.restrict_self().map(|_| ()).map_err(std::io::Error::other),
+                    Some(r) => {
+                        let r = if fresh_proc { allow_fresh_proc(r)? } else { r };
+                        r.restrict_self().map(|_| ()).map_err(std::io::Error::other)
+                    }
                     None => Ok(()),
                 }
             });

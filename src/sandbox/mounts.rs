@@ -94,8 +94,10 @@ impl PrivateMounts {
     }
 
     /// In the forked child, as root: a private mount namespace with the planned mounts and a
-    /// `/proc` that lists only the command's own processes.
-    pub(crate) fn apply(&self) -> std::io::Result<()> {
+    /// `/proc` that lists only the command's own processes. Returns whether `/proc` is that
+    /// fresh instance (a new superblock, which Landlock rules built before the fork do not
+    /// cover: see [`super::landlock::allow_fresh_proc`]).
+    pub(crate) fn apply(&self) -> std::io::Result<bool> {
         let none: Option<&str> = None;
         unshare(CloneFlags::CLONE_NEWNS)?;
         mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)?;
@@ -136,14 +138,15 @@ impl PrivateMounts {
         }
         // Best effort: an older kernel without per-instance proc options keeps the host's
         // /proc, where the dedicated uid still cannot read the server's environ or fds.
-        let _ = mount(
+        let fresh_proc = mount(
             Some("proc"),
             "/proc",
             Some("proc"),
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
             Some("hidepid=invisible"),
-        );
-        Ok(())
+        )
+        .is_ok();
+        Ok(fresh_proc)
     }
 }
 

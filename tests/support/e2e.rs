@@ -25,6 +25,8 @@ pub const REPO: &str = "octo/calc";
 pub const INSTALLATION: u64 = 77;
 pub const MAINTAINER: &str = "maintainer";
 
+static NEXT_UID_BASE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(400_000);
+
 pub struct World {
     pub url: String,
     pub store: Arc<dyn Store>,
@@ -88,7 +90,19 @@ impl World {
         std::fs::create_dir_all(data_dir.join("work")).unwrap();
         let cache_dir = data_dir.join("caches").display().to_string();
         let model_url = model.anthropic_base_url();
-        let mut argv = vec!["--cache-dir", cache_dir.as_str()];
+        // Worlds in one test binary run in parallel: each gets its own sandbox uids, so one
+        // world's sweep never kills another's commands.
+        let uid_base = NEXT_UID_BASE
+            .fetch_add(64, std::sync::atomic::Ordering::SeqCst)
+            .to_string();
+        let mut argv = vec![
+            "--cache-dir",
+            cache_dir.as_str(),
+            "--sandbox-uid-base",
+            uid_base.as_str(),
+            "--sandbox-uid-count",
+            "16",
+        ];
         argv.extend_from_slice(extra);
         argv.extend_from_slice(&[
             "--webhook-secret",
