@@ -150,6 +150,7 @@ fn the_start_up_report_runs_each_toolchain_in_the_chosen_tier() {
     for tier in [TierChoice::Bubblewrap, TierChoice::Landlock] {
         let sb = probe(&SandboxArgs {
             tier,
+            uid_base: NEXT_UID_BASE.fetch_add(64, Ordering::SeqCst),
             ..SandboxArgs::default()
         });
         let checks = sb.toolchains();
