@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use patchpilot::sandbox::bwrap::BubblewrapSandbox;
 use patchpilot::sandbox::direct::DirectSandbox;
-use patchpilot::sandbox::environment::{EnvironmentFailure, environment_failure};
+use patchpilot::sandbox::environment::{
+    EnvironmentFailure, environment_failure, missing_python_dependency,
+};
 use patchpilot::sandbox::identity::UidPool;
 use patchpilot::sandbox::{
     CacheStore, RunOutcome, Sandbox, SandboxArgs, SandboxCommand, Tier, TierChoice, ToolchainState,
@@ -344,8 +346,32 @@ async fn commands_that_cannot_start_are_environment_failures_in_every_tier() {
             name(&sb),
             out.output.text()
         );
-        let out = run(&sb, &work, "python3 -m no_such_runner_xyz", false, "r").await;
-        assert!(!out.success());
+        // A dependency set-up never installed (not in the tree) is not a reproduction; the
+        // project's own module failing to import is.
+        let out = run(
+            &sb,
+            &work,
+            "python3 -c 'import zz_never_installed.sub'",
+            false,
+            "r",
+        )
+        .await;
+        assert_eq!(
+            missing_python_dependency(&out, &work),
+            Some(EnvironmentFailure::NotInstalled {
+                what: "the Python package `zz_never_installed` (a dependency, not part of the repository)".into()
+            }),
+            "{}: {}",
+            name(&sb),
+            out.output.text()
+        );
+        let out = run(&sb, &work, "python3 -c 'import shout.missing'", false, "r").await;
+        assert_eq!(
+            missing_python_dependency(&out, &work),
+            None,
+            "{}",
+            out.output.text()
+        );
         let out = run(
             &sb,
             &work,

@@ -158,6 +158,36 @@ pub fn classify(exit_code: Option<i32>, tail: &str) -> Option<EnvironmentFailure
     }
 }
 
+static MISSING_PYTHON_MODULE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?m)^(?:E\s+)?ModuleNotFoundError: No module named '([A-Za-z_][A-Za-z0-9_]*)[A-Za-z0-9_.]*'")
+        .expect("valid module pattern")
+});
+
+/// A missing *dependency*: Python could not import top-level module `name`, and the work tree
+/// has no such module (`name.py` or `name/`, at the top or under `src/`), so it is not the
+/// project's own code failing but a package set-up never installed.
+pub fn missing_python_dependency(
+    outcome: &RunOutcome,
+    work_dir: &std::path::Path,
+) -> Option<EnvironmentFailure> {
+    if outcome.success() || outcome.timed_out || outcome.cancelled {
+        return None;
+    }
+    let tail = outcome.output.tail(TAIL_BYTES);
+    let name = MISSING_PYTHON_MODULE
+        .captures(&tail)?
+        .get(1)?
+        .as_str()
+        .to_owned();
+    let own = ["", "src"].iter().any(|dir| {
+        let base = work_dir.join(dir);
+        base.join(format!("{name}.py")).exists() || base.join(&name).is_dir()
+    });
+    (!own).then(|| EnvironmentFailure::NotInstalled {
+        what: format!("the Python package `{name}` (a dependency, not part of the repository)"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

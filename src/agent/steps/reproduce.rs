@@ -6,7 +6,9 @@
 use crate::agent::pipeline::{Progress, Stop};
 use crate::github::messages::{Outcome, PipelineStep, could_not_reproduce, fenced};
 use crate::sandbox::RunOutcome;
-use crate::sandbox::environment::{EnvironmentFailure, environment_failure};
+use crate::sandbox::environment::{
+    EnvironmentFailure, environment_failure, missing_python_dependency,
+};
 
 use super::SessionContext;
 
@@ -65,7 +67,9 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
             "Use a reproduction command that writes less, or ask the operator to raise PATCHPILOT_SANDBOX_DISK_MB.",
         ));
     }
-    if let Some(failure) = environment_failure(&outcome) {
+    let failure = environment_failure(&outcome)
+        .or_else(|| missing_python_dependency(&outcome, &ctx.work_dir));
+    if let Some(failure) = failure {
         return Err(could_not_run(&ctx.repro, &failure, &outcome));
     }
     ctx.failing_output = output;
