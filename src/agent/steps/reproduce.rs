@@ -9,6 +9,7 @@ use crate::sandbox::RunOutcome;
 use crate::sandbox::environment::{
     EnvironmentFailure, environment_failure, missing_python_dependency,
 };
+use crate::session::EventLevel;
 
 use super::SessionContext;
 
@@ -20,7 +21,7 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
     if let Some(setup) = ctx.config.setup_command.clone() {
         let outcome = ctx.sandboxed(progress, "setup", &setup, true).await?;
         if !outcome.success() {
-            return Err(setup_failed(&setup, &outcome));
+            return Err(told(progress, setup_failed(&setup, &outcome)).await);
         }
     }
     let outcome = ctx
@@ -70,7 +71,7 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
     let failure = environment_failure(&outcome)
         .or_else(|| missing_python_dependency(&outcome, &ctx.work_dir));
     if let Some(failure) = failure {
-        return Err(could_not_run(&ctx.repro, &failure, &outcome));
+        return Err(told(progress, could_not_run(&ctx.repro, &failure, &outcome)).await);
     }
     ctx.failing_output = output;
     progress
@@ -112,6 +113,21 @@ fn setup_failed(setup: &str, outcome: &RunOutcome) -> Stop {
         ),
         "Fix `setup_command` in .github/patchpilot.yml (it runs with network, before the reproduction command), then comment `/patchpilot retry`.",
     )
+}
+
+/// Records what to change as an event too, so `patchpilot run` and the live page show it
+/// (the issue comment and check run get it from the stop itself).
+async fn told(progress: &Progress, stop: Stop) -> Stop {
+    if let Stop::Failed { remedy, .. } = &stop {
+        progress
+            .log(
+                "reproduce",
+                EventLevel::Warn,
+                &format!("what to change: {remedy}"),
+            )
+            .await;
+    }
+    stop
 }
 
 fn exit_text(outcome: &RunOutcome) -> String {
