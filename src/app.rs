@@ -140,12 +140,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let model = crate::llm::from_args(&args.model).map_err(|err| anyhow::anyhow!("{err}"))?;
     let store = open_store(&args.database.database_url).await?;
     let (intake, intake_task) = IntakeQueue::start(store.clone(), 256);
-    let sandbox_args = args.sandbox.clone();
+    let data_dir = absolute_dir(&args.worker.data_dir)?;
+    let mut sandbox_args = args.sandbox.clone();
+    sandbox_args
+        .cache_dir
+        .get_or_insert_with(|| data_dir.join("caches"));
     let sandbox = tokio::task::spawn_blocking(move || crate::sandbox::probe(&sandbox_args))
         .await
         .context("sandbox probe failed")?;
     let mut features = features(&args);
     features.sandbox = sandbox.describe();
+    features.toolchains = sandbox.toolchains();
     features.github_app = github.is_some();
     features.model = model.as_ref().map(|m| m.name());
     log_features(&features);
@@ -168,7 +173,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .github_app_id
             .and_then(|id| i64::try_from(id).ok()),
     });
-    let data_dir = absolute_dir(&args.worker.data_dir)?;
     let pipeline = Pipeline::new(PipelineDeps {
         store: store.clone(),
         github,

@@ -50,7 +50,9 @@ pub async fn run_local(args: RunArgs) -> anyhow::Result<bool> {
     let store = crate::app::open_store(&args.database.database_url).await?;
     let (repo_url, branch) = resolve_repo(&args)?;
     let model = crate::llm::from_args(&args.model).map_err(|err| anyhow::anyhow!("{err}"))?;
-    let sandbox_args = args.sandbox.clone();
+    let mut sandbox_args = args.sandbox.clone();
+    let caches = absolute(args.worker.data_dir.join("caches"))?;
+    sandbox_args.cache_dir.get_or_insert(caches);
     let sandbox = tokio::task::spawn_blocking(move || crate::sandbox::probe(&sandbox_args)).await?;
     eprintln!("sandbox: {}", sandbox.describe());
     let deps = PipelineDeps {

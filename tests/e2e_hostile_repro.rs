@@ -127,20 +127,10 @@ struct Run {
 /// Starts a world in `tier`, files an issue whose repro is `repro`, scripts `replies` and
 /// waits for the session to end.
 async fn run(tier: &str, issue: u64, repro: &str, replies: &[&str]) -> Run {
-    // Worlds run in parallel in this binary: each gets uids of its own, so one world's
-    // clean-up sweep never kills another's command.
-    let uid_base = (300_000 + issue * 100 + if tier == "landlock" { 50 } else { 0 }).to_string();
     let world = World::start_with(
         support::db::fresh_sqlite().await,
         &shell_project(),
-        Options {
-            extra_args: ["--sandbox-tier", tier, "--sandbox-uid-base", &uid_base]
-                .into_iter()
-                .chain(["--sandbox-uid-count", "8"])
-                .map(String::from)
-                .collect(),
-            ..Options::default()
-        },
+        Options::tier(tier),
     )
     .await;
     for reply in replies {

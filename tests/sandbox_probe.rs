@@ -7,7 +7,12 @@ use patchpilot::sandbox::{SandboxArgs, Tier, TierChoice, probe};
 
 #[test]
 fn auto_picks_bubblewrap_on_this_machine() {
-    let sb = probe(&SandboxArgs::default());
+    // Each test probes with uids of its own: probes run commands (the toolchain report), and
+    // a parallel test's sweep of a shared uid would kill them.
+    let sb = probe(&SandboxArgs {
+        uid_base: 260_000,
+        ..SandboxArgs::default()
+    });
     assert_eq!(sb.tier(), Tier::Bubblewrap);
     assert!(sb.describe().contains("bubblewrap"), "{}", sb.describe());
 }
@@ -16,6 +21,7 @@ fn auto_picks_bubblewrap_on_this_machine() {
 fn landlock_can_be_chosen_and_says_so() {
     let args = SandboxArgs {
         tier: TierChoice::Landlock,
+        uid_base: 261_000,
         ..SandboxArgs::default()
     };
     let sb = probe(&args);
@@ -29,6 +35,7 @@ fn unsandboxed_runs_are_announced_loudly() {
         tier: TierChoice::Bubblewrap,
         bwrap: "/nonexistent/bwrap".into(),
         allow_unsandboxed: true,
+        uid_base: 262_000,
         ..SandboxArgs::default()
     };
     let sb = probe(&args);

@@ -28,8 +28,10 @@ use nix::unistd::{Gid, Uid, setgid, setgroups, setsid, setuid};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
+use super::caches::{CacheStore, RepoCacheDir, close_cache, disk_quota, lent_dirs, open_cache};
 use super::cgroup::{Cgroups, RunCgroup};
-use super::identity::{UidLease, UidPool, chown_tree, server_is_root, with_work_tree_lent};
+use super::identity::{UidLease, UidPool, chown_tree, server_is_root, with_dirs_lent};
+use super::toolchains::{self, ToolchainCheck};
 use super::{
     Limits, RunOutcome, Sandbox, SandboxCommand, SandboxError, Tier, Toolchains, command_env,
     runner,
@@ -47,6 +49,8 @@ pub struct BubblewrapSandbox {
     uids: Option<UidPool>,
     stage: tempfile::TempDir,
     cgroups: Cgroups,
+    caches: Option<CacheStore>,
+    checks: Vec<ToolchainCheck>,
 }
 
 /// Where a path is visible to bwrap: itself, or its staging copy.
@@ -70,7 +74,20 @@ impl BubblewrapSandbox {
             uids: server_is_root().then_some(uids),
             stage,
             cgroups: Cgroups::detect(),
+            caches: None,
+            checks: Vec::new(),
         })
+    }
+
+    /// Gives commands that name a repository that repository's dependency caches.
+    pub fn with_caches(mut self, caches: CacheStore) -> Self {
+        self.caches = Some(caches);
+        self
+    }
+
+    /// Records the start-up toolchain report shown by [`Sandbox::describe`].
+    pub fn set_toolchain_checks(&mut self, checks: Vec<ToolchainCheck>) {
+        self.checks = checks;
     }
 
     /// Runs `true` in the sandbox, synchronously: the start-up probe's check that bubblewrap
@@ -83,7 +100,7 @@ impl BubblewrapSandbox {
             chown_tree(dir.path(), lease.uid, lease.uid).map_err(|e| e.to_string())?;
         }
         let mut command = self
-            .command(&cmd, lease.as_ref(), Arc::default())
+            .command(&cmd, lease.as_ref(), Arc::default(), None)
             .map_err(|e| e.to_string())?;
         let out = command.output().map_err(|e| e.to_string())?;
         if out.status.success() {
@@ -103,9 +120,11 @@ impl BubblewrapSandbox {
         cmd: &SandboxCommand,
         lease: Option<&UidLease>,
         cgroup: Arc<RunCgroup>,
+        cache: Option<&RepoCacheDir>,
     ) -> Result<std::process::Command, SandboxError> {
-        let env = command_env(cmd, &self.toolchains, "/tmp")?;
-        let plan = self.plan(cmd, &env, lease)?;
+        let cache_env = cache.map(|c| c.env("/tmp")).unwrap_or_default();
+        let env = command_env(cmd, &self.toolchains, "/tmp", &cache_env)?;
+        let plan = self.plan(cmd, &env, lease, cache)?;
         let mut command = std::process::Command::new(&self.bwrap);
         command.args(&plan.args).env_clear();
         let uid = lease.map(|l| l.uid);
@@ -127,6 +146,7 @@ impl BubblewrapSandbox {
         cmd: &SandboxCommand,
         env: &[(String, String)],
         lease: Option<&UidLease>,
+        cache: Option<&RepoCacheDir>,
     ) -> Result<Plan, SandboxError> {
         let mut stage_binds = Vec::new();
         let mut staged = |src: &Path, name: String| -> Result<PathBuf, SandboxError> {
@@ -167,14 +187,19 @@ impl BubblewrapSandbox {
         for masked in &self.toolchains.masked {
             a.add_paths("--ro-bind", Path::new("/dev/null"), masked);
         }
+        if let Some(cache) = cache {
+            let src = staged(&cache.dir, "cache".into())?;
+            let opt = if cache.writable {
+                "--bind"
+            } else {
+                "--ro-bind"
+            };
+            a.add_paths(opt, &src, &cache.dir);
+        }
         let work = staged(&cmd.work_dir, "work".into())?;
         a.add_paths("--bind", &work, &cmd.work_dir);
-        if cmd
-            .work_dir
-            .join(".git")
-            .symlink_metadata()
-            .is_ok_and(|m| m.is_dir())
-        {
+        // Only a real directory: a symlink planted in its place is not followed.
+        if std::fs::symlink_metadata(cmd.work_dir.join(".git")).is_ok_and(|m| m.is_dir()) {
             // Repository metadata stays read-only: hooks and config are not the command's.
             a.add_paths("--ro-bind", &work.join(".git"), &cmd.work_dir.join(".git"));
         }
@@ -196,11 +221,12 @@ impl BubblewrapSandbox {
         lease: Option<&UidLease>,
         lines: Option<UnboundedSender<String>>,
         cancel: &CancellationToken,
+        cache: Option<&RepoCacheDir>,
     ) -> Result<RunOutcome, SandboxError> {
         let start = Instant::now();
         let cgroup = Arc::new(self.cgroups.create(&cgroup_name(), &cmd.limits));
         let spawned = self
-            .command(cmd, lease, cgroup.clone())
+            .command(cmd, lease, cgroup.clone(), cache)
             .and_then(|command| runner::spawn(command, &cmd.limits, lines));
         let mut running = match spawned {
             Ok(running) => running,
@@ -210,7 +236,13 @@ impl BubblewrapSandbox {
             }
         };
         let spawned_at = Instant::now();
-        let ended = running.wait(cmd.limits.timeout, cancel).await;
+        let ended = running
+            .wait(
+                cmd.limits.timeout,
+                cancel,
+                Some(disk_quota(cmd, cache, None)),
+            )
+            .await;
         let ended_at = Instant::now();
         // The pid namespace died with bwrap; this proves it, or sweeps the uid.
         runner::clear_run(cgroup, lease).await;
@@ -237,10 +269,17 @@ impl Sandbox for BubblewrapSandbox {
             None => "the server's uid",
         };
         format!(
-            "{} (bwrap: {}, as {who})",
+            "{} (bwrap: {}, as {who}) {}",
             self.tier(),
-            self.bwrap.display()
+            self.bwrap.display(),
+            toolchains::summary(&self.checks)
         )
+        .trim_end()
+        .to_owned()
+    }
+
+    fn toolchains(&self) -> Vec<ToolchainCheck> {
+        self.checks.clone()
     }
 
     async fn run(
@@ -249,14 +288,24 @@ impl Sandbox for BubblewrapSandbox {
         lines: Option<UnboundedSender<String>>,
         cancel: CancellationToken,
     ) -> Result<RunOutcome, SandboxError> {
+        command_env(&cmd, &self.toolchains, "/tmp", &[])?;
+        let cache = open_cache(self.caches.as_ref(), &cmd).await?;
         let lease = self.lease()?;
-        let Some(lease) = lease else {
-            return self.run_leased(&cmd, None, lines, &cancel).await;
+        let result = match lease {
+            None => {
+                self.run_leased(&cmd, None, lines, &cancel, cache.as_ref())
+                    .await
+            }
+            Some(lease) => {
+                with_dirs_lent(&lent_dirs(&cmd, cache.as_ref()), lease.uid, async {
+                    self.run_leased(&cmd, Some(&lease), lines, &cancel, cache.as_ref())
+                        .await
+                })
+                .await
+            }
         };
-        with_work_tree_lent(&cmd.work_dir, lease.uid, async {
-            self.run_leased(&cmd, Some(&lease), lines, &cancel).await
-        })
-        .await
+        close_cache(self.caches.as_ref(), cache).await;
+        result
     }
 }
 
@@ -334,8 +383,8 @@ mod tests {
     use super::*;
 
     fn args_of(sb: &BubblewrapSandbox, cmd: &SandboxCommand) -> Vec<String> {
-        let env = command_env(cmd, &sb.toolchains, "/tmp").unwrap();
-        let plan = sb.plan(cmd, &env, None).unwrap();
+        let env = command_env(cmd, &sb.toolchains, "/tmp", &[]).unwrap();
+        let plan = sb.plan(cmd, &env, None, None).unwrap();
         plan.args
             .iter()
             .map(|a| a.to_string_lossy().into_owned())

@@ -121,6 +121,26 @@ pub struct SandboxArgs {
         default_value_t = 1024
     )]
     pub output_kb: usize,
+    /// Disk a work tree may take in total while a command runs (with its private tmp and,
+    /// during set-up, the repository's dependency cache), in MiB.
+    #[arg(
+        long = "sandbox-disk-mb",
+        env = "PATCHPILOT_SANDBOX_DISK_MB",
+        default_value_t = 20_480
+    )]
+    pub disk_mb: u64,
+    /// Where per-repository dependency caches live. Default: `<PATCHPILOT_DATA_DIR>/caches`
+    /// for `serve` and `run`; none for a sandbox built without a data directory.
+    #[arg(long = "cache-dir", env = "PATCHPILOT_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Total size of all dependency caches; above it, whole repositories are evicted, least
+    /// recently used first.
+    #[arg(
+        long = "cache-max-bytes",
+        env = "PATCHPILOT_CACHE_MAX_BYTES",
+        default_value_t = 20 << 30
+    )]
+    pub cache_max_bytes: u64,
 }
 
 impl Default for SandboxArgs {
@@ -141,6 +161,9 @@ impl Default for SandboxArgs {
             cpu_secs: d.cpu_seconds,
             tmp_mb: d.tmp_bytes >> 20,
             output_kb: d.output_bytes >> 10,
+            disk_mb: d.disk_bytes >> 20,
+            cache_dir: None,
+            cache_max_bytes: 20 << 30,
         }
     }
 }
@@ -157,6 +180,21 @@ impl SandboxArgs {
             cpu_seconds: self.cpu_secs,
             tmp_bytes: self.tmp_mb << 20,
             output_bytes: self.output_kb << 10,
+            disk_bytes: self.disk_mb << 20,
+        }
+    }
+
+    /// The dependency-cache store, when a cache directory is configured. A directory that
+    /// cannot be created is logged and leaves commands without caches (set-up then fails with
+    /// its own message, which the session reports).
+    pub fn caches(&self) -> Option<super::CacheStore> {
+        let dir = self.cache_dir.clone()?;
+        match super::CacheStore::new(dir.clone(), self.cache_max_bytes) {
+            Ok(store) => Some(store),
+            Err(err) => {
+                tracing::error!(%err, dir = %dir.display(), "could not create the dependency cache directory (PATCHPILOT_CACHE_DIR)");
+                None
+            }
         }
     }
 

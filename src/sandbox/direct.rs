@@ -8,10 +8,13 @@
 //! point at a private directory created per run and removed after it.
 //!
 //! Tier C is this same backend with Landlock off, built only when the operator allowed
-//! unsandboxed runs; its description says so loudly. Known gaps compared with Tier A: the
-//! private tmp has no size cap (only `RLIMIT_FSIZE` per file); toolchains must be readable by
-//! the sandbox uids where they are (no bind mounts); when the server is not root, commands
-//! run as the server's uid and only the process group is killed.
+//! unsandboxed runs; its description says so loudly. When the server is root, the child also
+//! gets a private mount namespace ([`super::mounts`]): toolchains under a private home are
+//! bound back read-only, that home's other contents hidden, `/proc` lists only the command's
+//! own processes. Known gaps compared with Tier A: the private tmp has no size cap of its own
+//! (the disk-quota watcher counts it with the work tree); without CAP_SYS_ADMIN (a container)
+//! there are no private mounts and toolchains must be readable where they are; when the
+//! server is not root, commands run as the server's uid and only the process group is killed.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -23,9 +26,12 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use super::bwrap::cgroup_name;
+use super::caches::{CacheStore, RepoCacheDir, close_cache, disk_quota, lent_dirs, open_cache};
 use super::cgroup::{Cgroups, RunCgroup};
-use super::identity::{UidLease, UidPool, server_is_root, sweep, with_work_tree_lent};
-use super::landlock::Rules;
+use super::identity::{UidLease, UidPool, server_is_root, sweep, with_dirs_lent};
+use super::landlock::{Rules, allow_fresh_proc};
+use super::mounts::{Need, PrivateMounts};
+use super::toolchains::{self, ToolchainCheck};
 use super::{
     RunOutcome, Sandbox, SandboxCommand, SandboxError, Tier, Toolchains, command_env, runner,
 };
@@ -38,6 +44,11 @@ pub struct DirectSandbox {
     landlock: bool,
     tmp_root: tempfile::TempDir,
     cgroups: Cgroups,
+    caches: Option<CacheStore>,
+    checks: Vec<ToolchainCheck>,
+    /// Root may make a private mount namespace here (false in a container without
+    /// CAP_SYS_ADMIN: toolchains must then be readable where they are).
+    private_mounts: bool,
 }
 
 impl DirectSandbox {
@@ -62,7 +73,55 @@ impl DirectSandbox {
             landlock,
             tmp_root,
             cgroups: Cgroups::detect(),
+            caches: None,
+            checks: Vec::new(),
+            private_mounts: server_is_root() && private_mounts_work(),
         })
+    }
+
+    /// Gives commands that name a repository that repository's dependency caches.
+    pub fn with_caches(mut self, caches: CacheStore) -> Self {
+        self.caches = Some(caches);
+        self
+    }
+
+    /// Records the start-up toolchain report shown by [`Sandbox::describe`].
+    pub fn set_toolchain_checks(&mut self, checks: Vec<ToolchainCheck>) {
+        self.checks = checks;
+    }
+
+    /// The private mounts a command needs as `uid` (see [`super::mounts`]).
+    fn private_mounts(
+        &self,
+        cmd: &SandboxCommand,
+        private_tmp: &Path,
+        uid: u32,
+        cache: Option<&RepoCacheDir>,
+    ) -> Result<PrivateMounts, SandboxError> {
+        let mut needs: Vec<Need> = self
+            .toolchains
+            .binds
+            .iter()
+            .map(|p| Need {
+                path: p.clone(),
+                writable: false,
+            })
+            .collect();
+        needs.extend(cache.map(|c| Need {
+            path: c.dir.clone(),
+            writable: c.writable,
+        }));
+        needs.push(Need {
+            path: cmd.work_dir.clone(),
+            writable: true,
+        });
+        needs.push(Need {
+            path: private_tmp.to_path_buf(),
+            writable: true,
+        });
+        let stage = self.tmp_root.path().join(format!("stage-{uid}"));
+        PrivateMounts::plan(&stage, &needs)
+            .map_err(|e| SandboxError::Setup(format!("private mounts: {e}")))
     }
 
     /// Checks synchronously that the Landlock ruleset can be built and enforced here.
@@ -94,17 +153,27 @@ impl DirectSandbox {
         private_tmp: &Path,
         uid: Option<u32>,
         cgroup: Arc<RunCgroup>,
+        cache: Option<&RepoCacheDir>,
     ) -> Result<std::process::Command, SandboxError> {
         let tmp = private_tmp.to_string_lossy().into_owned();
-        let mut env = command_env(cmd, &self.toolchains, &tmp)?;
+        let cache_env = cache.map(|c| c.env(&tmp)).unwrap_or_default();
+        let mut env = command_env(cmd, &self.toolchains, &tmp, &cache_env)?;
         for (k, v) in &mut env {
             if k == "TMPDIR" {
                 v.clone_from(&tmp);
             }
         }
         let mut ruleset = if self.landlock {
-            let writable = vec![cmd.work_dir.clone(), private_tmp.to_path_buf()];
-            let rules = Rules::standard(&self.toolchains.binds, writable, cmd.network);
+            let mut writable = vec![cmd.work_dir.clone(), private_tmp.to_path_buf()];
+            let mut read_only = self.toolchains.binds.clone();
+            if let Some(cache) = cache {
+                if cache.writable {
+                    writable.push(cache.dir.clone());
+                } else {
+                    read_only.push(cache.dir.clone());
+                }
+            }
+            let rules = Rules::standard(&read_only, writable, cmd.network);
             Some(
                 rules
                     .build()
@@ -112,6 +181,13 @@ impl DirectSandbox {
             )
         } else {
             None
+        };
+        // Only root can make mounts; without it, toolchains must be readable where they are.
+        let mounts = match uid {
+            Some(uid) if self.private_mounts => {
+                Some(self.private_mounts(cmd, private_tmp, uid, cache)?)
+            }
+            _ => None,
         };
         let limits = cmd.limits.clone();
         let mut command = std::process::Command::new("/bin/sh");
@@ -122,13 +198,17 @@ impl DirectSandbox {
             .env_clear()
             .envs(env);
         // SAFETY: runs in the forked child before exec; it only makes system calls (setsid,
-        // write to the cgroup's tasks file, setrlimit, setgroups, setgid, setuid, prctl,
-        // landlock) on data prepared before fork.
+        // write to the cgroup's tasks file, unshare, mount, mkdir, setrlimit, setgroups,
+        // setgid, setuid, prctl, landlock) on data prepared before fork.
         #[allow(unsafe_code)]
         unsafe {
             command.pre_exec(move || {
                 setsid()?;
                 cgroup.enter()?;
+                let fresh_proc = match &mounts {
+                    Some(mounts) => mounts.apply()?,
+                    None => false,
+                };
                 limits.apply_rlimits()?;
                 if let Some(uid) = uid {
                     setgroups(&[])?;
@@ -137,7 +217,10 @@ impl DirectSandbox {
                 }
                 nix::sys::prctl::set_no_new_privs()?;
                 match ruleset.take() {
-                    Some(r) => r.restrict_self().map(|_| ()).map_err(std::io::Error::other),
+                    Some(r) => {
+                        let r = if fresh_proc { allow_fresh_proc(r)? } else { r };
+                        r.restrict_self().map(|_| ()).map_err(std::io::Error::other)
+                    }
                     None => Ok(()),
                 }
             });
@@ -151,6 +234,7 @@ impl DirectSandbox {
         lease: Option<&UidLease>,
         lines: Option<UnboundedSender<String>>,
         cancel: &CancellationToken,
+        cache: Option<&RepoCacheDir>,
     ) -> Result<RunOutcome, SandboxError> {
         let uid = lease.map(|l| l.uid);
         if let Some(lease) = lease
@@ -163,11 +247,12 @@ impl DirectSandbox {
         let private_tmp = self.private_tmp(uid)?;
         let cgroup = Arc::new(self.cgroups.create(&cgroup_name(), &cmd.limits));
         let spawned = self
-            .command(cmd, &private_tmp, uid, cgroup.clone())
+            .command(cmd, &private_tmp, uid, cgroup.clone(), cache)
             .and_then(|command| runner::spawn(command, &cmd.limits, lines));
+        let quota = disk_quota(cmd, cache, Some(&private_tmp));
         let result = match spawned {
             Ok(mut running) => {
-                let ended = running.wait(cmd.limits.timeout, cancel).await;
+                let ended = running.wait(cmd.limits.timeout, cancel, Some(quota)).await;
                 // Daemons that left the process group die here, before the output is drained.
                 runner::clear_run(cgroup, lease).await;
                 Ok(running.finish(ended).await)
@@ -206,10 +291,24 @@ impl Sandbox for DirectSandbox {
     }
 
     fn describe(&self) -> String {
-        match &self.uids {
-            Some(_) => format!("{} (dedicated uids)", self.tier()),
-            None => format!("{} (as the server's uid)", self.tier()),
-        }
+        let who = match (&self.uids, self.private_mounts) {
+            (Some(_), true) => "dedicated uids, private mounts",
+            (Some(_), false) => {
+                "dedicated uids, NO private mounts (no CAP_SYS_ADMIN): toolchains must be readable where they are"
+            }
+            (None, _) => "as the server's uid",
+        };
+        format!(
+            "{} ({who}) {}",
+            self.tier(),
+            toolchains::summary(&self.checks)
+        )
+        .trim_end()
+        .to_owned()
+    }
+
+    fn toolchains(&self) -> Vec<ToolchainCheck> {
+        self.checks.clone()
     }
 
     async fn run(
@@ -218,17 +317,44 @@ impl Sandbox for DirectSandbox {
         lines: Option<UnboundedSender<String>>,
         cancel: CancellationToken,
     ) -> Result<RunOutcome, SandboxError> {
+        command_env(&cmd, &self.toolchains, "/", &[])?;
+        let cache = open_cache(self.caches.as_ref(), &cmd).await?;
         let lease = self.uids.as_ref().map(UidPool::lease).transpose()?;
-        let Some(lease) = lease else {
-            command_env(&cmd, &self.toolchains, "/")?;
-            return self.run_leased(&cmd, None, lines, &cancel).await;
+        let result = match lease {
+            None => {
+                self.run_leased(&cmd, None, lines, &cancel, cache.as_ref())
+                    .await
+            }
+            Some(lease) => {
+                with_dirs_lent(&lent_dirs(&cmd, cache.as_ref()), lease.uid, async {
+                    self.run_leased(&cmd, Some(&lease), lines, &cancel, cache.as_ref())
+                        .await
+                })
+                .await
+            }
         };
-        command_env(&cmd, &self.toolchains, "/")?;
-        with_work_tree_lent(&cmd.work_dir, lease.uid, async {
-            self.run_leased(&cmd, Some(&lease), lines, &cancel).await
-        })
-        .await
+        close_cache(self.caches.as_ref(), cache).await;
+        result
     }
+}
+
+/// Whether a forked child can enter a private mount namespace (root with CAP_SYS_ADMIN).
+fn private_mounts_work() -> bool {
+    let mut cmd = std::process::Command::new("/bin/true");
+    // SAFETY: runs in the forked child before exec and only makes the unshare system call.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(std::io::Error::from)
+        });
+    }
+    let works = cmd.status().is_ok_and(|s| s.success());
+    if !works {
+        tracing::warn!(
+            "Tier B cannot make a private mount namespace here: toolchains under private directories will not run"
+        );
+    }
+    works
 }
 
 /// Tier C without consent: every run is refused with a message for maintainers.

@@ -169,19 +169,22 @@ pub async fn sweep(uid: u32) -> std::io::Result<()> {
     }
 }
 
-/// Lends the work tree to `uid` for the duration of `run`, then takes it back for the server.
-pub(crate) async fn with_work_tree_lent<T>(
-    work_dir: &Path,
+/// Lends each of `dirs` (the work tree, a set-up's writable cache) to `uid` for the duration
+/// of `run`, then takes them back for the server.
+pub(crate) async fn with_dirs_lent<T>(
+    dirs: &[std::path::PathBuf],
     uid: u32,
     run: impl Future<Output = Result<T, SandboxError>>,
 ) -> Result<T, SandboxError> {
     let chown = |uid: u32, gid: u32| {
-        let dir = work_dir.to_path_buf();
+        let dirs = dirs.to_vec();
         async move {
-            tokio::task::spawn_blocking(move || chown_tree(&dir, uid, gid))
-                .await
-                .map_err(|e| SandboxError::Setup(e.to_string()))?
-                .map_err(|e| SandboxError::Setup(format!("changing owner of the work tree: {e}")))
+            tokio::task::spawn_blocking(move || {
+                dirs.iter().try_for_each(|dir| chown_tree(dir, uid, gid))
+            })
+            .await
+            .map_err(|e| SandboxError::Setup(e.to_string()))?
+            .map_err(|e| SandboxError::Setup(format!("changing owner of the work tree: {e}")))
         }
     };
     let start = std::time::Instant::now();

@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, PathBeneath, Ruleset, RulesetAttr,
     RulesetCreated, RulesetCreatedAttr, RulesetError, Scope, path_beneath_rules,
 };
 
@@ -69,6 +69,21 @@ impl Rules {
                 AccessFs::from_all(fs_abi),
             ))
     }
+}
+
+/// In the forked child, after the private mounts: lets the command read the fresh `/proc`
+/// mounted there (the `/proc` rule of [`Rules::standard`] names the host's instance). Only
+/// system calls on a static path: nothing allocates.
+pub(crate) fn allow_fresh_proc(ruleset: RulesetCreated) -> std::io::Result<RulesetCreated> {
+    use nix::fcntl::{OFlag, open};
+    let fd = open(
+        c"/proc",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    ruleset
+        .add_rule(PathBeneath::new(fd, AccessFs::from_read(ABI::V3)))
+        .map_err(std::io::Error::other)
 }
 
 #[cfg(test)]

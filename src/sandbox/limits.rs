@@ -29,6 +29,9 @@ pub struct Limits {
     pub tmp_bytes: u64,
     /// Output bytes kept (head and tail); the rest is counted and dropped.
     pub output_bytes: usize,
+    /// Disk the work tree may take in total, with the run's private tmp (Tier B) and a
+    /// writable dependency cache (set-up): watched while the command runs (see `quota`).
+    pub disk_bytes: u64,
 }
 
 const GIB: u64 = 1 << 30;
@@ -47,6 +50,7 @@ impl Default for Limits {
             cpu_seconds: 1800,
             tmp_bytes: 512 * MIB,
             output_bytes: MIB as usize,
+            disk_bytes: 20 * GIB,
         }
     }
 }

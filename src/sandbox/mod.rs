@@ -25,24 +25,31 @@
 //! and [`Sandbox::describe`].
 
 pub mod bwrap;
+pub mod caches;
 pub mod cgroup;
 pub mod config;
 pub mod direct;
+pub mod environment;
 pub mod identity;
 pub mod landlock;
 pub mod limits;
+mod mounts;
 pub mod output;
 pub mod probe;
+mod quota;
 mod runner;
+pub mod toolchains;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use caches::CacheStore;
 pub use config::{SandboxArgs, TierChoice, Toolchains};
 pub use limits::Limits;
 pub use output::CapturedOutput;
 pub use probe::probe;
+pub use toolchains::{ToolchainCheck, ToolchainState};
 
 /// How strongly commands are isolated on this machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +95,9 @@ pub struct SandboxCommand {
     /// Extra allow-listed variables (from the repository config). Never secrets.
     pub env: BTreeMap<String, String>,
     pub limits: Limits,
+    /// The repository (clone URL or name) whose dependency caches the command gets:
+    /// writable when `network` is on (set-up), read-only otherwise. `None`: no caches.
+    pub cache: Option<String>,
 }
 
 impl SandboxCommand {
@@ -99,6 +109,7 @@ impl SandboxCommand {
             network: false,
             env: BTreeMap::new(),
             limits: Limits::default(),
+            cache: None,
         }
     }
 }
@@ -110,6 +121,9 @@ pub struct RunOutcome {
     pub signal: Option<i32>,
     pub timed_out: bool,
     pub cancelled: bool,
+    /// Stopped because the work tree (with its tmp and a writable cache) outgrew
+    /// [`Limits::disk_bytes`].
+    pub disk_quota_exceeded: bool,
     pub output: CapturedOutput,
     pub duration: Duration,
 }
@@ -117,7 +131,7 @@ pub struct RunOutcome {
 impl RunOutcome {
     /// Exited with status 0, on its own.
     pub fn success(&self) -> bool {
-        self.exit_code == Some(0) && !self.timed_out && !self.cancelled
+        self.exit_code == Some(0) && !self.timed_out && !self.cancelled && !self.disk_quota_exceeded
     }
 }
 
@@ -147,6 +161,10 @@ pub trait Sandbox: Send + Sync {
     fn tier(&self) -> Tier;
     /// One line for `/healthz`, logs and check-run summaries.
     fn describe(&self) -> String;
+    /// Which toolchains ran in this tier at start-up (empty when not checked).
+    fn toolchains(&self) -> Vec<ToolchainCheck> {
+        Vec::new()
+    }
     /// Runs `cmd`, sending each output line to `lines` as it comes, until it exits, times out
     /// or `cancel` fires.
     async fn run(
@@ -172,6 +190,7 @@ pub(crate) fn command_env(
     cmd: &SandboxCommand,
     toolchains: &Toolchains,
     home: &str,
+    caches: &[(String, String)],
 ) -> Result<Vec<(String, String)>, SandboxError> {
     // Canonical, so the path bound inside is exactly the path the server lends and takes back.
     let canonical = std::fs::canonicalize(&cmd.work_dir).ok();
@@ -189,6 +208,11 @@ pub(crate) fn command_env(
         ("CI".to_string(), "true".to_string()),
     ];
     env.extend(toolchains.env.iter().cloned());
+    for (k, v) in caches {
+        // The repository's writable CARGO_HOME replaces the toolchain's read-only one.
+        env.retain(|(name, _)| name != k);
+        env.push((k.clone(), v.clone()));
+    }
     if !cmd.network {
         // Tools that would otherwise try the network and hang or fail slowly.
         env.push(("CARGO_NET_OFFLINE".into(), "true".into()));
@@ -218,7 +242,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = SandboxCommand::new("true", dir.path());
         cmd.env.insert("RUST_BACKTRACE".into(), "1".into());
-        let env = command_env(&cmd, &Toolchains::default(), "/tmp").unwrap();
+        let env = command_env(&cmd, &Toolchains::default(), "/tmp", &[]).unwrap();
         let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             names,
@@ -242,7 +266,7 @@ mod tests {
             let mut cmd = SandboxCommand::new("true", dir.path());
             cmd.env.insert(bad.into(), "x".into());
             assert!(matches!(
-                command_env(&cmd, &Toolchains::default(), "/tmp"),
+                command_env(&cmd, &Toolchains::default(), "/tmp", &[]),
                 Err(SandboxError::InvalidCommand(_))
             ));
         }
@@ -251,14 +275,14 @@ mod tests {
     #[test]
     fn relative_or_symlinked_work_dirs_are_rejected() {
         let cmd = SandboxCommand::new("true", "relative/dir");
-        assert!(command_env(&cmd, &Toolchains::default(), "/tmp").is_err());
+        assert!(command_env(&cmd, &Toolchains::default(), "/tmp", &[]).is_err());
         let dir = tempfile::tempdir().unwrap();
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(dir.path(), &link).unwrap();
         let cmd = SandboxCommand::new("true", &link);
-        assert!(command_env(&cmd, &Toolchains::default(), "/tmp").is_err());
+        assert!(command_env(&cmd, &Toolchains::default(), "/tmp", &[]).is_err());
         let cmd = SandboxCommand::new("true", dir.path().join("sub/.."));
-        assert!(command_env(&cmd, &Toolchains::default(), "/tmp").is_err());
+        assert!(command_env(&cmd, &Toolchains::default(), "/tmp", &[]).is_err());
     }
 
     #[test]
@@ -268,6 +292,7 @@ mod tests {
             signal: None,
             timed_out: false,
             cancelled: false,
+            disk_quota_exceeded: false,
             output: CapturedOutput::default(),
             duration: Duration::ZERO,
         };

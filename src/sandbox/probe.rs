@@ -11,22 +11,41 @@ use std::sync::Arc;
 use super::bwrap::BubblewrapSandbox;
 use super::direct::{DirectSandbox, RefusedSandbox};
 use super::identity::UidPool;
+use super::toolchains::{ToolchainState, check_all_blocking};
 use super::{Sandbox, SandboxArgs, TierChoice};
 
-/// Chooses the sandbox backend and logs the tier chosen.
+/// Chooses the sandbox backend, runs each toolchain found in it, and logs both.
 pub fn probe(args: &SandboxArgs) -> Arc<dyn Sandbox> {
     let sandbox = choose(args);
     tracing::info!(tier = ?sandbox.tier(), sandbox = %sandbox.describe(), "sandbox tier chosen");
+    for check in sandbox.toolchains() {
+        match &check.state {
+            ToolchainState::Works { version } => {
+                tracing::info!(toolchain = %check.name, %version, "toolchain runs in the sandbox");
+            }
+            ToolchainState::Broken { reason } => {
+                tracing::warn!(toolchain = %check.name, %reason, "toolchain does NOT run in the sandbox");
+            }
+        }
+    }
     sandbox
 }
 
 fn choose(args: &SandboxArgs) -> Arc<dyn Sandbox> {
     let toolchains = args.toolchains();
     let uids = UidPool::new(args.uid_base, args.uid_count);
+    let caches = args.caches();
     if matches!(args.tier, TierChoice::Auto | TierChoice::Bubblewrap) {
         match BubblewrapSandbox::new(args.bwrap.clone(), toolchains.clone(), uids.clone()) {
             Ok(sb) => match sb.self_test() {
-                Ok(()) => return Arc::new(sb),
+                Ok(()) => {
+                    let mut sb = match caches {
+                        Some(c) => sb.with_caches(c),
+                        None => sb,
+                    };
+                    sb.set_toolchain_checks(check_all_blocking(&sb, &toolchains));
+                    return Arc::new(sb);
+                }
                 Err(err) => tracing::warn!(%err, "bubblewrap does not work here"),
             },
             Err(err) => tracing::warn!(%err, "could not prepare the bubblewrap sandbox"),
@@ -35,16 +54,28 @@ fn choose(args: &SandboxArgs) -> Arc<dyn Sandbox> {
     if matches!(args.tier, TierChoice::Auto | TierChoice::Landlock) {
         match DirectSandbox::landlock(toolchains.clone(), uids.clone()) {
             Ok(sb) => match sb.self_test() {
-                Ok(()) => return Arc::new(sb),
+                Ok(()) => {
+                    let mut sb = match caches {
+                        Some(c) => sb.with_caches(c),
+                        None => sb,
+                    };
+                    sb.set_toolchain_checks(check_all_blocking(&sb, &toolchains));
+                    return Arc::new(sb);
+                }
                 Err(err) => tracing::warn!(%err, "Landlock does not work here"),
             },
             Err(err) => tracing::warn!(%err, "could not prepare the Landlock sandbox"),
         }
     }
     if args.allow_unsandboxed {
-        match DirectSandbox::unsandboxed(toolchains, uids) {
+        match DirectSandbox::unsandboxed(toolchains.clone(), uids) {
             Ok(sb) => {
                 tracing::warn!("no sandbox available: running commands UNSANDBOXED as allowed");
+                let mut sb = match caches {
+                    Some(c) => sb.with_caches(c),
+                    None => sb,
+                };
+                sb.set_toolchain_checks(check_all_blocking(&sb, &toolchains));
                 return Arc::new(sb);
             }
             Err(err) => tracing::error!(%err, "could not prepare unsandboxed runs"),

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::cgroup::RunCgroup;
 use super::identity::{UidLease, sweep};
 use super::output::LineSplitter;
+use super::quota::{DiskQuota, exceeded_message};
 use super::{CapturedOutput, Limits, RunOutcome, SandboxError};
 
 /// Time between SIGTERM and SIGKILL. Kept short so cancellation ends within 2 seconds.
@@ -61,6 +62,7 @@ pub(crate) struct Ended {
     signal: Option<i32>,
     timed_out: bool,
     cancelled: bool,
+    over_quota: Option<u64>,
 }
 
 /// Starts `cmd` with stdin from `/dev/null` and stdout and stderr into one capture.
@@ -138,12 +140,25 @@ async fn read_output(
 impl Running {
     /// Waits for the command to exit, enforcing the timeout and cancellation, then kills
     /// whatever is left in its process group.
-    pub(crate) async fn wait(&mut self, timeout: Duration, cancel: &CancellationToken) -> Ended {
-        let (mut timed_out, mut cancelled) = (false, false);
+    pub(crate) async fn wait(
+        &mut self,
+        timeout: Duration,
+        cancel: &CancellationToken,
+        quota: Option<DiskQuota>,
+    ) -> Ended {
+        let (mut timed_out, mut cancelled, mut over_quota) = (false, false, None);
+        let max_disk = quota.as_ref().map(|q| q.max_bytes);
+        let quota = async move {
+            match quota {
+                Some(q) => q.exceeded().await,
+                None => std::future::pending().await,
+            }
+        };
         let status = tokio::select! {
             status = self.child.wait() => status.ok(),
             _ = tokio::time::sleep(timeout) => { timed_out = true; None }
             _ = cancel.cancelled() => { cancelled = true; None }
+            () = quota => { over_quota = max_disk; None }
         };
         let status = match status {
             Some(status) => Some(status),
@@ -156,6 +171,7 @@ impl Running {
             signal: status.and_then(|s| s.signal()),
             timed_out,
             cancelled,
+            over_quota,
         }
     }
 
@@ -174,16 +190,20 @@ impl Running {
         if tokio::time::timeout(DRAIN_WAIT, &mut reader).await.is_err() {
             reader.abort();
         }
-        let output = self
+        let mut output = self
             .captured
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        if let Some(max) = ended.over_quota {
+            output.push(exceeded_message(max).as_bytes());
+        }
         RunOutcome {
             exit_code: ended.exit_code,
             signal: ended.signal,
             timed_out: ended.timed_out,
             cancelled: ended.cancelled,
+            disk_quota_exceeded: ended.over_quota.is_some(),
             output,
             duration: self.started.elapsed(),
         }

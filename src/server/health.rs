@@ -17,6 +17,8 @@ pub struct Features {
     pub github_app: bool,
     pub model: Option<String>,
     pub sandbox: String,
+    /// The start-up toolchain report: each toolchain found, run inside the chosen tier.
+    pub toolchains: Vec<crate::sandbox::ToolchainCheck>,
     pub api_writes: bool,
 }
 

@@ -25,6 +25,8 @@ pub const REPO: &str = "octo/calc";
 pub const INSTALLATION: u64 = 77;
 pub const MAINTAINER: &str = "maintainer";
 
+static NEXT_UID_BASE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(400_000);
+
 pub struct World {
     pub url: String,
     pub store: Arc<dyn Store>,
@@ -34,6 +36,8 @@ pub struct World {
     pub git_root: PathBuf,
     /// Clone URLs are `{git_base}/{owner}/{name}.git`, as the fake GitHub reports them.
     pub git_base: String,
+    /// The server's data directory (work trees, mirrors, dependency caches).
+    pub data_dir: PathBuf,
     pub client: reqwest::Client,
     workers: Option<WorkerPool>,
     _dirs: Vec<tempfile::TempDir>,
@@ -80,6 +84,16 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// The defaults, with the sandbox tier forced (`bubblewrap` or `landlock`).
+    pub fn tier(tier: &str) -> Self {
+        Self {
+            extra_args: vec!["--sandbox-tier".into(), tier.into()],
+            ..Self::default()
+        }
+    }
+}
+
 impl World {
     pub async fn start(db: TestDb, files: &[(&str, &str)]) -> Self {
         Self::start_with(db, files, Options::default()).await
@@ -103,11 +117,26 @@ impl World {
         let data = tempfile::tempdir().unwrap();
         let data_dir = data.path().canonicalize().unwrap();
         std::fs::create_dir_all(data_dir.join("work")).unwrap();
+        let cache_dir = data_dir.join("caches").display().to_string();
         let model_url = options
             .model_base_url
             .clone()
             .unwrap_or_else(|| model.anthropic_base_url());
+        // Worlds in one test binary run in parallel: each gets its own sandbox uids, so one
+        // world's sweep never kills another's commands.
+        let uid_base = NEXT_UID_BASE
+            .fetch_add(64, std::sync::atomic::Ordering::SeqCst)
+            .to_string();
         let mut argv = vec![
+            "--cache-dir",
+            cache_dir.as_str(),
+            "--sandbox-uid-base",
+            uid_base.as_str(),
+            "--sandbox-uid-count",
+            "16",
+        ];
+        argv.extend(options.extra_args.iter().map(String::as_str));
+        argv.extend_from_slice(&[
             "--webhook-secret",
             SECRET,
             "--api-token",
@@ -124,8 +153,7 @@ impl World {
             "2",
             "--sandbox-timeout-secs",
             "120",
-        ];
-        argv.extend(options.extra_args.iter().map(String::as_str));
+        ]);
         let args = super::server::serve_args(&argv);
         let store = db.store.clone();
         let (intake, _task) = IntakeQueue::start(store.clone(), 64);
@@ -176,6 +204,7 @@ impl World {
             model,
             git_root,
             git_base,
+            data_dir,
             client: reqwest::Client::new(),
             workers: Some(workers),
             _dirs: vec![git_dir, data],

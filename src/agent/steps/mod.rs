@@ -123,6 +123,8 @@ impl SessionContext {
         command.network = network;
         command.env = self.config.env.clone();
         command.limits = self.deps.limits.clone();
+        // This repository's dependency caches: filled by set-up, read by every later run.
+        command.cache = Some(self.clone_url.clone());
         // The repository may tighten the operator's limits, never loosen them.
         let repo = &self.config.limits;
         let limits = &mut command.limits;

@@ -212,6 +212,11 @@ async fn try_reply(
     let mut outputs = String::new();
     for command in commands {
         let outcome = ctx.sandboxed(progress, "verify", &command, false).await?;
+        if let Some(failure) = crate::sandbox::environment::environment_failure(&outcome) {
+            return Err(super::reproduce::could_not_run(
+                &command, &failure, &outcome,
+            ));
+        }
         outputs.push_str(&outcome.output.text());
         if !outcome.success() {
             progress.output_after = Some(outputs.clone());
