@@ -79,7 +79,8 @@ async fn the_web_ui_starts_follows_and_finds_sessions_in_a_real_browser() {
             "MISSING_REPO_URL",
             format!("{}/octo/missing.git", world.git_base),
         )
-        .env("REPRO", PYTHON_REPRO)
+        // A repro that takes a moment, so the page has steps to watch after the dropped stream.
+        .env("REPRO", format!("sleep 2 && {PYTHON_REPRO}"))
         .env("PR_SESSION", &pr_session)
         .env("PR_REPOSITORY", REPO)
         .env("PR_ISSUE", "3")

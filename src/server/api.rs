@@ -330,6 +330,8 @@ pub async fn session_events(
                     batch.push(Ok::<_, Infallible>(
                         SseEvent::default()
                             .id(event.id.to_string())
+                            // A dropped stream resumes after 1 s instead of the browser's 3 s.
+                            .retry(Duration::from_secs(1))
                             .event("log")
                             .data(data),
                     ));

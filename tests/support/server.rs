@@ -46,7 +46,11 @@ impl TestServer {
     }
 
     pub async fn start_with(db: TestDb, args: &[&str]) -> Self {
-        let args = serve_args(args);
+        Self::start_with_args(db, serve_args(args)).await
+    }
+
+    /// Starts a server on already parsed settings (for values the CLI itself would refuse).
+    pub async fn start_with_args(db: TestDb, args: ServeArgs) -> Self {
         let store = db.store.clone();
         let (intake, _task) = IntakeQueue::start(store.clone(), 256);
         let state = patchpilot::app::app_state(store.clone(), intake, &args, Features::default());
