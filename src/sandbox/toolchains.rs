@@ -108,6 +108,28 @@ async fn check_one(sandbox: &dyn Sandbox, name: &str, script: &str) -> Toolchain
     }
 }
 
+/// `text` without terminal escape sequences (Maven colours its version line) or other control
+/// characters: the report goes into logs, JSON and check runs. Ten lines, so no crate for it.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters… final byte in @..~; any other escape drops one character.
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else if !c.is_control() {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The version lines, joined (python3 reports itself and its pip).
 fn version_of(output: &str) -> String {
     let lines: Vec<&str> = output
@@ -129,6 +151,7 @@ fn last_line(output: &str) -> String {
 }
 
 fn bounded(s: &str, max: usize) -> String {
+    let s = &printable(s);
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_owned(),
@@ -192,6 +215,10 @@ mod tests {
         assert_eq!(
             version_of("Python 3.11.7\nvenv ok\npip 24.0 from x\n"),
             "Python 3.11.7; pip 24.0 from x"
+        );
+        assert_eq!(
+            version_of("\u{1b}[1mApache Maven 3.8.7\u{1b}[m\nMaven home: /usr/share/maven\n"),
+            "Apache Maven 3.8.7; Maven home: /usr/share/maven"
         );
     }
 }
