@@ -28,9 +28,9 @@ use nix::unistd::{Gid, Uid, setgid, setgroups, setsid, setuid};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use super::caches::{CacheStore, RepoCacheDir, close_cache, disk_quota, lent_dirs, open_cache};
+use super::caches::{CacheStore, RepoCacheDir, disk_quota, with_workspace};
 use super::cgroup::{Cgroups, RunCgroup};
-use super::identity::{UidLease, UidPool, chown_tree, server_is_root, with_dirs_lent};
+use super::identity::{UidLease, UidPool, chown_tree, server_is_root};
 use super::toolchains::{self, ToolchainCheck};
 use super::{
     Limits, RunOutcome, Sandbox, SandboxCommand, SandboxError, Tier, Toolchains, command_env,
@@ -289,23 +289,13 @@ impl Sandbox for BubblewrapSandbox {
         cancel: CancellationToken,
     ) -> Result<RunOutcome, SandboxError> {
         command_env(&cmd, &self.toolchains, "/tmp", &[])?;
-        let cache = open_cache(self.caches.as_ref(), &cmd).await?;
-        let lease = self.lease()?;
-        let result = match lease {
-            None => {
-                self.run_leased(&cmd, None, lines, &cancel, cache.as_ref())
-                    .await
-            }
-            Some(lease) => {
-                with_dirs_lent(&lent_dirs(&cmd, cache.as_ref()), lease.uid, async {
-                    self.run_leased(&cmd, Some(&lease), lines, &cancel, cache.as_ref())
-                        .await
-                })
-                .await
-            }
-        };
-        close_cache(self.caches.as_ref(), cache).await;
-        result
+        with_workspace(
+            self.caches.as_ref(),
+            &cmd,
+            || self.lease(),
+            async |lease, cache| self.run_leased(&cmd, lease, lines, &cancel, cache).await,
+        )
+        .await
     }
 }
 

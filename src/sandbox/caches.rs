@@ -21,8 +21,9 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
+use super::identity::{UidLease, with_dirs_lent};
 use super::quota::DiskQuota;
-use super::{SandboxCommand, SandboxError};
+use super::{RunOutcome, SandboxCommand, SandboxError};
 
 /// The directory every repository's cache lives under, with its size cap.
 #[derive(Debug, Clone)]
@@ -213,7 +214,7 @@ impl Drop for RepoCacheDir {
 
 /// Opens the cache `cmd` asks for, if the backend has a store: writable when the command has
 /// network (set-up), read-only otherwise.
-pub(crate) async fn open_cache(
+async fn open_cache(
     store: Option<&CacheStore>,
     cmd: &SandboxCommand,
 ) -> Result<Option<RepoCacheDir>, SandboxError> {
@@ -229,7 +230,7 @@ pub(crate) async fn open_cache(
 
 /// After a run: a writable cache may have grown, so evict other repositories above the cap
 /// (while this one is still held, so it is never the one evicted).
-pub(crate) async fn close_cache(store: Option<&CacheStore>, cache: Option<RepoCacheDir>) {
+async fn close_cache(store: Option<&CacheStore>, cache: Option<RepoCacheDir>) {
     if let (Some(store), Some(cache)) = (store, cache)
         && cache.writable
     {
@@ -242,8 +243,32 @@ pub(crate) async fn close_cache(store: Option<&CacheStore>, cache: Option<RepoCa
     }
 }
 
+/// The part of a run every backend shares: open the repository's cache, take a uid (when the
+/// server is root), lend the work tree and a writable cache to it while `run` runs, take them
+/// back, and account the cache — closing it on every path, a failed uid lease included.
+pub(crate) async fn with_workspace(
+    store: Option<&CacheStore>,
+    cmd: &SandboxCommand,
+    lease: impl FnOnce() -> Result<Option<UidLease>, SandboxError>,
+    run: impl AsyncFnOnce(Option<&UidLease>, Option<&RepoCacheDir>) -> Result<RunOutcome, SandboxError>,
+) -> Result<RunOutcome, SandboxError> {
+    let cache = open_cache(store, cmd).await?;
+    let result = match lease() {
+        Err(err) => Err(err),
+        Ok(None) => run(None, cache.as_ref()).await,
+        Ok(Some(lease)) => {
+            with_dirs_lent(&lent_dirs(cmd, cache.as_ref()), lease.uid, async {
+                run(Some(&lease), cache.as_ref()).await
+            })
+            .await
+        }
+    };
+    close_cache(store, cache).await;
+    result
+}
+
 /// What the sandbox uid must own during the run: the work tree, and a writable cache.
-pub(crate) fn lent_dirs(cmd: &SandboxCommand, cache: Option<&RepoCacheDir>) -> Vec<PathBuf> {
+fn lent_dirs(cmd: &SandboxCommand, cache: Option<&RepoCacheDir>) -> Vec<PathBuf> {
     let mut dirs = vec![cmd.work_dir.clone()];
     dirs.extend(cache.filter(|c| c.writable).map(|c| c.dir.clone()));
     dirs

@@ -26,9 +26,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use super::bwrap::cgroup_name;
-use super::caches::{CacheStore, RepoCacheDir, close_cache, disk_quota, lent_dirs, open_cache};
+use super::caches::{CacheStore, RepoCacheDir, disk_quota, with_workspace};
 use super::cgroup::{Cgroups, RunCgroup};
-use super::identity::{UidLease, UidPool, server_is_root, sweep, with_dirs_lent};
+use super::identity::{UidLease, UidPool, server_is_root, sweep};
 use super::landlock::{Rules, allow_fresh_proc};
 use super::mounts::{Need, PrivateMounts};
 use super::toolchains::{self, ToolchainCheck};
@@ -318,23 +318,13 @@ impl Sandbox for DirectSandbox {
         cancel: CancellationToken,
     ) -> Result<RunOutcome, SandboxError> {
         command_env(&cmd, &self.toolchains, "/", &[])?;
-        let cache = open_cache(self.caches.as_ref(), &cmd).await?;
-        let lease = self.uids.as_ref().map(UidPool::lease).transpose()?;
-        let result = match lease {
-            None => {
-                self.run_leased(&cmd, None, lines, &cancel, cache.as_ref())
-                    .await
-            }
-            Some(lease) => {
-                with_dirs_lent(&lent_dirs(&cmd, cache.as_ref()), lease.uid, async {
-                    self.run_leased(&cmd, Some(&lease), lines, &cancel, cache.as_ref())
-                        .await
-                })
-                .await
-            }
-        };
-        close_cache(self.caches.as_ref(), cache).await;
-        result
+        with_workspace(
+            self.caches.as_ref(),
+            &cmd,
+            || self.uids.as_ref().map(UidPool::lease).transpose(),
+            async |lease, cache| self.run_leased(&cmd, lease, lines, &cancel, cache).await,
+        )
+        .await
     }
 }
 
