@@ -201,6 +201,64 @@ pub struct PullRequestFile {
     pub deletions: u64,
 }
 
+/// A pull request as iterations need it: who opened it and where its branch is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullRequestInfo {
+    pub number: IssueNumber,
+    pub title: String,
+    pub author: String,
+    pub head_branch: String,
+    pub head_sha: CommitSha,
+    pub base_branch: String,
+    pub html_url: String,
+    pub open: bool,
+}
+
+/// A submitted pull request review.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Review {
+    pub id: u64,
+    /// `CHANGES_REQUESTED`, `COMMENTED`, `APPROVED`, `DISMISSED`, `PENDING`.
+    pub state: String,
+    pub author: String,
+    pub author_is_bot: bool,
+    pub body: String,
+}
+
+/// One line comment of a review.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReviewComment {
+    pub id: u64,
+    pub author: String,
+    pub author_is_bot: bool,
+    pub body: String,
+    pub path: String,
+    /// The line in the file the comment is on (`None` when it is outdated).
+    pub line: Option<u64>,
+    /// The diff context GitHub shows above the comment.
+    pub diff_hunk: String,
+}
+
+/// A CI job or check run that ran on a commit. A workflow job's id is also its check run's id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CiJob {
+    pub id: u64,
+    pub name: String,
+    pub conclusion: Option<String>,
+    /// The check run's own summary and text, when it reported some.
+    pub summary: String,
+}
+
+/// An annotation a check run left on a line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Annotation {
+    pub path: String,
+    pub start_line: u64,
+    pub level: String,
+    pub title: String,
+    pub message: String,
+}
+
 /// The repository facts the pipeline needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Repo {
@@ -363,4 +421,58 @@ pub trait GitHub: Send + Sync {
         repo: &RepoName,
         pr: IssueNumber,
     ) -> GitHubResult<Vec<PullRequestFile>>;
+
+    /// One pull request (`GET /repos/{o}/{r}/pulls/{n}`).
+    async fn get_pull_request(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        pr: IssueNumber,
+    ) -> GitHubResult<PullRequestInfo>;
+
+    /// One review of a pull request.
+    async fn get_review(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        pr: IssueNumber,
+        review: u64,
+    ) -> GitHubResult<Review>;
+
+    /// The line comments of one review, oldest first.
+    async fn review_comments(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        pr: IssueNumber,
+        review: u64,
+    ) -> GitHubResult<Vec<ReviewComment>>;
+
+    /// The jobs of a GitHub Actions workflow run.
+    async fn workflow_run_jobs(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        run: u64,
+    ) -> GitHubResult<Vec<CiJob>>;
+
+    /// The check runs of a check suite.
+    async fn check_suite_runs(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        suite: u64,
+    ) -> GitHubResult<Vec<CiJob>>;
+
+    /// A check run's annotations.
+    async fn check_run_annotations(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        check_run: u64,
+    ) -> GitHubResult<Vec<Annotation>>;
+
+    /// A workflow job's log as text (GitHub redirects to a short-lived download URL).
+    async fn job_log(&self, inst: InstallationId, repo: &RepoName, job: u64)
+    -> GitHubResult<String>;
 }

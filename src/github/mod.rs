@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod iteration_messages;
 pub mod manifest;
 pub mod markdown;
 pub mod messages;

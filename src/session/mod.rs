@@ -1,6 +1,7 @@
 //! Sessions: the record of one attempt to fix one issue, and the parsers that fill it.
 
 pub mod issue_body;
+pub mod iteration;
 pub mod links;
 mod model;
 pub mod repo_config;

@@ -162,6 +162,12 @@ pub struct Session {
     /// The repository is private, or its visibility is unknown: reading the session needs
     /// the API token or a signed link (see `server::access`).
     pub private: bool,
+    /// For an iteration on a pull request: the session that opened it (the first one).
+    pub parent_session_id: Option<String>,
+    /// What started the iteration (`comment:<id>`, `review:<id>`, `ci:<head sha>`).
+    pub iteration_key: Option<String>,
+    /// The iteration's request as JSON (see `session::iteration::IterationRequest`).
+    pub iteration_request: Option<String>,
 }
 
 /// What is known when a session is created.
@@ -181,6 +187,13 @@ pub struct NewSession {
     pub feedback: Option<String>,
     /// `repository.private` from the webhook payload; `None` (unknown) is stored as private.
     pub private: Option<bool>,
+    /// Iterations on a pull request (see [`Session`]); `None` for first sessions.
+    pub parent_session_id: Option<String>,
+    pub iteration_key: Option<String>,
+    pub iteration_request: Option<String>,
+    /// The pull request an iteration works on, and its branch.
+    pub pr_number: Option<i64>,
+    pub head_branch: Option<String>,
 }
 
 /// Severity of a session event.

@@ -24,6 +24,7 @@ pub const TOP_LEVEL_FIELDS: &[&str] = &[
     "limits",
     "env",
     "instructions_file",
+    "max_ci_fixes",
 ];
 
 /// Fields accepted under `limits`.
@@ -36,6 +37,9 @@ pub const LIMIT_FIELDS: &[&str] = &[
 
 /// The most attempts a repository may ask for (each costs model tokens and sandbox time).
 pub const MAX_ATTEMPTS_CAP: u32 = 10;
+
+/// The most CI fix-up rounds a repository may allow per pull request.
+pub const MAX_CI_FIXES_CAP: u32 = 10;
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -61,6 +65,9 @@ pub struct RepoConfig {
     pub env: BTreeMap<String, String>,
     /// A file in the repository with extra instructions for the model.
     pub instructions_file: Option<String>,
+    /// Fix-up rounds PatchPilot may run per pull request when CI fails on its branch (one per
+    /// head commit at most); `0` turns them off.
+    pub max_ci_fixes: u32,
 }
 
 impl Default for RepoConfig {
@@ -76,6 +83,7 @@ impl Default for RepoConfig {
             limits: Limits::default(),
             env: BTreeMap::new(),
             instructions_file: None,
+            max_ci_fixes: 2,
         }
     }
 }
@@ -180,6 +188,15 @@ impl RepoConfig {
                 format!(
                     "must be between 1 and {MAX_ATTEMPTS_CAP}, not {}",
                     self.max_attempts
+                ),
+            ));
+        }
+        if self.max_ci_fixes > MAX_CI_FIXES_CAP {
+            return Err(RepoConfigError::new(
+                "max_ci_fixes",
+                format!(
+                    "must be between 0 and {MAX_CI_FIXES_CAP}, not {}",
+                    self.max_ci_fixes
                 ),
             ));
         }
@@ -366,6 +383,16 @@ mod tests {
         assert_eq!(
             err("max_attempts: 11\n").problem,
             "must be between 1 and 10, not 11"
+        );
+        assert_eq!(
+            err("max_ci_fixes: 11\n").problem,
+            "must be between 0 and 10, not 11"
+        );
+        assert_eq!(
+            RepoConfig::parse(Some("max_ci_fixes: 0\n"))
+                .unwrap()
+                .max_ci_fixes,
+            0
         );
         assert_eq!(err("label: \"  \"\n").field.as_deref(), Some("label"));
         assert_eq!(

@@ -15,7 +15,8 @@ pub(super) const SESSION_COLUMNS: &str = "id, repo_url, branch, bug_description,
     status, patch_diff, pr_url, error_message, created_at, updated_at, installation_id, \
     repository, issue_number, issue_title, trigger_kind, triggered_by, trigger_comment_id, \
     delivery_id, feedback, attempt_count, input_tokens, output_tokens, base_sha, head_sha, \
-    head_branch, check_run_id, progress_comment_id, pr_number, cancel_requested, private";
+    head_branch, check_run_id, progress_comment_id, pr_number, cancel_requested, private, \
+    parent_session_id, iteration_key, iteration_request";
 
 /// Picks the oldest runnable job; `{lock}` is the backend's row-lock clause.
 pub(super) const CLAIM_JOB: &str = "UPDATE jobs SET status = 'running', lease_owner = $1, \
@@ -56,6 +57,9 @@ pub(super) struct SessionRow {
     pr_number: Option<i64>,
     cancel_requested: bool,
     private: bool,
+    parent_session_id: Option<String>,
+    iteration_key: Option<String>,
+    iteration_request: Option<String>,
 }
 
 impl TryFrom<SessionRow> for Session {
@@ -94,6 +98,9 @@ impl TryFrom<SessionRow> for Session {
             pr_number: row.pr_number,
             cancel_requested: row.cancel_requested,
             private: row.private,
+            parent_session_id: row.parent_session_id,
+            iteration_key: row.iteration_key,
+            iteration_request: row.iteration_request,
         })
     }
 }
@@ -654,7 +661,8 @@ macro_rules! impl_store {
                 let mut query = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO sessions (id, repo_url, branch, bug_description, repro_command, status, \
                      created_at, updated_at, installation_id, repository, issue_number, issue_title, \
-                     trigger_kind, triggered_by, trigger_comment_id, delivery_id, feedback, private) ",
+                     trigger_kind, triggered_by, trigger_comment_id, delivery_id, feedback, private, \
+                     parent_session_id, iteration_key, iteration_request, pr_number, head_branch) ",
                 );
                 query.push_values(chunk, |mut row, &(id, new, delivery_id)| {
                     let kind = new.trigger_kind.unwrap_or($crate::session::TriggerKind::Api);
@@ -676,7 +684,12 @@ macro_rules! impl_store {
                         .push_bind(delivery_id.map(str::to_owned))
                         .push_bind(new.feedback.clone())
                         // Unknown visibility counts as private.
-                        .push_bind(new.private.unwrap_or(true));
+                        .push_bind(new.private.unwrap_or(true))
+                        .push_bind(new.parent_session_id.clone())
+                        .push_bind(new.iteration_key.clone())
+                        .push_bind(new.iteration_request.clone())
+                        .push_bind(new.pr_number)
+                        .push_bind(new.head_branch.clone());
                 });
                 query.build().execute(&mut **tx).await?;
             }

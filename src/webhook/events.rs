@@ -152,6 +152,103 @@ pub struct InstallationRepositoriesEvent {
     pub repositories_removed: Vec<RepoRef>,
 }
 
+/// The head or base of a pull request in a webhook payload.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct PullRequestEnd {
+    #[serde(rename = "ref")]
+    pub branch: String,
+    pub sha: String,
+}
+
+/// The `pull_request` object of review events (only what the trigger rules read).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct PullRequestRef {
+    pub number: i64,
+    pub user: Account,
+    pub head: PullRequestEnd,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct Review {
+    pub id: i64,
+    /// `changes_requested`, `commented`, `approved`, `dismissed` (lowercase in webhooks).
+    pub state: String,
+    pub user: Account,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct PullRequestReviewEvent {
+    pub action: String,
+    pub review: Review,
+    pub pull_request: PullRequestRef,
+    pub repository: Repository,
+    #[serde(default)]
+    pub installation: Option<InstallationRef>,
+    pub sender: Account,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct ReviewComment {
+    pub id: i64,
+    /// The review the comment belongs to (every line comment belongs to one).
+    #[serde(default)]
+    pub pull_request_review_id: Option<i64>,
+    pub user: Account,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct PullRequestReviewCommentEvent {
+    pub action: String,
+    pub comment: ReviewComment,
+    pub pull_request: PullRequestRef,
+    pub repository: Repository,
+    #[serde(default)]
+    pub installation: Option<InstallationRef>,
+    pub sender: Account,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct CheckSuite {
+    pub id: i64,
+    #[serde(default)]
+    pub head_branch: Option<String>,
+    pub head_sha: String,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    #[serde(default)]
+    pub app: Option<AppRef>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct CheckSuiteEvent {
+    pub action: String,
+    pub check_suite: CheckSuite,
+    pub repository: Repository,
+    #[serde(default)]
+    pub installation: Option<InstallationRef>,
+    pub sender: Account,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct WorkflowRun {
+    pub id: i64,
+    #[serde(default)]
+    pub head_branch: Option<String>,
+    pub head_sha: String,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct WorkflowRunEvent {
+    pub action: String,
+    pub workflow_run: WorkflowRun,
+    pub repository: Repository,
+    #[serde(default)]
+    pub installation: Option<InstallationRef>,
+    pub sender: Account,
+}
+
 /// The envelope every event may carry, for the delivery record.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct Envelope {
@@ -170,6 +267,10 @@ pub enum Event {
     Issues(IssuesEvent),
     IssueComment(IssueCommentEvent),
     CheckRun(CheckRunEvent),
+    PullRequestReview(PullRequestReviewEvent),
+    PullRequestReviewComment(PullRequestReviewCommentEvent),
+    CheckSuite(CheckSuiteEvent),
+    WorkflowRun(WorkflowRunEvent),
     Installation(InstallationEvent),
     InstallationRepositories(InstallationRepositoriesEvent),
     /// Any other event type: acknowledged and ignored.
@@ -186,6 +287,10 @@ pub fn parse(event_name: &str, body: &[u8]) -> Result<(Event, Envelope), Payload
         "issues" => Event::Issues(from_json(body)?),
         "issue_comment" => Event::IssueComment(from_json(body)?),
         "check_run" => Event::CheckRun(from_json(body)?),
+        "pull_request_review" => Event::PullRequestReview(from_json(body)?),
+        "pull_request_review_comment" => Event::PullRequestReviewComment(from_json(body)?),
+        "check_suite" => Event::CheckSuite(from_json(body)?),
+        "workflow_run" => Event::WorkflowRun(from_json(body)?),
         "installation" => Event::Installation(from_json(body)?),
         "installation_repositories" => Event::InstallationRepositories(from_json(body)?),
         other => Event::Other {

@@ -2,5 +2,6 @@
 
 pub mod command;
 pub mod events;
+pub mod iteration_triggers;
 pub mod signature;
 pub mod triggers;

@@ -55,7 +55,7 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn ignored(reason: impl std::fmt::Display) -> Self {
+    pub(super) fn ignored(reason: impl std::fmt::Display) -> Self {
         Self {
             outcome: format!("ignored: {reason}"),
             effect: IntakeEffect::None,
@@ -72,6 +72,10 @@ pub enum CommandKind {
     Help,
     /// `/patchpilot <text>` on a pull request: feedback for a new iteration if the PR is ours.
     Feedback,
+    /// A review on a PatchPilot pull request (changes requested, or line comments).
+    Review,
+    /// CI failed on a PatchPilot branch: one bounded fix-up round.
+    CiFailure,
 }
 
 /// Payload of a `command` job.
@@ -87,6 +91,30 @@ pub struct CommandJob {
     pub sender: String,
     /// The text after `/patchpilot` (feedback, or the unknown sub-command).
     pub text: String,
+    /// The review of a `review` command.
+    #[serde(default)]
+    pub review_id: Option<i64>,
+    /// The failed head commit and branch of a `ci_failure` command.
+    #[serde(default)]
+    pub head_sha: Option<String>,
+    #[serde(default)]
+    pub head_branch: Option<String>,
+    #[serde(default)]
+    pub workflow_run_id: Option<i64>,
+    #[serde(default)]
+    pub check_suite_id: Option<i64>,
+}
+
+impl CommandJob {
+    pub(super) fn decision(&self) -> Decision {
+        Decision {
+            outcome: format!("command: {:?}", self.command).to_lowercase(),
+            effect: IntakeEffect::Job {
+                kind: COMMAND_JOB.to_owned(),
+                payload: serde_json::to_value(self).unwrap_or_default(),
+            },
+        }
+    }
 }
 
 /// Job kind for [`CommandJob`]s.
@@ -152,14 +180,13 @@ pub fn decide(event: &Event, settings: &TriggerSettings) -> Decision {
                     comment_id: e.comment.id,
                     sender: e.sender.login.clone(),
                     text: text.to_owned(),
+                    review_id: None,
+                    head_sha: None,
+                    head_branch: None,
+                    workflow_run_id: None,
+                    check_suite_id: None,
                 };
-                Decision {
-                    outcome: format!("command: {command:?}").to_lowercase(),
-                    effect: IntakeEffect::Job {
-                        kind: COMMAND_JOB.to_owned(),
-                        payload: serde_json::to_value(payload).unwrap_or_default(),
-                    },
-                }
+                payload.decision()
             };
             let comment = Some(e.comment.id);
             match command {
@@ -237,6 +264,12 @@ pub fn decide(event: &Event, settings: &TriggerSettings) -> Decision {
                 effect: IntakeEffect::StartSession(new),
             }
         }
+        Event::PullRequestReview(e) => super::iteration_triggers::review_decision(e, settings),
+        Event::PullRequestReviewComment(e) => {
+            super::iteration_triggers::review_comment_decision(e, settings)
+        }
+        Event::CheckSuite(e) => super::iteration_triggers::check_suite_decision(e, settings),
+        Event::WorkflowRun(e) => super::iteration_triggers::workflow_run_decision(e, settings),
         Event::Installation(e) => installation_decision(e),
         Event::InstallationRepositories(e) => installation_repositories_decision(e),
         Event::Other { name } => Decision::ignored(format!("event {name}")),
@@ -244,7 +277,7 @@ pub fn decide(event: &Event, settings: &TriggerSettings) -> Decision {
 }
 
 /// Bots, Apps and PatchPilot itself never start work.
-fn sender_refusal(sender: &Account, settings: &TriggerSettings) -> Option<&'static str> {
+pub(super) fn sender_refusal(sender: &Account, settings: &TriggerSettings) -> Option<&'static str> {
     if settings.bot_login.as_deref() == Some(sender.login.as_str()) {
         Some("our own comment")
     } else if sender.is_bot() {
@@ -283,6 +316,7 @@ fn start(
         trigger_comment_id: comment_id,
         feedback: None,
         private: repository.private,
+        ..NewSession::default()
     };
     Decision {
         outcome: "session".to_owned(),

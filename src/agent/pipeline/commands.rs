@@ -1,21 +1,22 @@
 //! Slash commands that do not start a session by themselves: cancel, status, help, and
-//! feedback on a PatchPilot pull request (which starts a new iteration on the same branch).
+//! what starts an iteration on a PatchPilot pull request (feedback, a review, its own failing
+//! CI; see `iteration_start.rs`).
 //! The sender's permission is checked like for any trigger. Help is answered to anyone, but
 //! to people without write access only within the reply rate limit.
 
-use crate::github::client::{GitHub, Reaction, ReactionTarget};
+use crate::github::client::{Reaction, ReactionTarget};
 use crate::github::messages::{
     Outcome, PipelineStep, ProgressView, StepState, StepView, help_text, status_reply,
 };
 use crate::github::reporter::reply_limited;
 use crate::github::types::{CommentId, InstallationId, IssueNumber, RepoName};
-use crate::session::{NewSession, Session, SessionEvent, SessionStatus, TriggerKind};
+use crate::session::{Session, SessionEvent, SessionStatus};
 use crate::store::SessionFilter;
 use crate::webhook::triggers::{CommandJob, CommandKind};
 use crate::worker::JobError;
 
 use super::progress::{start_message, step_name};
-use super::{PipelineDeps, public_session_link};
+use super::{PipelineDeps, iteration_start, public_session_link};
 
 fn transient(err: impl std::fmt::Display) -> JobError {
     JobError::Transient(err.to_string())
@@ -46,6 +47,11 @@ pub async fn run_command(deps: &PipelineDeps, payload: &serde_json::Value) -> Re
                 .map_err(transient)
         }
     };
+    let at = || iteration_start::Place { inst, repo: &repo };
+    // CI rounds have no sender to check: the round runs the command a writer approved.
+    if job.command == CommandKind::CiFailure {
+        return iteration_start::ci_failure(deps, github.as_ref(), &job, at()).await;
+    }
     let permission = github
         .permission(inst, &repo, &job.sender)
         .await
@@ -112,7 +118,11 @@ pub async fn run_command(deps: &PipelineDeps, payload: &serde_json::Value) -> Re
             };
             reply(status_reply(view.as_ref())).await
         }
-        CommandKind::Feedback => feedback(deps, github.as_ref(), &job, inst, &repo, issue).await,
+        CommandKind::Feedback => {
+            iteration_start::feedback(deps, github.as_ref(), &job, at()).await
+        }
+        CommandKind::Review => iteration_start::review(deps, github.as_ref(), &job, at()).await,
+        CommandKind::CiFailure => Ok(()),
     }
 }
 
@@ -219,58 +229,6 @@ pub(crate) fn step_states(
             (step, state)
         })
         .collect()
-}
-
-/// `/patchpilot <feedback>` on a pull request PatchPilot opened: a new session for its issue.
-async fn feedback(
-    deps: &PipelineDeps,
-    github: &dyn GitHub,
-    job: &CommandJob,
-    inst: InstallationId,
-    repo: &RepoName,
-    pr: IssueNumber,
-) -> Result<(), JobError> {
-    let pull = github.get_issue(inst, repo, pr).await.map_err(transient)?;
-    let bot = github.bot_login().await.map_err(transient)?;
-    let issue_number = pull
-        .title
-        .strip_prefix("Fix #")
-        .and_then(|rest| rest.split(':').next())
-        .and_then(|n| n.parse::<i64>().ok())
-        .filter(|_| pull.author.eq_ignore_ascii_case(&bot));
-    let Some(issue_number) = issue_number else {
-        return github
-            .post_comment(
-                inst,
-                repo,
-                pr,
-                "PatchPilot only takes feedback on pull requests it opened.",
-            )
-            .await
-            .map(|_| ())
-            .map_err(transient);
-    };
-    let new = NewSession {
-        repo_url: job.clone_url.clone(),
-        installation_id: Some(job.installation_id),
-        repository: Some(job.repository.clone()),
-        issue_number: Some(issue_number),
-        trigger_kind: Some(TriggerKind::PullRequestFeedback),
-        triggered_by: Some(job.sender.clone()),
-        feedback: Some(job.text.clone()).filter(|t| !t.trim().is_empty()),
-        ..NewSession::default()
-    };
-    let session = deps.store.create_session(new).await.map_err(transient)?;
-    tracing::info!(session = %session.id, pr = %pr, "feedback session queued");
-    let _ = github
-        .add_reaction(
-            inst,
-            repo,
-            ReactionTarget::Comment(CommentId(job.comment_id as u64)),
-            Reaction::Eyes,
-        )
-        .await;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 
 mod authorize;
 mod commands;
+mod iterate;
+mod iteration_start;
 pub mod progress;
 mod run;
 

@@ -65,6 +65,9 @@ pub async fn run_session(
     if session.cancel_requested {
         return finish(deps, &session, &mut progress, Err(Stop::Cancelled)).await;
     }
+    if session.parent_session_id.is_some() {
+        return super::iterate::run_iteration(deps, &session, &mut progress, cancel).await;
+    }
     let work_dir = deps.work_root.join(session_id);
     let git_dir = crate::agent::git::git_dir_for(&work_dir);
     remove_work_tree(&work_dir).await;
@@ -118,7 +121,7 @@ async fn finish(
     }
 }
 
-async fn set_status(deps: &PipelineDeps, id: &str, status: SessionStatus, error: Option<&str>) {
+pub(super) async fn set_status(deps: &PipelineDeps, id: &str, status: SessionStatus, error: Option<&str>) {
     let patch = SessionPatch {
         status: Some(status),
         error_message: error.map(str::to_owned),
@@ -130,7 +133,7 @@ async fn set_status(deps: &PipelineDeps, id: &str, status: SessionStatus, error:
 }
 
 /// Removes a work tree; files the sandbox created belong to other uids, which root can remove.
-async fn remove_work_tree(path: &Path) {
+pub(super) async fn remove_work_tree(path: &Path) {
     let path = path.to_owned();
     let _ = tokio::task::spawn_blocking(move || {
         if path.exists()

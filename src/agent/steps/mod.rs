@@ -5,6 +5,8 @@
 //! publish. Each returns `Err(Stop)` to end the session with a reason.
 
 mod clone;
+pub mod iteration;
+pub mod iteration_request;
 mod localise;
 mod patch;
 mod prepare;

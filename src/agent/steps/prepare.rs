@@ -24,14 +24,12 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
             .get_issue(s.installation, &s.repo, s.issue)
             .await
             .map_err(|e| github_stop(e, "reading the issue"))?;
-        ctx.title = issue.title.clone();
-        ctx.description = format!("{}\n\n{}", issue.title, issue.body)
-            .trim_end()
-            .to_owned();
-        if let Some(feedback) = &ctx.session.feedback {
-            ctx.description.push_str(&format!(
-                "\n\nMaintainer feedback on the previous pull request:\n{feedback}"
-            ));
+        // An iteration's "issue" is its pull request: it keeps the first session's report.
+        if ctx.session.parent_session_id.is_none() {
+            ctx.title = issue.title.clone();
+            ctx.description = format!("{}\n\n{}", issue.title, issue.body)
+                .trim_end()
+                .to_owned();
         }
         let repo = github
             .repository(s.installation, &s.repo)
@@ -74,7 +72,10 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
             .branch_head(s.installation, &s.repo, &ctx.base_branch)
             .await
             .map_err(|e| github_stop(e, "reading the base branch"))?;
-        progress.set_check_commit(&base.0);
+        // An iteration's check run goes on the commit it pushes, never on the head it found.
+        if ctx.session.parent_session_id.is_none() {
+            progress.set_check_commit(&base.0);
+        }
     }
     ctx.repro = settle_repro(ctx).await?;
     progress.repro_command = Some(ctx.repro.clone());

@@ -132,7 +132,7 @@ pub async fn run(
 
 /// Whether the work tree still holds what the edits wrote, and the edits were applied to
 /// the base commit's content; otherwise a sandboxed command changed one of them.
-async fn check_work_tree(ctx: &SessionContext) -> Result<(), Stop> {
+pub(super) async fn check_work_tree(ctx: &SessionContext) -> Result<(), Stop> {
     let (git_dir, base, dir, applied) = (
         ctx.git_dir.clone(),
         ctx.base_sha.clone(),

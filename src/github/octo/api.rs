@@ -453,6 +453,72 @@ impl GitHub for OctocrabGitHub {
             })
             .collect())
     }
+
+    async fn get_pull_request(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        pr: IssueNumber,
+    ) -> GitHubResult<PullRequestInfo> {
+        self.fetch_pull_request(inst, repo, pr).await
+    }
+
+    async fn get_review(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        pr: IssueNumber,
+        review: u64,
+    ) -> GitHubResult<Review> {
+        self.fetch_review(inst, repo, pr, review).await
+    }
+
+    async fn review_comments(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        pr: IssueNumber,
+        review: u64,
+    ) -> GitHubResult<Vec<ReviewComment>> {
+        self.fetch_review_comments(inst, repo, pr, review).await
+    }
+
+    async fn workflow_run_jobs(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        run: u64,
+    ) -> GitHubResult<Vec<CiJob>> {
+        self.fetch_workflow_run_jobs(inst, repo, run).await
+    }
+
+    async fn check_suite_runs(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        suite: u64,
+    ) -> GitHubResult<Vec<CiJob>> {
+        self.fetch_check_suite_runs(inst, repo, suite).await
+    }
+
+    async fn check_run_annotations(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        check_run: u64,
+    ) -> GitHubResult<Vec<Annotation>> {
+        self.fetch_check_run_annotations(inst, repo, check_run)
+            .await
+    }
+
+    async fn job_log(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        job: u64,
+    ) -> GitHubResult<String> {
+        self.fetch_job_log(inst, repo, job).await
+    }
 }
 
 #[cfg(test)]

@@ -346,6 +346,7 @@ impl OctocrabGitHub {
 }
 
 mod api;
+mod iteration_api;
 
 #[cfg(test)]
 mod tests {

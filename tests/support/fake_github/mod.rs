@@ -119,6 +119,8 @@ struct FakeRepo {
     check_runs: Vec<FakeCheckRun>,
     pulls: Vec<FakePull>,
     roles: BTreeMap<String, String>,
+    reviews: Vec<iterations::FakeReview>,
+    ci_jobs: Vec<iterations::FakeCiJob>,
 }
 
 struct Token {
@@ -393,6 +395,7 @@ impl FakeGitHub {
     }
 }
 
+pub mod iterations;
 mod routes;
 use routes::handle;
 

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::*;
 
-fn user_json(base: &str, login: &str) -> Value {
+pub(super) fn user_json(base: &str, login: &str) -> Value {
     let kind = if login.ends_with("[bot]") {
         "Bot"
     } else {
@@ -30,12 +30,12 @@ fn user_json(base: &str, login: &str) -> Value {
     })
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, message: &str) -> Response {
     let body = json!({ "message": message, "documentation_url": "https://docs.github.com/rest", "status": status.as_u16().to_string() });
     (status, axum::Json(body)).into_response()
 }
 
-fn ok(status: StatusCode, body: Value) -> Response {
+pub(super) fn ok(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
@@ -172,6 +172,9 @@ fn route(
         Err(why) => return error(StatusCode::UNAUTHORIZED, &why),
     };
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let Some(response) = super::iterations::download(w, &segments) {
+        return response;
+    }
     match (&caller, segments.as_slice()) {
         (_, ["app-manifests", code, "conversions"]) if *method == Method::POST => {
             manifest_conversion(w, code)
@@ -591,7 +594,18 @@ fn repo_route(
                 draft: body["draft"].as_bool().unwrap_or(false),
             };
             let json = pull_json(w, full, &pull);
-            w.repos.get_mut(full).unwrap().pulls.push(pull);
+            // On GitHub every pull request is also an issue (comments go through it).
+            let as_issue = FakeIssue {
+                number,
+                title: pull.title.clone(),
+                body: Some(pull.body.clone()),
+                author: bot.clone(),
+                is_pr: true,
+                state: "open".into(),
+            };
+            let repo = w.repos.get_mut(full).unwrap();
+            repo.issues.insert(number, as_issue);
+            repo.pulls.push(pull);
             ok(StatusCode::CREATED, json)
         }
         ("GET", ["pulls"]) => {
@@ -632,7 +646,8 @@ fn repo_route(
                 json!([{ "sha": "c".repeat(40), "filename": "src/lib.rs", "status": "modified", "additions": 3, "deletions": 1, "changes": 4 }]),
             )
         }
-        _ => unknown(method, &format!("/repos/{full}/{}", rest.join("/"))),
+        _ => super::iterations::repo_route(w, method, full, rest, query)
+            .unwrap_or_else(|| unknown(method, &format!("/repos/{full}/{}", rest.join("/")))),
     }
 }
 
@@ -663,7 +678,7 @@ fn react(w: &mut World, full: &str, target: String, body: &Value) -> Response {
 }
 
 /// A branch's head: from the backing bare repository when there is one, else the fixture map.
-fn branch_sha(w: &World, full: &str, branch: &str) -> Option<String> {
+pub(super) fn branch_sha(w: &World, full: &str, branch: &str) -> Option<String> {
     if let Some(root) = &w.git_repo_root {
         let bare = root.join(format!("{full}.git"));
         if bare.exists() {
