@@ -11,7 +11,9 @@ use std::time::Duration;
 use patchpilot::session::{Session, SessionStatus};
 use patchpilot::store::SessionFilter;
 use serde_json::{Value, json};
-use support::e2e::{INSTALLATION, MAINTAINER, PYTHON_FIX, PYTHON_REPRO, REPO, World, python_project};
+use support::e2e::{
+    INSTALLATION, MAINTAINER, PYTHON_FIX, PYTHON_REPRO, REPO, World, python_project,
+};
 use support::fake_github::BOT_LOGIN;
 use support::fake_github::iterations::CiJobSpec;
 use support::fake_model::Reply;
@@ -36,7 +38,12 @@ async fn open_pull_request(world: &World) -> Pr {
     let answer = world.deliver("issues", &payload).await;
     let first_session = answer["sessionId"].as_str().unwrap().to_owned();
     let session = world.finished(&first_session).await;
-    assert_eq!(session.status, SessionStatus::Succeeded, "{:?}", session.error_message);
+    assert_eq!(
+        session.status,
+        SessionStatus::Succeeded,
+        "{:?}",
+        session.error_message
+    );
     world.github.comments(REPO, 1);
     let number = world.github.pulls(REPO)[0].number;
     let head = ref_sha(&world.bare_repo(), &format!("refs/heads/{BRANCH}")).unwrap();
@@ -81,7 +88,13 @@ fn review_payload(world: &World, pr: &Pr, review_id: u64, by: &str) -> Value {
     payload
 }
 
-fn review_comment_payload(world: &World, pr: &Pr, review_id: u64, comment_id: u64, by: &str) -> Value {
+fn review_comment_payload(
+    world: &World,
+    pr: &Pr,
+    review_id: u64,
+    comment_id: u64,
+    by: &str,
+) -> Value {
     let mut payload = support::example("pull_request_review_comment", "created");
     payload["comment"]["id"] = json!(comment_id);
     payload["comment"]["pull_request_review_id"] = json!(review_id);
@@ -162,7 +175,9 @@ fn branch_head(world: &World) -> String {
 
 /// The parent of a commit in the fake git server.
 fn parent_of(world: &World, sha: &str) -> String {
-    git(&world.bare_repo(), &["rev-parse", &format!("{sha}^")]).trim().to_owned()
+    git(&world.bare_repo(), &["rev-parse", &format!("{sha}^")])
+        .trim()
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -171,10 +186,21 @@ async fn feedback_adds_a_verified_commit_on_the_branch_and_one_reply() {
     let pr = open_pull_request(&world).await;
     world.model.push_reply(Reply::text(FLOAT_FIX));
 
-    let payload = pr_comment_payload(&world, pr.number, "/patchpilot please return 0.0 so the type stays float", MAINTAINER);
+    let payload = pr_comment_payload(
+        &world,
+        pr.number,
+        "/patchpilot please return 0.0 so the type stays float",
+        MAINTAINER,
+    );
     world.deliver("issue_comment", &payload).await;
     let round = nth_iteration(&world, pr.number, 1).await;
-    assert_eq!(round.status, SessionStatus::Succeeded, "{}\n{:?}", world.events(&round.id).await, round.error_message);
+    assert_eq!(
+        round.status,
+        SessionStatus::Succeeded,
+        "{}\n{:?}",
+        world.events(&round.id).await,
+        round.error_message
+    );
 
     // A new commit on top of the reviewed head: nothing was force-pushed.
     let head = branch_head(&world);
@@ -183,7 +209,10 @@ async fn feedback_adds_a_verified_commit_on_the_branch_and_one_reply() {
     let calc = file_at(&world.bare_repo(), &head, "calc.py").unwrap();
     assert!(calc.contains("        return 0.0\n"), "{calc}");
     let message = git(&world.bare_repo(), &["log", "-1", "--format=%s", &head]);
-    assert_eq!(message.trim(), format!("Address feedback on #{}", pr.number));
+    assert_eq!(
+        message.trim(),
+        format!("Address feedback on #{}", pr.number)
+    );
 
     // One reply on the pull request, edited in place, with the evidence.
     let comments: Vec<_> = world
@@ -194,11 +223,26 @@ async fn feedback_adds_a_verified_commit_on_the_branch_and_one_reply() {
         .collect();
     assert_eq!(comments.len(), 1, "{comments:#?}");
     let reply = &comments[0].body;
-    assert!(reply.starts_with(&format!("<!-- patchpilot:session={} -->", round.id)), "{reply}");
-    assert!(reply.contains(&format!("PatchPilot pushed `{}` to `{BRANCH}`", &head[..12])), "{reply}");
+    assert!(
+        reply.starts_with(&format!("<!-- patchpilot:session={} -->", round.id)),
+        "{reply}"
+    );
+    assert!(
+        reply.contains(&format!(
+            "PatchPilot pushed `{}` to `{BRANCH}`",
+            &head[..12]
+        )),
+        "{reply}"
+    );
     assert!(reply.contains("nothing was force-pushed"), "{reply}");
-    assert!(reply.contains("Return a float for the empty list"), "{reply}");
-    assert!(reply.contains(&format!("`{PYTHON_REPRO}` passes with this commit")), "{reply}");
+    assert!(
+        reply.contains("Return a float for the empty list"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains(&format!("`{PYTHON_REPRO}` passes with this commit")),
+        "{reply}"
+    );
     assert!(reply.contains("2 passed"), "{reply}");
     assert!(comments[0].edits > 0, "edited in place");
 
@@ -206,10 +250,16 @@ async fn feedback_adds_a_verified_commit_on_the_branch_and_one_reply() {
     let requests = world.model.requests();
     assert_eq!(requests.len(), 2);
     let prompt = requests[1].first_user_message();
-    assert!(prompt.contains("please return 0.0 so the type stays float"), "{prompt}");
+    assert!(
+        prompt.contains("please return 0.0 so the type stays float"),
+        "{prompt}"
+    );
     assert!(prompt.contains("+    if not values:"), "{prompt}");
     assert!(prompt.contains("2 passed"), "{prompt}");
-    assert!(prompt.contains("average() crashes on an empty list"), "{prompt}");
+    assert!(
+        prompt.contains("average() crashes on an empty list"),
+        "{prompt}"
+    );
 
     // The round is a session linked to the first one, in the API; its check run is on the new head.
     let json: Value = world
@@ -225,6 +275,21 @@ async fn feedback_adds_a_verified_commit_on_the_branch_and_one_reply() {
     assert_eq!(json["parentSessionId"], json!(pr.first_session), "{json}");
     assert_eq!(json["prNumber"], json!(pr.number), "{json}");
     assert_eq!(json["headSha"], json!(head), "{json}");
+    let page = world
+        .client
+        .get(format!("{}/sessions/{}", world.url, round.id))
+        .bearer_auth(support::server::API_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("Round on pull request #{}", pr.number))
+            && page.contains(&format!("href=\"/sessions/{}\"", pr.first_session)),
+        "{page}"
+    );
     let runs = world.github.check_runs(REPO);
     let on_head: Vec<_> = runs.iter().filter(|r| r.head_sha == head).collect();
     assert_eq!(on_head.len(), 1, "{runs:#?}");
@@ -244,7 +309,11 @@ async fn a_review_with_two_line_comments_is_one_round_with_both_in_the_prompt() 
         "CHANGES_REQUESTED",
         "Two small things.",
         &[
-            ("calc.py", 2, "Spell the empty case out: `len(values) == 0`."),
+            (
+                "calc.py",
+                2,
+                "Spell the empty case out: `len(values) == 0`.",
+            ),
             ("calc.py", 8, "total() is fine, leave it as it is."),
         ],
     );
@@ -253,26 +322,53 @@ async fn a_review_with_two_line_comments_is_one_round_with_both_in_the_prompt() 
     ));
 
     // GitHub sends the review and one event per line comment: one round in all.
-    world.deliver("pull_request_review", &review_payload(&world, &pr, review_id, MAINTAINER)).await;
+    world
+        .deliver(
+            "pull_request_review",
+            &review_payload(&world, &pr, review_id, MAINTAINER),
+        )
+        .await;
     for id in &comment_ids {
         let payload = review_comment_payload(&world, &pr, review_id, *id, MAINTAINER);
         world.deliver("pull_request_review_comment", &payload).await;
     }
     let round = nth_iteration(&world, pr.number, 1).await;
-    assert_eq!(round.status, SessionStatus::Succeeded, "{}\n{:?}", world.events(&round.id).await, round.error_message);
+    assert_eq!(
+        round.status,
+        SessionStatus::Succeeded,
+        "{}\n{:?}",
+        world.events(&round.id).await,
+        round.error_message
+    );
     settled(&db).await;
-    assert_eq!(iterations(&world, pr.number).await.len(), 1, "one round for the review");
+    assert_eq!(
+        iterations(&world, pr.number).await.len(),
+        1,
+        "one round for the review"
+    );
 
     // Both comments, with file, line and the code around them, were in the prompt.
     let requests = world.model.requests();
     assert_eq!(requests.len(), 2, "one model call for the round");
     let prompt = requests[1].first_user_message();
-    assert!(prompt.contains("Review comment 1 on `calc.py` line 2"), "{prompt}");
+    assert!(
+        prompt.contains("Review comment 1 on `calc.py` line 2"),
+        "{prompt}"
+    );
     assert!(prompt.contains("Spell the empty case out"), "{prompt}");
     assert!(prompt.contains(">    2 |     if not values:"), "{prompt}");
-    assert!(prompt.contains("Review comment 2 on `calc.py` line 8"), "{prompt}");
-    assert!(prompt.contains("total() is fine, leave it as it is."), "{prompt}");
-    assert!(prompt.contains(">    8 |     return sum(values)"), "{prompt}");
+    assert!(
+        prompt.contains("Review comment 2 on `calc.py` line 8"),
+        "{prompt}"
+    );
+    assert!(
+        prompt.contains("total() is fine, leave it as it is."),
+        "{prompt}"
+    );
+    assert!(
+        prompt.contains(">    8 |     return sum(values)"),
+        "{prompt}"
+    );
     assert!(prompt.contains("Two small things."), "{prompt}");
 
     // One commit on top; the reply names the comments.
@@ -283,9 +379,20 @@ async fn a_review_with_two_line_comments_is_one_round_with_both_in_the_prompt() 
     let comments = world.github.comments(REPO, pr.number);
     assert_eq!(comments.len(), 1, "{comments:#?}");
     let reply = &comments[0].body;
-    assert!(reply.contains("This round answers the review from @maintainer (2 comments)"), "{reply}");
-    assert!(reply.contains("- `calc.py` line 2: “Spell the empty case out: `len(values) == 0`.” — addressed"), "{reply}");
-    assert!(reply.contains("- `calc.py` line 8: “total() is fine, leave it as it is.” — addressed"), "{reply}");
+    assert!(
+        reply.contains("This round answers the review from @maintainer (2 comments)"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains(
+            "- `calc.py` line 2: “Spell the empty case out: `len(values) == 0`.” — addressed"
+        ),
+        "{reply}"
+    );
+    assert!(
+        reply.contains("- `calc.py` line 8: “total() is fine, leave it as it is.” — addressed"),
+        "{reply}"
+    );
     world.github.comments(REPO, 1);
     world.stop().await;
 }
@@ -293,7 +400,9 @@ async fn a_review_with_two_line_comments_is_one_round_with_both_in_the_prompt() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failing_ci_on_its_branch_gets_one_round_per_head_and_never_loops() {
     let (world, db) = start().await;
-    world.github.set_file(REPO, "main", ".github/patchpilot.yml", "max_ci_fixes: 1\n");
+    world
+        .github
+        .set_file(REPO, "main", ".github/patchpilot.yml", "max_ci_fixes: 1\n");
     let pr = open_pull_request(&world).await;
     let run = world.github.add_workflow_run(
         REPO,
@@ -316,10 +425,20 @@ async fn failing_ci_on_its_branch_gets_one_round_per_head_and_never_loops() {
     world.model.push_reply(Reply::text(FLOAT_FIX));
 
     // The failure arrives twice (a redelivery, and a second workflow of the same push).
-    world.deliver("workflow_run", &workflow_run_payload(&world, run, &pr.head)).await;
-    world.deliver("workflow_run", &workflow_run_payload(&world, run, &pr.head)).await;
+    world
+        .deliver("workflow_run", &workflow_run_payload(&world, run, &pr.head))
+        .await;
+    world
+        .deliver("workflow_run", &workflow_run_payload(&world, run, &pr.head))
+        .await;
     let round = nth_iteration(&world, pr.number, 1).await;
-    assert_eq!(round.status, SessionStatus::Succeeded, "{}\n{:?}", world.events(&round.id).await, round.error_message);
+    assert_eq!(
+        round.status,
+        SessionStatus::Succeeded,
+        "{}\n{:?}",
+        world.events(&round.id).await,
+        round.error_message
+    );
     settled(&db).await;
 
     // The failed job's annotation and log were in the prompt; one commit was pushed.
@@ -327,8 +446,14 @@ async fn failing_ci_on_its_branch_gets_one_round_per_head_and_never_loops() {
     assert_eq!(requests.len(), 2);
     let prompt = requests[1].first_user_message();
     assert!(prompt.contains("Failed CI job `lint`"), "{prompt}");
-    assert!(prompt.contains("flake8: use `return 0.0` in the guard"), "{prompt}");
-    assert!(prompt.contains("W291 trailing whitespace in the guard"), "{prompt}");
+    assert!(
+        prompt.contains("flake8: use `return 0.0` in the guard"),
+        "{prompt}"
+    );
+    assert!(
+        prompt.contains("W291 trailing whitespace in the guard"),
+        "{prompt}"
+    );
     assert!(!prompt.contains("all green"), "only failed jobs are read");
     let head = branch_head(&world);
     assert_eq!(parent_of(&world, &head), pr.head);
@@ -336,10 +461,16 @@ async fn failing_ci_on_its_branch_gets_one_round_per_head_and_never_loops() {
     assert_eq!(message.trim(), format!("Fix CI failure on #{}", pr.number));
     let comments = world.github.comments(REPO, pr.number);
     assert_eq!(comments.len(), 1, "{comments:#?}");
-    assert!(comments[0].body.contains("fixes the CI failure on"), "{}", comments[0].body);
+    assert!(
+        comments[0].body.contains("fixes the CI failure on"),
+        "{}",
+        comments[0].body
+    );
 
     // The same head failing again is not a second round.
-    world.deliver("workflow_run", &workflow_run_payload(&world, run, &pr.head)).await;
+    world
+        .deliver("workflow_run", &workflow_run_payload(&world, run, &pr.head))
+        .await;
     settled(&db).await;
     assert_eq!(iterations(&world, pr.number).await.len(), 1);
 
@@ -354,16 +485,30 @@ async fn failing_ci_on_its_branch_gets_one_round_per_head_and_never_loops() {
             annotations: &[],
         }],
     );
-    world.deliver("workflow_run", &workflow_run_payload(&world, second, &head)).await;
+    world
+        .deliver("workflow_run", &workflow_run_payload(&world, second, &head))
+        .await;
     settled(&db).await;
-    world.deliver("workflow_run", &workflow_run_payload(&world, second, &head)).await;
+    world
+        .deliver("workflow_run", &workflow_run_payload(&world, second, &head))
+        .await;
     settled(&db).await;
-    assert_eq!(iterations(&world, pr.number).await.len(), 1, "no second round");
+    assert_eq!(
+        iterations(&world, pr.number).await.len(),
+        1,
+        "no second round"
+    );
     assert_eq!(world.model.requests().len(), 2, "no model call");
     assert_eq!(branch_head(&world), head, "nothing pushed");
     let comments = world.github.comments(REPO, pr.number);
     assert_eq!(comments.len(), 2, "{comments:#?}");
-    assert!(comments[1].body.contains("already made 1 fix-up round on this pull request"), "{}", comments[1].body);
+    assert!(
+        comments[1]
+            .body
+            .contains("already made 1 fix-up round on this pull request"),
+        "{}",
+        comments[1].body
+    );
     assert!(comments[1].body.contains("`max_ci_fixes`"));
     world.github.comments(REPO, 1);
     world.stop().await;
@@ -375,7 +520,12 @@ async fn feedback_or_a_review_by_a_non_writer_starts_no_work() {
     let pr = open_pull_request(&world).await;
     world.github.set_role(REPO, "passer-by", "read");
 
-    let payload = pr_comment_payload(&world, pr.number, "/patchpilot rewrite it in Rust", "passer-by");
+    let payload = pr_comment_payload(
+        &world,
+        pr.number,
+        "/patchpilot rewrite it in Rust",
+        "passer-by",
+    );
     world.deliver("issue_comment", &payload).await;
     let (review_id, _) = world.github.add_review(
         REPO,
@@ -385,18 +535,34 @@ async fn feedback_or_a_review_by_a_non_writer_starts_no_work() {
         "Please change everything.",
         &[("calc.py", 2, "No.")],
     );
-    world.deliver("pull_request_review", &review_payload(&world, &pr, review_id, "passer-by")).await;
+    world
+        .deliver(
+            "pull_request_review",
+            &review_payload(&world, &pr, review_id, "passer-by"),
+        )
+        .await;
     // A bot's review never gets as far as a job.
-    world.deliver("pull_request_review", &review_payload(&world, &pr, review_id, "dependabot[bot]")).await;
+    world
+        .deliver(
+            "pull_request_review",
+            &review_payload(&world, &pr, review_id, "dependabot[bot]"),
+        )
+        .await;
     world
         .wait_for("the permission checks", |w| {
-            w.github.count(reqwest::Method::GET, "/collaborators/passer-by/permission") >= 2
+            w.github
+                .count(reqwest::Method::GET, "/collaborators/passer-by/permission")
+                >= 2
         })
         .await;
     settled(&db).await;
 
     assert!(iterations(&world, pr.number).await.is_empty());
-    assert_eq!(world.model.requests().len(), 1, "only the first session asked the model");
+    assert_eq!(
+        world.model.requests().len(),
+        1,
+        "only the first session asked the model"
+    );
     assert_eq!(branch_head(&world), pr.head);
     let ours: Vec<_> = world
         .github
@@ -418,7 +584,12 @@ async fn a_failed_round_leaves_the_branch_untouched_and_says_why() {
         world.model.push_reply(Reply::text(breaks_it));
     }
 
-    let payload = pr_comment_payload(&world, pr.number, "/patchpilot make the empty average 1", MAINTAINER);
+    let payload = pr_comment_payload(
+        &world,
+        pr.number,
+        "/patchpilot make the empty average 1",
+        MAINTAINER,
+    );
     world.deliver("issue_comment", &payload).await;
     let round = nth_iteration(&world, pr.number, 1).await;
     assert_eq!(round.status, SessionStatus::Failed);
@@ -432,15 +603,77 @@ async fn a_failed_round_leaves_the_branch_untouched_and_says_why() {
         .collect();
     assert_eq!(comments.len(), 1, "{comments:#?}");
     let reply = &comments[0].body;
-    assert!(reply.contains("### PatchPilot did not push anything"), "{reply}");
-    assert!(reply.contains(&format!("The branch `{BRANCH}` is as it was (still at `{}`)", &pr.head[..12])), "{reply}");
+    assert!(
+        reply.contains("### PatchPilot did not push anything"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains(&format!(
+            "The branch `{BRANCH}` is as it was (still at `{}`)",
+            &pr.head[..12]
+        )),
+        "{reply}"
+    );
     assert!(reply.contains("**Why:** no verified fix after"), "{reply}");
     assert!(reply.contains("/patchpilot <what to change>"), "{reply}");
     let error = round.error_message.unwrap_or_default();
     assert!(error.contains("no verified fix after"), "{error}");
     // No check run was put on the unchanged head by the failed round.
     let runs = world.github.check_runs(REPO);
-    assert!(runs.iter().all(|r| r.conclusion.as_deref() != Some("failure")), "{runs:#?}");
+    assert!(
+        runs.iter()
+            .all(|r| r.conclusion.as_deref() != Some("failure")),
+        "{runs:#?}"
+    );
+    world.github.comments(REPO, 1);
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ci_round_that_failed_is_not_tried_again_for_the_same_head() {
+    let (world, db) = start().await;
+    let pr = open_pull_request(&world).await;
+    let run = world.github.add_workflow_run(
+        REPO,
+        &pr.head,
+        &[CiJobSpec {
+            name: "test",
+            conclusion: "failure",
+            log: "FAILED test_calc.py::test_total",
+            annotations: &[],
+        }],
+    );
+    let breaks_it = "Return one.\n\ncalc.py\n<<<<<<< SEARCH\n        return 0\n=======\n        return 1\n>>>>>>> REPLACE\n";
+    for _ in 0..3 {
+        world.model.push_reply(Reply::text(breaks_it));
+    }
+    world
+        .deliver("workflow_run", &workflow_run_payload(&world, run, &pr.head))
+        .await;
+    let round = nth_iteration(&world, pr.number, 1).await;
+    assert_eq!(
+        round.status,
+        SessionStatus::Failed,
+        "{:?}",
+        round.error_message
+    );
+    let calls = world.model.requests().len();
+
+    // The branch is still at the failed head; the same failure again is not a new round.
+    world
+        .deliver("workflow_run", &workflow_run_payload(&world, run, &pr.head))
+        .await;
+    settled(&db).await;
+    assert_eq!(iterations(&world, pr.number).await.len(), 1);
+    assert_eq!(world.model.requests().len(), calls);
+    assert_eq!(branch_head(&world), pr.head);
+    let comments = world.github.comments(REPO, pr.number);
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    assert!(
+        comments[0].body.contains("did not push anything"),
+        "{}",
+        comments[0].body
+    );
     world.github.comments(REPO, 1);
     world.stop().await;
 }

@@ -473,6 +473,10 @@ pub trait GitHub: Send + Sync {
     ) -> GitHubResult<Vec<Annotation>>;
 
     /// A workflow job's log as text (GitHub redirects to a short-lived download URL).
-    async fn job_log(&self, inst: InstallationId, repo: &RepoName, job: u64)
-    -> GitHubResult<String>;
+    async fn job_log(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        job: u64,
+    ) -> GitHubResult<String>;
 }

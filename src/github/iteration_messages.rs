@@ -16,9 +16,16 @@ const EVIDENCE_TAIL: usize = 2_500;
 /// What a round was asked to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IterationAsk {
-    Feedback { by: Option<String> },
-    Review { by: Option<String>, comments: Vec<CommentView> },
-    CiFailure { head_sha: String },
+    Feedback {
+        by: Option<String>,
+    },
+    Review {
+        by: Option<String>,
+        comments: Vec<CommentView>,
+    },
+    CiFailure {
+        head_sha: String,
+    },
 }
 
 /// One review comment as the reply lists it.
@@ -142,7 +149,9 @@ fn asked(ask: &IterationAsk) -> String {
             .unwrap_or_default()
     };
     match ask {
-        IterationAsk::Feedback { by: who } => format!("This round answers the feedback{}.", by(who)),
+        IterationAsk::Feedback { by: who } => {
+            format!("This round answers the feedback{}.", by(who))
+        }
         IterationAsk::Review { by: who, comments } => format!(
             "This round answers the review{} ({} comment{}).",
             by(who),
@@ -170,7 +179,11 @@ fn comment_list(comments: &[CommentView]) -> String {
         } else {
             "not changed by this commit"
         };
-        let _ = writeln!(text, "- {at}: “{}” — {state}", untrusted_plain(&first, None));
+        let _ = writeln!(
+            text,
+            "- {at}: “{}” — {state}",
+            untrusted_plain(&first, None)
+        );
     }
     text
 }
@@ -241,11 +254,23 @@ mod tests {
         };
         let text = iteration_reply(&view);
         assert!(text.starts_with("<!-- patchpilot:session=s1 -->"));
-        assert!(text.contains("PatchPilot pushed `bbbbbbbbbbbb` to `patchpilot/issue-1`"), "{text}");
-        assert!(text.contains("on top of `aaaaaaaaaaaa`; nothing was force-pushed"), "{text}");
-        assert!(text.contains("- `calc.py` line 2: “Use a guard clause.” — addressed"), "{text}");
-        assert!(text.contains("- `README.md`: “Mention it @\u{200b}bob” — not changed by this commit")
-            || text.contains("— not changed by this commit"), "{text}");
+        assert!(
+            text.contains("PatchPilot pushed `bbbbbbbbbbbb` to `patchpilot/issue-1`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("on top of `aaaaaaaaaaaa`; nothing was force-pushed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("- `calc.py` line 2: “Use a guard clause.” — addressed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("- `README.md`: “Mention it @\u{200b}bob” — not changed by this commit")
+                || text.contains("— not changed by this commit"),
+            "{text}"
+        );
         assert!(text.contains("`pytest` passes with this commit"), "{text}");
         assert!(text.contains("1 passed"));
     }
@@ -265,8 +290,17 @@ mod tests {
             },
         };
         let text = iteration_reply(&view);
-        assert!(text.contains("### PatchPilot did not push anything"), "{text}");
-        assert!(text.contains("is as it was (still at `aaaaaaaaaaaa`)"), "{text}");
-        assert!(text.contains("**Why:** no verified change after 2 attempts"), "{text}");
+        assert!(
+            text.contains("### PatchPilot did not push anything"),
+            "{text}"
+        );
+        assert!(
+            text.contains("is as it was (still at `aaaaaaaaaaaa`)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("**Why:** no verified change after 2 attempts"),
+            "{text}"
+        );
     }
 }

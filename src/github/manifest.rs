@@ -310,11 +310,19 @@ mod tests {
         assert_eq!(
             m["default_permissions"],
             serde_json::json!({"contents": "write", "issues": "write", "pull_requests": "write",
-                               "checks": "write", "metadata": "read"})
+                               "checks": "write", "metadata": "read", "actions": "read"})
         );
         assert_eq!(
             m["default_events"],
-            serde_json::json!(["issues", "issue_comment", "check_run"])
+            serde_json::json!([
+                "issues",
+                "issue_comment",
+                "check_run",
+                "pull_request_review",
+                "pull_request_review_comment",
+                "check_suite",
+                "workflow_run"
+            ])
         );
         assert_eq!(
             m["hook_attributes"]["url"],

@@ -206,8 +206,8 @@ fn ci_job(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::webhook::events::{CheckSuite, PullRequestEnd, Review, WorkflowRun};
     use crate::store::IntakeEffect;
+    use crate::webhook::events::{CheckSuite, PullRequestEnd, Review, WorkflowRun};
 
     fn settings() -> TriggerSettings {
         TriggerSettings {
@@ -220,7 +220,12 @@ mod tests {
     fn account(login: &str) -> Account {
         Account {
             login: login.into(),
-            kind: if login.ends_with("[bot]") { "Bot" } else { "User" }.into(),
+            kind: if login.ends_with("[bot]") {
+                "Bot"
+            } else {
+                "User"
+            }
+            .into(),
         }
     }
 
@@ -286,8 +291,16 @@ mod tests {
             review("approved", "alice", ours()),
             review("changes_requested", "dependabot[bot]", ours()),
             review("changes_requested", "patchpilot[bot]", ours()),
-            review("changes_requested", "alice", pull("bob", "patchpilot/issue-3")),
-            review("changes_requested", "alice", pull("patchpilot[bot]", "feature")),
+            review(
+                "changes_requested",
+                "alice",
+                pull("bob", "patchpilot/issue-3"),
+            ),
+            review(
+                "changes_requested",
+                "alice",
+                pull("patchpilot[bot]", "feature"),
+            ),
         ];
         for case in cases {
             let decision = review_decision(&case, &settings());

@@ -118,9 +118,7 @@ pub async fn run_command(deps: &PipelineDeps, payload: &serde_json::Value) -> Re
             };
             reply(status_reply(view.as_ref())).await
         }
-        CommandKind::Feedback => {
-            iteration_start::feedback(deps, github.as_ref(), &job, at()).await
-        }
+        CommandKind::Feedback => iteration_start::feedback(deps, github.as_ref(), &job, at()).await,
         CommandKind::Review => iteration_start::review(deps, github.as_ref(), &job, at()).await,
         CommandKind::CiFailure => Ok(()),
     }

@@ -22,7 +22,8 @@ use crate::session::{Session, SessionStatus};
 use crate::worker::JobError;
 
 /// What maintainers can do after a round that pushed nothing.
-const ASK_AGAIN: &str = "Comment `/patchpilot <what to change>` on this pull request to try again with more detail.";
+const ASK_AGAIN: &str =
+    "Comment `/patchpilot <what to change>` on this pull request to try again with more detail.";
 
 pub async fn run_iteration(
     deps: &Arc<PipelineDeps>,
@@ -141,10 +142,17 @@ async fn reply(
     let body = iteration_reply(&view);
     let comment = match reporter.comment_id().await {
         Some(id) => Some(id),
-        None => ctx.session.progress_comment_id.map(|id| CommentId(id as u64)),
+        None => ctx
+            .session
+            .progress_comment_id
+            .map(|id| CommentId(id as u64)),
     };
     let result = match comment {
-        Some(id) => github.update_comment(s.installation, &s.repo, id, &body).await,
+        Some(id) => {
+            github
+                .update_comment(s.installation, &s.repo, id, &body)
+                .await
+        }
         None => github
             .post_comment(s.installation, &s.repo, s.issue, &body)
             .await

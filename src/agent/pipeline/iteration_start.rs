@@ -138,7 +138,11 @@ pub async fn ci_failure(
     let rounds = iterations(deps, &target)
         .await?
         .iter()
-        .filter(|s| s.iteration_key.as_deref().is_some_and(|k| k.starts_with(CI_KEY_PREFIX)))
+        .filter(|s| {
+            s.iteration_key
+                .as_deref()
+                .is_some_and(|k| k.starts_with(CI_KEY_PREFIX))
+        })
         .count() as u32;
     let request = IterationRequest::CiFailure {
         head_sha,
@@ -219,7 +223,10 @@ async fn iterations(deps: &PipelineDeps, target: &Target) -> Result<Vec<Session>
 }
 
 async fn repo_config(github: &dyn GitHub, at: &Place<'_>) -> Result<RepoConfig, JobError> {
-    let repo = github.repository(at.inst, at.repo).await.map_err(transient)?;
+    let repo = github
+        .repository(at.inst, at.repo)
+        .await
+        .map_err(transient)?;
     let text = github
         .get_file(at.inst, at.repo, REPO_CONFIG_PATH, &repo.default_branch)
         .await
@@ -301,7 +308,10 @@ async fn create(
     request: &IterationRequest,
 ) -> Result<Option<Session>, JobError> {
     let key = request.key();
-    let exists = |list: &[Session]| list.iter().any(|s| s.iteration_key.as_deref() == Some(key.as_str()));
+    let exists = |list: &[Session]| {
+        list.iter()
+            .any(|s| s.iteration_key.as_deref() == Some(key.as_str()))
+    };
     if exists(&iterations(deps, target).await?) {
         tracing::info!(%key, "iteration already started");
         return Ok(None);

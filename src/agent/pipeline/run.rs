@@ -121,7 +121,12 @@ async fn finish(
     }
 }
 
-pub(super) async fn set_status(deps: &PipelineDeps, id: &str, status: SessionStatus, error: Option<&str>) {
+pub(super) async fn set_status(
+    deps: &PipelineDeps,
+    id: &str,
+    status: SessionStatus,
+    error: Option<&str>,
+) {
     let patch = SessionPatch {
         status: Some(status),
         error_message: error.map(str::to_owned),

@@ -44,9 +44,8 @@ pub struct IterationState {
 
 pub fn request_of(ctx: &SessionContext) -> Result<IterationRequest, Stop> {
     let text = ctx.session.iteration_request.as_deref().unwrap_or_default();
-    IterationRequest::from_json(text).map_err(|err| {
-        Stop::failed(err, "This is a PatchPilot bug; please report it.")
-    })
+    IterationRequest::from_json(text)
+        .map_err(|err| Stop::failed(err, "This is a PatchPilot bug; please report it."))
 }
 
 /// Runs the round; `state` keeps what the reply needs even when it stops early.
@@ -217,13 +216,18 @@ async fn localise(
             )
             .await;
     }
-    let message = format!("{} files from the request and the pull request", candidates.len());
+    let message = format!(
+        "{} files from the request and the pull request",
+        candidates.len()
+    );
     ctx.candidates = candidates;
     progress.done(PipelineStep::Localise, &message).await;
 }
 
 fn follow_up_description(ctx: &SessionContext, gathered: &GatheredRequest, diff: &str) -> String {
-    let pr = github_ref(&ctx.session).map(|s| s.issue.0).unwrap_or_default();
+    let pr = github_ref(&ctx.session)
+        .map(|s| s.issue.0)
+        .unwrap_or_default();
     let mut start = diff.len().saturating_sub(MAX_DIFF_BYTES);
     while !diff.is_char_boundary(start) {
         start += 1;
@@ -310,7 +314,11 @@ async fn publish(
     progress
         .done(
             PipelineStep::Publish,
-            &format!("pushed {} on top of {}", &head_sha[..12.min(head_sha.len())], &ctx.base_sha[..12.min(ctx.base_sha.len())]),
+            &format!(
+                "pushed {} on top of {}",
+                &head_sha[..12.min(head_sha.len())],
+                &ctx.base_sha[..12.min(ctx.base_sha.len())]
+            ),
         )
         .await;
     Ok(Pushed {

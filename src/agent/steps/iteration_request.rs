@@ -40,7 +40,10 @@ pub struct GatheredRequest {
     pub comments: Vec<NamedComment>,
 }
 
-pub async fn gather(ctx: &SessionContext, request: &IterationRequest) -> Result<GatheredRequest, Stop> {
+pub async fn gather(
+    ctx: &SessionContext,
+    request: &IterationRequest,
+) -> Result<GatheredRequest, Stop> {
     let (Some(github), Some(s)) = (ctx.deps.github.clone(), github_ref(&ctx.session)) else {
         return Err(Stop::failed(
             "an iteration needs the GitHub App",
@@ -56,7 +59,16 @@ pub async fn gather(ctx: &SessionContext, request: &IterationRequest) -> Result<
             head_sha,
             workflow_run_id,
             check_suite_id,
-        } => ci_failure(github.as_ref(), &s, head_sha, *workflow_run_id, *check_suite_id).await,
+        } => {
+            ci_failure(
+                github.as_ref(),
+                &s,
+                head_sha,
+                *workflow_run_id,
+                *check_suite_id,
+            )
+            .await
+        }
     }
 }
 
@@ -65,7 +77,10 @@ fn feedback(text: &str) -> GatheredRequest {
     let text = if text.is_empty() {
         "A maintainer asked PatchPilot for another round on this pull request, without details: look again at the change and improve it.".to_owned()
     } else {
-        format!("A maintainer reviewed the pull request and asked:\n\n> {}", text.replace('\n', "\n> "))
+        format!(
+            "A maintainer reviewed the pull request and asked:\n\n> {}",
+            text.replace('\n', "\n> ")
+        )
     };
     GatheredRequest {
         text,
@@ -100,21 +115,35 @@ async fn review(
             "Add line comments or a review summary saying what to change.",
         ));
     }
-    let mut text = format!("@{} reviewed the pull request and requested changes.\n", review.author);
+    let mut text = format!(
+        "@{} reviewed the pull request and requested changes.\n",
+        review.author
+    );
     if !review.body.trim().is_empty() {
-        text.push_str(&format!("\nReview summary:\n\n> {}\n", review.body.trim().replace('\n', "\n> ")));
+        text.push_str(&format!(
+            "\nReview summary:\n\n> {}\n",
+            review.body.trim().replace('\n', "\n> ")
+        ));
     }
     let mut named = Vec::new();
     for (i, comment) in comments.iter().enumerate() {
-        let line = comment.line.map(|l| format!(" line {l}")).unwrap_or_default();
+        let line = comment
+            .line
+            .map(|l| format!(" line {l}"))
+            .unwrap_or_default();
         text.push_str(&format!(
             "\n## Review comment {} on `{}`{line}\n\n> {}\n",
             i + 1,
             comment.path,
             comment.body.trim().replace('\n', "\n> ")
         ));
-        match comment.line.and_then(|l| code_around(work_dir, &comment.path, l)) {
-            Some(code) => text.push_str(&format!("\nThe code around it on the branch:\n\n```\n{code}```\n")),
+        match comment
+            .line
+            .and_then(|l| code_around(work_dir, &comment.path, l))
+        {
+            Some(code) => text.push_str(&format!(
+                "\nThe code around it on the branch:\n\n```\n{code}```\n"
+            )),
             None if !comment.diff_hunk.is_empty() => text.push_str(&format!(
                 "\nThe diff it was written on:\n\n```diff\n{}\n```\n",
                 comment.diff_hunk.trim_end()
@@ -184,7 +213,10 @@ async fn ci_failure(
         .collect();
     if failed.is_empty() {
         return Err(Stop::failed(
-            format!("CI reported a failure on {} but no failed job could be read", short(head_sha)),
+            format!(
+                "CI reported a failure on {} but no failed job could be read",
+                short(head_sha)
+            ),
             "Look at the CI run; comment `/patchpilot <what to fix>` on this pull request if PatchPilot should try.",
         ));
     }
@@ -212,7 +244,10 @@ async fn ci_failure(
             text.push('\n');
         }
         if !job.summary.trim().is_empty() {
-            text.push_str(&format!("\nIts summary:\n\n```\n{}\n```\n", tail(job.summary.trim(), LOG_TAIL_BYTES)));
+            text.push_str(&format!(
+                "\nIts summary:\n\n```\n{}\n```\n",
+                tail(job.summary.trim(), LOG_TAIL_BYTES)
+            ));
         }
         // Workflow jobs have logs; other CI's check runs answer 404 here, which is fine.
         if workflow_run.is_some() {

@@ -152,6 +152,19 @@ fn outcome(session: &Session, steps: &Steps<'_>) -> String {
 }
 
 /// The whole page for `session` with its `events` (oldest first).
+/// For a round on a pull request: which pull request, what started it, and the first session.
+fn iteration_line(session: &Session) -> String {
+    let Some(parent) = &session.parent_session_id else {
+        return String::new();
+    };
+    format!(
+        "\n<p class=\"meta\" id=\"iteration\">Round on pull request #{pr} ({key}), following session <a href=\"/sessions/{parent}\">{parent}</a></p>",
+        pr = session.pr_number.unwrap_or_default(),
+        key = escape(session.iteration_key.as_deref().unwrap_or_default()),
+        parent = escape(parent),
+    )
+}
+
 pub fn render(
     session: &Session,
     events: &[SessionEvent],
@@ -195,7 +208,7 @@ pub fn render(
     let body = format!(
         r#"<article id="session" data-id="{id}" data-events="{events_url}" data-after="{after}" data-status="{status}">
 <h1>{title}</h1>
-<p class="meta">{target} · {badge} · branch <code>{branch}</code> · started {created} UTC · via {trigger}</p>
+<p class="meta">{target} · {badge} · branch <code>{branch}</code> · started {created} UTC · via {trigger}</p>{iteration}
 <section id="outcome" class="outcome status-{status}">{outcome}</section>
 <section><h2>Steps</h2><ol id="steps" class="steps">{step_items}</ol></section>
 <section><h2>Reproduction</h2><p>Command: <code id="repro">{repro}</code></p>
@@ -218,6 +231,7 @@ pub fn render(
         repro = escape(session.repro_command.as_deref().unwrap_or("(not set yet)")),
         other = lines(&steps.other),
         description = escape(&session.bug_description),
+        iteration = iteration_line(session),
     );
     layout(title, signed_in, &body, session.status.is_active())
 }

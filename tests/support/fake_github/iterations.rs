@@ -193,13 +193,21 @@ pub(super) fn repo_route(
             None => error(StatusCode::NOT_FOUND, "Not Found"),
         },
         ("GET", ["pulls", n, "reviews", id]) => {
-            match repo.reviews.iter().find(|r| r.pr == number(n) && r.id == number(id)) {
+            match repo
+                .reviews
+                .iter()
+                .find(|r| r.pr == number(n) && r.id == number(id))
+            {
                 Some(r) => ok(StatusCode::OK, review_json(w, full, r)),
                 None => error(StatusCode::NOT_FOUND, "Not Found"),
             }
         }
         ("GET", ["pulls", n, "reviews", id, "comments"]) => {
-            match repo.reviews.iter().find(|r| r.pr == number(n) && r.id == number(id)) {
+            match repo
+                .reviews
+                .iter()
+                .find(|r| r.pr == number(n) && r.id == number(id))
+            {
                 Some(r) => ok(
                     StatusCode::OK,
                     Value::Array(
@@ -222,7 +230,10 @@ pub(super) fn repo_route(
             if jobs.is_empty() {
                 return Some(error(StatusCode::NOT_FOUND, "Not Found"));
             }
-            ok(StatusCode::OK, json!({ "total_count": jobs.len(), "jobs": jobs }))
+            ok(
+                StatusCode::OK,
+                json!({ "total_count": jobs.len(), "jobs": jobs }),
+            )
         }
         // GitHub answers with a redirect to a short-lived download URL.
         ("GET", ["actions", "jobs", id, "logs"]) => {
