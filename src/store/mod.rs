@@ -91,6 +91,9 @@ pub enum InstallationChange {
 }
 
 /// What a delivery causes besides its own row.
+// One effect is built per delivery and moved straight into its batch: boxing the session
+// would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum IntakeEffect {
     /// Recorded only (ignored events, ping).
