@@ -677,3 +677,77 @@ async fn a_ci_round_that_failed_is_not_tried_again_for_the_same_head() {
     world.github.comments(REPO, 1);
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_request_while_a_round_runs_is_answered_not_raced() {
+    let (world, db) = start().await;
+    let pr = open_pull_request(&world).await;
+    world
+        .model
+        .push_reply(Reply::text(FLOAT_FIX).delay(Duration::from_secs(2)));
+
+    let first = pr_comment_payload(
+        &world,
+        pr.number,
+        "/patchpilot please return 0.0",
+        MAINTAINER,
+    );
+    world.deliver("issue_comment", &first).await;
+    world
+        .wait_for("the model call of the first round", |w| {
+            w.model.requests().len() == 2
+        })
+        .await;
+    let second = pr_comment_payload(
+        &world,
+        pr.number,
+        "/patchpilot and add a docstring",
+        MAINTAINER,
+    );
+    world.deliver("issue_comment", &second).await;
+    settled(&db).await;
+
+    let rounds = iterations(&world, pr.number).await;
+    assert_eq!(rounds.len(), 2, "{rounds:#?}");
+    assert_eq!(
+        rounds[0].status,
+        SessionStatus::Succeeded,
+        "{:?}",
+        rounds[0].error_message
+    );
+    assert_eq!(
+        rounds[1].status,
+        SessionStatus::Rejected,
+        "{:?}",
+        rounds[1].error_message
+    );
+    assert_eq!(
+        world.model.requests().len(),
+        2,
+        "the second request asked no model"
+    );
+    let head = branch_head(&world);
+    assert_eq!(parent_of(&world, &head), pr.head, "one commit");
+    let comments: Vec<_> = world
+        .github
+        .comments(REPO, pr.number)
+        .into_iter()
+        .filter(|c| c.author == BOT_LOGIN)
+        .collect();
+    assert_eq!(comments.len(), 2, "{comments:#?}");
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.body.contains("PatchPilot pushed")),
+        "{comments:#?}"
+    );
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.body.contains("PatchPilot is already working on this")
+                && c.body.contains(&format!("/sessions/{}", rounds[0].id))),
+        "{comments:#?}"
+    );
+    world.github.comments(REPO, 1);
+    world.stop().await;
+}
