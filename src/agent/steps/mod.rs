@@ -124,6 +124,13 @@ impl SessionContext {
         let mut command = SandboxCommand::new(script, self.work_dir.clone());
         command.network = network;
         command.env = self.config.env.clone();
+        // Python checks cached bytecode by source mtime (whole seconds) and size: an edit of
+        // the same size within a second of the repro run would be verified against the old
+        // code. Not writing bytecode in the sandbox keeps every run on the current source.
+        command
+            .env
+            .entry("PYTHONDONTWRITEBYTECODE".to_owned())
+            .or_insert_with(|| "1".to_owned());
         command.limits = self.deps.limits.clone();
         // This repository's dependency caches: filled by set-up, read by every later run.
         command.cache = Some(self.clone_url.clone());
