@@ -751,3 +751,68 @@ async fn a_second_request_while_a_round_runs_is_answered_not_raced() {
     world.github.comments(REPO, 1);
     world.stop().await;
 }
+
+fn check_suite_payload(world: &World, suite_id: u64, head: &str, app_id: u64) -> Value {
+    let mut payload = support::example("check_suite", "completed");
+    payload["check_suite"]["id"] = json!(suite_id);
+    payload["check_suite"]["head_branch"] = json!(BRANCH);
+    payload["check_suite"]["head_sha"] = json!(head);
+    payload["check_suite"]["conclusion"] = json!("failure");
+    payload["check_suite"]["app"]["id"] = json!(app_id);
+    payload["sender"] = user(BOT_LOGIN);
+    payload["repository"] = repository_json(world);
+    payload["installation"] = json!({ "id": INSTALLATION });
+    payload
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_ci_apps_failed_check_suite_gets_a_round_and_ours_never_does() {
+    let (world, db) = start().await;
+    let pr = open_pull_request(&world).await;
+    // PatchPilot's own check suite failing (say, after a failed round) asks for nothing.
+    let ours = check_suite_payload(&world, 1, &pr.head, support::fake_github::TEST_APP_ID);
+    let answer = world.deliver("check_suite", &ours).await;
+    assert_eq!(
+        answer["outcome"],
+        json!("ignored: PatchPilot's own check suite"),
+        "{answer}"
+    );
+
+    let suite = world.github.add_check_suite(
+        REPO,
+        &pr.head,
+        &[CiJobSpec {
+            name: "mypy",
+            conclusion: "failure",
+            log: "calc.py:3: error: Incompatible return value type (got \"int\", expected \"float\")",
+            annotations: &[("calc.py", 3, "mypy: return a float here")],
+        }],
+    );
+    world.model.push_reply(Reply::text(FLOAT_FIX));
+    world
+        .deliver(
+            "check_suite",
+            &check_suite_payload(&world, suite, &pr.head, 15368),
+        )
+        .await;
+    let round = nth_iteration(&world, pr.number, 1).await;
+    assert_eq!(
+        round.status,
+        SessionStatus::Succeeded,
+        "{:?}",
+        round.error_message
+    );
+    settled(&db).await;
+    let prompt = world.model.requests()[1].first_user_message();
+    assert!(prompt.contains("Failed CI job `mypy`"), "{prompt}");
+    assert!(prompt.contains("mypy: return a float here"), "{prompt}");
+    assert!(
+        prompt.contains("Incompatible return value type"),
+        "{prompt}"
+    );
+    let head = branch_head(&world);
+    assert_eq!(parent_of(&world, &head), pr.head);
+    assert_eq!(world.github.comments(REPO, pr.number).len(), 1);
+    world.github.comments(REPO, 1);
+    world.stop().await;
+}

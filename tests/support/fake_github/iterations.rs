@@ -43,6 +43,9 @@ pub struct FakeCiJob {
     pub log: String,
     /// `(path, line, message)`.
     pub annotations: Vec<(String, u64, String)>,
+    /// A check run of another CI App's check suite (`run_id` is the suite id), not an
+    /// Actions job.
+    pub in_suite: bool,
 }
 
 /// A job to put in a workflow run.
@@ -107,11 +110,40 @@ impl FakeGitHub {
                     .iter()
                     .map(|(p, l, m)| ((*p).into(), *l, (*m).into()))
                     .collect(),
+                in_suite: false,
             })
             .collect();
         w.repos.get_mut(repo).unwrap().ci_jobs.extend(jobs);
         run_id
     }
+}
+
+impl FakeGitHub {
+    /// A completed check suite of another CI App on `head_sha`, with these check runs (their
+    /// logs are their output text); returns the suite id.
+    pub fn add_check_suite(&self, repo: &str, head_sha: &str, runs: &[CiJobSpec<'_>]) -> u64 {
+        let id = self.add_workflow_run(repo, head_sha, runs);
+        let mut w = self.w();
+        let r = w.repos.get_mut(repo).unwrap();
+        for job in r.ci_jobs.iter_mut().filter(|j| j.run_id == id) {
+            job.in_suite = true;
+        }
+        id
+    }
+}
+
+fn check_run_json(w: &World, full: &str, j: &FakeCiJob) -> Value {
+    let base = &w.base_url;
+    json!({
+        "id": j.id, "head_sha": j.head_sha, "node_id": "CR_kw", "external_id": "", "name": j.name,
+        "url": format!("{base}/repos/{full}/check-runs/{}", j.id), "html_url": "", "details_url": "",
+        "status": "completed", "conclusion": j.conclusion, "started_at": "2026-11-01T00:00:00Z",
+        "completed_at": "2026-11-01T00:01:00Z",
+        "output": { "title": format!("{} {}", j.name, j.conclusion), "summary": j.log, "text": null,
+                    "annotations_count": j.annotations.len(), "annotations_url": "" },
+        "check_suite": { "id": j.run_id }, "app": { "id": 15368, "slug": "other-ci", "name": "Other CI" },
+        "pull_requests": [],
+    })
 }
 
 fn pull_detail_json(w: &World, full: &str, p: &FakePull) -> Value {
@@ -220,11 +252,23 @@ pub(super) fn repo_route(
                 None => error(StatusCode::NOT_FOUND, "Not Found"),
             }
         }
+        ("GET", ["check-suites", id, "check-runs"]) => {
+            let runs: Vec<Value> = repo
+                .ci_jobs
+                .iter()
+                .filter(|j| j.in_suite && j.run_id == number(id))
+                .map(|j| check_run_json(w, full, j))
+                .collect();
+            ok(
+                StatusCode::OK,
+                json!({ "total_count": runs.len(), "check_runs": runs }),
+            )
+        }
         ("GET", ["actions", "runs", id, "jobs"]) => {
             let jobs: Vec<Value> = repo
                 .ci_jobs
                 .iter()
-                .filter(|j| j.run_id == number(id))
+                .filter(|j| !j.in_suite && j.run_id == number(id))
                 .map(|j| job_json(w, full, j))
                 .collect();
             if jobs.is_empty() {
@@ -237,7 +281,11 @@ pub(super) fn repo_route(
         }
         // GitHub answers with a redirect to a short-lived download URL.
         ("GET", ["actions", "jobs", id, "logs"]) => {
-            if !repo.ci_jobs.iter().any(|j| j.id == number(id)) {
+            if !repo
+                .ci_jobs
+                .iter()
+                .any(|j| !j.in_suite && j.id == number(id))
+            {
                 return Some(error(StatusCode::NOT_FOUND, "Not Found"));
             }
             let location = format!("{}/_downloads/job-logs/{id}", w.base_url);
