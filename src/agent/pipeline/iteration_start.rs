@@ -134,28 +134,22 @@ pub async fn ci_failure(
         tracing::info!(pr = %pr, "CI failure ignored: a round is running; CI tests its push");
         return Ok(());
     }
-    let config = repo_config(github, &at).await?;
-    let rounds = iterations(deps, &target)
-        .await?
-        .iter()
-        .filter(|s| {
-            s.iteration_key
-                .as_deref()
-                .is_some_and(|k| k.starts_with(CI_KEY_PREFIX))
-        })
-        .count() as u32;
     let request = IterationRequest::CiFailure {
         head_sha,
         workflow_run_id: job.workflow_run_id,
         check_suite_id: job.check_suite_id,
     };
-    let already = iterations(deps, &target)
-        .await?
-        .iter()
-        .any(|s| s.iteration_key.as_deref() == Some(request.key().as_str()));
-    if already {
+    let earlier = iterations(deps, &target).await?;
+    let key = |s: &Session| s.iteration_key.clone().unwrap_or_default();
+    if earlier.iter().any(|s| key(s) == request.key()) {
+        tracing::info!(pr = %pr, "CI failure ignored: this head already had its round");
         return Ok(());
     }
+    let rounds = earlier
+        .iter()
+        .filter(|s| key(s).starts_with(CI_KEY_PREFIX))
+        .count() as u32;
+    let config = repo_config(github, &at).await?;
     if rounds >= config.max_ci_fixes {
         return say_cap_reached(github, &at, pr, rounds).await;
     }
