@@ -258,7 +258,8 @@ on_both_backends! {
 
         // The settle job is what a worker claims next for the orphan, and it says why.
         let mut claimed = Vec::new();
-        while let Some(job) = db.store.claim_job("w2", Duration::from_secs(60), now).await.unwrap() {
+        let soon = now + chrono::Duration::seconds(1);
+        while let Some(job) = db.store.claim_job("w2", Duration::from_secs(60), soon).await.unwrap() {
             claimed.push(job);
         }
         let settle = claimed.iter().find(|j| j.session_id.as_deref() == Some(orphan.id.as_str())).expect("a settle job for the orphan");
