@@ -214,7 +214,7 @@ async fn sqlite_server_killed_under_load_keeps_every_acknowledged_delivery() {
     let mut acknowledged = Vec::new();
     for round in 0..2 {
         let server = SqliteServer::spawn(&db_url, dir.path(), round);
-        let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+        let acked: Arc<Mutex<Vec<(String, usize)>>> = Arc::default();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let load: Vec<_> = (0..16)
             .map(|lane| {
@@ -225,8 +225,8 @@ async fn sqlite_server_killed_under_load_keeps_every_acknowledged_delivery() {
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         let id = format!("r{round}-l{lane}-{n}");
                         n += 1;
-                        if send_opened(&client, &url, &id).await == Some(202) {
-                            acked.lock().unwrap().push(id);
+                        if send_delivery(&client, &url, &id, n).await.is_some_and(|(status, _)| status == 202) {
+                            acked.lock().unwrap().push((id, n));
                         }
                     }
                 })
@@ -252,8 +252,9 @@ async fn sqlite_server_killed_under_load_keeps_every_acknowledged_delivery() {
     let server = SqliteServer::spawn(&db_url, dir.path(), 9);
     let client = reqwest::Client::new();
     let mut lost = Vec::new();
-    for id in &acknowledged {
-        if send_opened(&client, &server.url, id).await != Some(200) {
+    for (id, n) in &acknowledged {
+        let answer = send_delivery(&client, &server.url, id, *n).await;
+        if answer != Some((200, "duplicate".to_owned())) {
             lost.push(id.clone());
         }
     }
@@ -287,18 +288,35 @@ impl SqliteServer {
     }
 }
 
-/// An `issues.opened` delivery (recorded and ignored); the status, or `None` if unanswered.
-async fn send_opened(client: &reqwest::Client, url: &str, id: &str) -> Option<u16> {
-    let body = br#"{"action":"opened","issue":{"number":1,"title":"t","body":"b"},"repository":{"full_name":"octo/calc"},"sender":{"login":"someone","type":"User"}}"#;
+/// Real-shaped bodies: an `issues.opened` (recorded and ignored) and an `issues.labeled` that
+/// creates a session and its job (every fourth delivery), the expensive case.
+fn load_bodies() -> [(Vec<u8>, &'static str); 2] {
+    let opened = support::example("issues", "opened");
+    let mut labeled = support::example("issues", "labeled");
+    labeled["label"]["name"] = serde_json::json!("patchpilot");
+    labeled["sender"]["type"] = serde_json::json!("User");
+    [
+        (serde_json::to_vec(&opened).unwrap(), "issues"),
+        (serde_json::to_vec(&labeled).unwrap(), "issues"),
+    ]
+}
+
+/// Sends delivery `id` (`n` picks its kind); the status and the answer's `status` field, or
+/// `None` if unanswered.
+async fn send_delivery(client: &reqwest::Client, url: &str, id: &str, n: usize) -> Option<(u16, String)> {
+    static BODIES: std::sync::OnceLock<[(Vec<u8>, &'static str); 2]> = std::sync::OnceLock::new();
+    let (body, event) = &BODIES.get_or_init(load_bodies)[usize::from(n % 4 == 0)];
     let response = client
         .post(format!("{url}/webhooks/github"))
-        .header("X-GitHub-Event", "issues")
+        .header("X-GitHub-Event", *event)
         .header("X-GitHub-Delivery", id)
         .header("X-Hub-Signature-256", patchpilot::webhook::signature::sign(support::server::SECRET, body))
-        .body(body.to_vec())
+        .body(body.clone())
         .timeout(Duration::from_secs(10))
         .send()
         .await
         .ok()?;
-    Some(response.status().as_u16())
+    let status = response.status().as_u16();
+    let answer: serde_json::Value = response.json().await.ok()?;
+    Some((status, answer["status"].as_str().unwrap_or_default().to_owned()))
 }
