@@ -318,3 +318,62 @@ async fn replies_to_people_without_write_access_are_rate_limited() {
     );
     fake.finish();
 }
+
+#[tokio::test]
+async fn a_check_run_created_before_a_crash_is_found_again_not_duplicated() {
+    let fake = world().await;
+    let base = CommitSha("a".repeat(40));
+    let head = CommitSha("d".repeat(40));
+    let out = |title: &str| CheckOutput {
+        title: title.into(),
+        summary: "table".into(),
+        text: None,
+    };
+    let link = Some("https://patchpilot.example/sessions/s-1".to_owned());
+    // The first process created runs on both commits, then died before storing their ids.
+    let crashed = Reporter::new(fake.client(), session());
+    let on_base = crashed
+        .check(&base, CheckStatus::InProgress, link.clone(), out("Cloning…"))
+        .await
+        .unwrap();
+    let on_head = crashed
+        .check(&head, CheckStatus::InProgress, link.clone(), out("Publishing…"))
+        .await
+        .unwrap();
+    drop(crashed);
+
+    // The process that resumes the session knows nothing but the commits it had used.
+    let resumed = Reporter::new(fake.client(), session());
+    resumed.remember_commits([base.clone()]).await;
+    let again = resumed
+        .check(&base, CheckStatus::InProgress, link.clone(), out("Cloning…"))
+        .await
+        .unwrap();
+    assert_eq!(again, on_base, "the run on the base commit is reused");
+    let fresh = Reporter::new(fake.client(), session());
+    fresh.remember_commits([base.clone()]).await;
+    let done = CheckStatus::Completed(CheckConclusion::Success);
+    let last = fresh.check(&head, done, link, out("Fixed")).await.unwrap();
+    assert_eq!(last, on_head, "the run on the head commit is reused");
+    let runs = fake.check_runs("octo/hello");
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    assert!(
+        runs.iter().all(|r| r.status == "completed"),
+        "the base commit's run, left in progress by the crash, ends too: {runs:#?}"
+    );
+    // Another session's completed run on the same commit is not taken over.
+    let other = Reporter::new(
+        fake.client(),
+        SessionRef {
+            session_id: "s-2".into(),
+            ..session()
+        },
+    );
+    let link2 = Some("https://patchpilot.example/sessions/s-2".to_owned());
+    let own = other
+        .check(&base, CheckStatus::InProgress, link2, out("Cloning…"))
+        .await
+        .unwrap();
+    assert_ne!(own, on_base, "a retry's session gets its own run");
+    fake.finish();
+}
