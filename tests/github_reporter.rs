@@ -333,11 +333,21 @@ async fn a_check_run_created_before_a_crash_is_found_again_not_duplicated() {
     // The first process created runs on both commits, then died before storing their ids.
     let crashed = Reporter::new(fake.client(), session());
     let on_base = crashed
-        .check(&base, CheckStatus::InProgress, link.clone(), out("Cloning…"))
+        .check(
+            &base,
+            CheckStatus::InProgress,
+            link.clone(),
+            out("Cloning…"),
+        )
         .await
         .unwrap();
     let on_head = crashed
-        .check(&head, CheckStatus::InProgress, link.clone(), out("Publishing…"))
+        .check(
+            &head,
+            CheckStatus::InProgress,
+            link.clone(),
+            out("Publishing…"),
+        )
         .await
         .unwrap();
     drop(crashed);
@@ -346,7 +356,12 @@ async fn a_check_run_created_before_a_crash_is_found_again_not_duplicated() {
     let resumed = Reporter::new(fake.client(), session());
     resumed.remember_commits([base.clone()]).await;
     let again = resumed
-        .check(&base, CheckStatus::InProgress, link.clone(), out("Cloning…"))
+        .check(
+            &base,
+            CheckStatus::InProgress,
+            link.clone(),
+            out("Cloning…"),
+        )
         .await
         .unwrap();
     assert_eq!(again, on_base, "the run on the base commit is reused");

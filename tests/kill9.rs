@@ -48,11 +48,19 @@ const SCENARIOS: [KillPoint; 7] = [
 ];
 
 fn issue_body(repro: &str) -> String {
-    format!("`average([])` crashes with ZeroDivisionError instead of returning 0.\n\nrepro: {repro}\n")
+    format!(
+        "`average([])` crashes with ZeroDivisionError instead of returning 0.\n\nrepro: {repro}\n"
+    )
 }
 
 /// Arms the kill point for `issue` against `victim`.
-fn arm(cluster: &Cluster, point: KillPoint, issue: u64, victim: &Replica, kill_dir: &std::path::Path) {
+fn arm(
+    cluster: &Cluster,
+    point: KillPoint,
+    issue: u64,
+    victim: &Replica,
+    kill_dir: &std::path::Path,
+) {
     let pid = victim.pid();
     let switch = |method: Method, path: String, body: String| KillSwitch {
         method,
@@ -118,15 +126,20 @@ async fn a_replica_killed_anywhere_leaves_no_duplicates_and_no_silent_session() 
             _ => PYTHON_REPRO.to_owned(),
         };
         arm(&cluster, *point, issue, &replica, &kill_dir);
-        let payload = cluster.labeled_payload(issue, &format!("scenario {point:?}"), &issue_body(&repro));
-        let (status, answer) = cluster.deliver(&replica, "issues", &format!("kill9-{issue}"), &payload).await;
+        let payload =
+            cluster.labeled_payload(issue, &format!("scenario {point:?}"), &issue_body(&repro));
+        let (status, answer) = cluster
+            .deliver(&replica, "issues", &format!("kill9-{issue}"), &payload)
+            .await;
         assert_eq!(status, 202, "{answer}");
         let session_id = answer["sessionId"].as_str().unwrap().to_owned();
         if let KillPoint::InStep(step) = point {
             cluster
-                .wait_until(&format!("issue {issue} to reach {step}"), Duration::from_secs(60), || async {
-                    cluster.step_starts(&session_id, step).await > 0
-                })
+                .wait_until(
+                    &format!("issue {issue} to reach {step}"),
+                    Duration::from_secs(60),
+                    || async { cluster.step_starts(&session_id, step).await > 0 },
+                )
                 .await;
             replica.kill();
         }
@@ -139,18 +152,40 @@ async fn a_replica_killed_anywhere_leaves_no_duplicates_and_no_silent_session() 
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let events = cluster.store.events_after(&session_id, 0, 1000).await.unwrap();
-        seen_in.insert(issue, (format!("{point:?}"), events.last().map(|e| e.step.clone()).unwrap_or_default()));
+        let events = cluster
+            .store
+            .events_after(&session_id, 0, 1000)
+            .await
+            .unwrap();
+        seen_in.insert(
+            issue,
+            (
+                format!("{point:?}"),
+                events.last().map(|e| e.step.clone()).unwrap_or_default(),
+            ),
+        );
         dead.push(replica);
         // The next replica resumes this session (after the lease), then becomes the next victim.
         replica = cluster.spawn_replica(&format!("victim-{}", n + 1), LEASE_SECS);
         cluster
-            .wait_until(&format!("issue {issue}'s session to end after the kill"), Duration::from_secs(120), || async {
-                cluster.sessions_of(issue).await.iter().all(|s| !s.status.is_active())
-            })
+            .wait_until(
+                &format!("issue {issue}'s session to end after the kill"),
+                Duration::from_secs(120),
+                || async {
+                    cluster
+                        .sessions_of(issue)
+                        .await
+                        .iter()
+                        .all(|s| !s.status.is_active())
+                },
+            )
             .await;
     }
-    assert_eq!(cluster.github.armed_kill_switches(), 0, "every kill switch fired");
+    assert_eq!(
+        cluster.github.armed_kill_switches(),
+        0,
+        "every kill switch fired"
+    );
 
     let attempts = job_attempts(&cluster.db_url).await;
     let mut resumed = 0;
@@ -171,7 +206,10 @@ async fn a_replica_killed_anywhere_leaves_no_duplicates_and_no_silent_session() 
             SessionStatus::Failed => {
                 let reason = session.error_message.clone().unwrap_or_default();
                 assert!(!reason.is_empty(), "issue {issue}: failed without a reason");
-                assert!(progress.contains("could not finish"), "issue {issue}: the reason is on the issue: {progress}");
+                assert!(
+                    progress.contains("could not finish"),
+                    "issue {issue}: the reason is on the issue: {progress}"
+                );
             }
             other => panic!("issue {issue} ended {other:?}: {:?}", session.error_message),
         }
@@ -183,8 +221,14 @@ async fn a_replica_killed_anywhere_leaves_no_duplicates_and_no_silent_session() 
             attempts.get(&session.id).copied().unwrap_or_default()
         );
     }
-    eprintln!("kill9: {resumed} of {} killed sessions resumed to a pull request; the rest failed visibly", issues.len());
-    assert!(resumed >= issues.len() - 1, "a kill should normally be survived, not just reported");
+    eprintln!(
+        "kill9: {resumed} of {} killed sessions resumed to a pull request; the rest failed visibly",
+        issues.len()
+    );
+    assert!(
+        resumed >= issues.len() - 1,
+        "a kill should normally be survived, not just reported"
+    );
     cluster.github.see_all_comments();
     drop(dead);
 }
@@ -225,7 +269,10 @@ async fn sqlite_server_killed_under_load_keeps_every_acknowledged_delivery() {
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         let id = format!("r{round}-l{lane}-{n}");
                         n += 1;
-                        if send_delivery(&client, &url, &id, n).await.is_some_and(|(status, _)| status == 202) {
+                        if send_delivery(&client, &url, &id, n)
+                            .await
+                            .is_some_and(|(status, _)| status == 202)
+                        {
                             acked.lock().unwrap().push((id, n));
                         }
                     }
@@ -235,7 +282,10 @@ async fn sqlite_server_killed_under_load_keeps_every_acknowledged_delivery() {
         // Kill once a good number of deliveries were acknowledged (no fixed sleep).
         let deadline = Instant::now() + Duration::from_secs(60);
         while acked.lock().unwrap().len() < 300 {
-            assert!(Instant::now() < deadline, "the server acknowledged too little");
+            assert!(
+                Instant::now() < deadline,
+                "the server acknowledged too little"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let mut server = server;
@@ -279,17 +329,32 @@ struct SqliteServer {
 impl SqliteServer {
     /// `patchpilot serve` on the SQLite file, webhooks only (no App, no model).
     fn spawn(db_url: &str, dir: &std::path::Path, round: usize) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let addr = format!("127.0.0.1:{port}");
         let data = dir.join(format!("data-{round}"));
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_patchpilot"));
         command
-            .args(["serve", "--addr", &addr, "--database-url", db_url, "--webhook-secret", support::server::SECRET])
+            .args([
+                "serve",
+                "--addr",
+                &addr,
+                "--database-url",
+                db_url,
+                "--webhook-secret",
+                support::server::SECRET,
+            ])
             .arg("--data-dir")
             .arg(&data)
             .env("RUST_LOG", "warn,patchpilot::app=info");
         let replica = Replica::start("sqlite", &format!("http://{addr}"), command);
-        Self { url: replica.url.clone(), replica }
+        Self {
+            url: replica.url.clone(),
+            replica,
+        }
     }
 }
 
@@ -308,14 +373,22 @@ fn load_bodies() -> [(Vec<u8>, &'static str); 2] {
 
 /// Sends delivery `id` (`n` picks its kind); the status and the answer's `status` field, or
 /// `None` if unanswered.
-async fn send_delivery(client: &reqwest::Client, url: &str, id: &str, n: usize) -> Option<(u16, String)> {
+async fn send_delivery(
+    client: &reqwest::Client,
+    url: &str,
+    id: &str,
+    n: usize,
+) -> Option<(u16, String)> {
     static BODIES: std::sync::OnceLock<[(Vec<u8>, &'static str); 2]> = std::sync::OnceLock::new();
-    let (body, event) = &BODIES.get_or_init(load_bodies)[usize::from(n % 4 == 0)];
+    let (body, event) = &BODIES.get_or_init(load_bodies)[usize::from(n.is_multiple_of(4))];
     let response = client
         .post(format!("{url}/webhooks/github"))
         .header("X-GitHub-Event", *event)
         .header("X-GitHub-Delivery", id)
-        .header("X-Hub-Signature-256", patchpilot::webhook::signature::sign(support::server::SECRET, body))
+        .header(
+            "X-Hub-Signature-256",
+            patchpilot::webhook::signature::sign(support::server::SECRET, body),
+        )
         .body(body.clone())
         .timeout(Duration::from_secs(10))
         .send()
@@ -323,5 +396,8 @@ async fn send_delivery(client: &reqwest::Client, url: &str, id: &str, n: usize) 
         .ok()?;
     let status = response.status().as_u16();
     let answer: serde_json::Value = response.json().await.ok()?;
-    Some((status, answer["status"].as_str().unwrap_or_default().to_owned()))
+    Some((
+        status,
+        answer["status"].as_str().unwrap_or_default().to_owned(),
+    ))
 }

@@ -16,7 +16,9 @@ use support::replicas::{Cluster, descendants};
 const LEASE_SECS: u64 = 3;
 
 fn issue_body(repro: &str) -> String {
-    format!("`average([])` crashes with ZeroDivisionError instead of returning 0.\n\nrepro: {repro}\n")
+    format!(
+        "`average([])` crashes with ZeroDivisionError instead of returning 0.\n\nrepro: {repro}\n"
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -33,9 +35,15 @@ async fn three_replicas_one_truth() {
 
     // Issue 1 by label, issue 2 by `/patchpilot`, each delivered to one replica and then
     // redelivered (same delivery id) to the other two, all at once.
-    let labelled = cluster.labeled_payload(1, "average() crashes on an empty list", &issue_body(PYTHON_REPRO));
+    let labelled = cluster.labeled_payload(
+        1,
+        "average() crashes on an empty list",
+        &issue_body(PYTHON_REPRO),
+    );
     let body2 = issue_body(PYTHON_REPRO);
-    cluster.github.add_issue(REPO, 2, "average() again", &body2, "reporter");
+    cluster
+        .github
+        .add_issue(REPO, 2, "average() again", &body2, "reporter");
     let commented = cluster.comment_payload(2, "/patchpilot", &body2);
     let mut answers = Vec::new();
     for (issue, event, payload) in [(1, "issues", &labelled), (2, "issue_comment", &commented)] {
@@ -48,43 +56,80 @@ async fn three_replicas_one_truth() {
         );
         answers.extend([a, b, c]);
     }
-    let accepted = answers.iter().filter(|(s, a)| *s == 202 && a["status"] == "accepted").count();
-    let duplicates = answers.iter().filter(|(s, a)| *s == 200 && a["status"] == "duplicate").count();
+    let accepted = answers
+        .iter()
+        .filter(|(s, a)| *s == 202 && a["status"] == "accepted")
+        .count();
+    let duplicates = answers
+        .iter()
+        .filter(|(s, a)| *s == 200 && a["status"] == "duplicate")
+        .count();
     assert_eq!((accepted, duplicates), (2, 4), "{answers:#?}");
 
     // Issue 3 holds its session in the repro command, to be cancelled through another replica.
     let slow = cluster.labeled_payload(3, "hangs", &issue_body("sleep 47"));
-    let (status, _) = cluster.deliver(&replicas[0], "issues", "delivery-3", &slow).await;
+    let (status, _) = cluster
+        .deliver(&replicas[0], "issues", "delivery-3", &slow)
+        .await;
     assert_eq!(status, 202);
 
     for issue in [1, 2] {
         cluster
-            .wait_until(&format!("issue {issue}'s session to finish"), Duration::from_secs(120), || async {
-                cluster.sessions_of(issue).await.iter().all(|s| !s.status.is_active())
-                    && !cluster.sessions_of(issue).await.is_empty()
-            })
+            .wait_until(
+                &format!("issue {issue}'s session to finish"),
+                Duration::from_secs(120),
+                || async {
+                    cluster
+                        .sessions_of(issue)
+                        .await
+                        .iter()
+                        .all(|s| !s.status.is_active())
+                        && !cluster.sessions_of(issue).await.is_empty()
+                },
+            )
             .await;
     }
     let mut running_on = None;
     cluster
-        .wait_until("issue 3's repro to run on some replica", Duration::from_secs(60), || {
-            let found = replicas
-                .iter()
-                .position(|r| descendants(r.pid()).iter().any(|(_, cmd)| cmd.contains("sleep 47")));
-            running_on = found;
-            async move { found.is_some() }
-        })
+        .wait_until(
+            "issue 3's repro to run on some replica",
+            Duration::from_secs(60),
+            || {
+                let found = replicas.iter().position(|r| {
+                    descendants(r.pid())
+                        .iter()
+                        .any(|(_, cmd)| cmd.contains("sleep 47"))
+                });
+                running_on = found;
+                async move { found.is_some() }
+            },
+        )
         .await;
     let runner = running_on.unwrap();
     let other = (runner + 1) % 3;
     let cancel = cluster.comment_payload(3, "/patchpilot cancel", &issue_body("sleep 47"));
-    let (status, _) = cluster.deliver(&replicas[other], "issue_comment", "delivery-3-cancel", &cancel).await;
+    let (status, _) = cluster
+        .deliver(
+            &replicas[other],
+            "issue_comment",
+            "delivery-3-cancel",
+            &cancel,
+        )
+        .await;
     assert_eq!(status, 202);
     let sent = std::time::Instant::now();
     cluster
-        .wait_until("the cancel to reach the running session", Duration::from_secs(30), || async {
-            cluster.sessions_of(3).await.iter().all(|s| !s.status.is_active())
-        })
+        .wait_until(
+            "the cancel to reach the running session",
+            Duration::from_secs(30),
+            || async {
+                cluster
+                    .sessions_of(3)
+                    .await
+                    .iter()
+                    .all(|s| !s.status.is_active())
+            },
+        )
         .await;
     // A figure for the report, not an assertion on time.
     eprintln!(
@@ -96,27 +141,55 @@ async fn three_replicas_one_truth() {
 
     for issue in [1u64, 2, 3] {
         let sessions = cluster.sessions_of(issue).await;
-        assert_eq!(sessions.len(), 1, "issue {issue}: exactly one session: {sessions:#?}");
+        assert_eq!(
+            sessions.len(),
+            1,
+            "issue {issue}: exactly one session: {sessions:#?}"
+        );
         let session = &sessions[0];
-        let expected = if issue == 3 { SessionStatus::Cancelled } else { SessionStatus::Succeeded };
-        assert_eq!(session.status, expected, "issue {issue}: {:?}", session.error_message);
+        let expected = if issue == 3 {
+            SessionStatus::Cancelled
+        } else {
+            SessionStatus::Succeeded
+        };
+        assert_eq!(
+            session.status, expected,
+            "issue {issue}: {:?}",
+            session.error_message
+        );
         // One worker, one run: every step started once, and the job was claimed once.
-        assert_eq!(cluster.step_starts(&session.id, "clone").await, 1, "issue {issue} ran twice");
+        assert_eq!(
+            cluster.step_starts(&session.id, "clone").await,
+            1,
+            "issue {issue} ran twice"
+        );
         let view = cluster.github_view(issue);
         view.assert_no_duplicates(issue);
         if issue == 3 {
             assert_eq!(view.pulls, 0);
-            assert!(view.progress_comments[0].to_lowercase().contains("cancel"), "{}", view.progress_comments[0]);
+            assert!(
+                view.progress_comments[0].to_lowercase().contains("cancel"),
+                "{}",
+                view.progress_comments[0]
+            );
         } else {
             assert_eq!(view.pulls, 1, "issue {issue}: one pull request");
-            assert!(view.branch_sha.is_some(), "issue {issue}: the branch was pushed");
+            assert!(
+                view.branch_sha.is_some(),
+                "issue {issue}: the branch was pushed"
+            );
             let head = session.head_sha.clone().unwrap();
-            assert_eq!(view.check_runs[&head][0].conclusion.as_deref(), Some("success"));
+            assert_eq!(
+                view.check_runs[&head][0].conclusion.as_deref(),
+                Some("success")
+            );
         }
     }
     // A session whose job vanished (a crash between two writes, an operator's cleanup): the
     // replicas' periodic reconciliation ends it visibly on the issue.
-    cluster.github.add_issue(REPO, 4, "lost", "repro: true", "reporter");
+    cluster
+        .github
+        .add_issue(REPO, 4, "lost", "repro: true", "reporter");
     let lost = cluster
         .store
         .create_session(NewSession {
@@ -139,13 +212,31 @@ async fn three_replicas_one_truth() {
         .await
         .unwrap()
         .rows_affected();
-    assert_eq!(removed, 1, "a replica claimed the job before the test could lose it");
-    let running = SessionPatch { status: Some(SessionStatus::Running), ..SessionPatch::default() };
-    cluster.store.update_session(&lost.id, &running).await.unwrap();
+    assert_eq!(
+        removed, 1,
+        "a replica claimed the job before the test could lose it"
+    );
+    let running = SessionPatch {
+        status: Some(SessionStatus::Running),
+        ..SessionPatch::default()
+    };
     cluster
-        .wait_until("reconciliation to end the session", Duration::from_secs(30), || async {
-            cluster.sessions_of(4).await.iter().all(|s| !s.status.is_active())
-        })
+        .store
+        .update_session(&lost.id, &running)
+        .await
+        .unwrap();
+    cluster
+        .wait_until(
+            "reconciliation to end the session",
+            Duration::from_secs(30),
+            || async {
+                cluster
+                    .sessions_of(4)
+                    .await
+                    .iter()
+                    .all(|s| !s.status.is_active())
+            },
+        )
         .await;
     let settled = cluster.store.get_session(&lost.id).await.unwrap().unwrap();
     assert_eq!(settled.status, SessionStatus::Failed);
@@ -157,8 +248,18 @@ async fn three_replicas_one_truth() {
     );
 
     for replica in &mut replicas {
-        assert!(!replica.log().contains("lease lost"), "{}: a lease was lost:\n{}", replica.name, replica.log_tail(40));
-        assert!(!replica.exited(), "{} died:\n{}", replica.name, replica.log_tail(40));
+        assert!(
+            !replica.log().contains("lease lost"),
+            "{}: a lease was lost:\n{}",
+            replica.name,
+            replica.log_tail(40)
+        );
+        assert!(
+            !replica.exited(),
+            "{} died:\n{}",
+            replica.name,
+            replica.log_tail(40)
+        );
     }
     cluster.github.see_all_comments();
 }

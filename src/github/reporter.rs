@@ -249,7 +249,13 @@ impl Reporter {
         let s = &self.session;
         let external_id = crate::webhook::triggers::check_run_external_id(s.issue.0 as i64);
         let commits = self.earlier_commits.lock().await.clone();
-        let tracked: Vec<CheckRunId> = self.superseded.lock().await.iter().map(|(_, id)| *id).collect();
+        let tracked: Vec<CheckRunId> = self
+            .superseded
+            .lock()
+            .await
+            .iter()
+            .map(|(_, id)| *id)
+            .collect();
         let mut found = Vec::new();
         for sha in commits.into_iter().filter(|sha| sha != head_sha) {
             match self

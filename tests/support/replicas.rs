@@ -351,7 +351,8 @@ impl Cluster {
             .into_iter()
             .filter(|p| p.head == branch)
             .count();
-        let branch_sha = super::git_http::ref_sha(&self.bare_repo(), &format!("refs/heads/{branch}"));
+        let branch_sha =
+            super::git_http::ref_sha(&self.bare_repo(), &format!("refs/heads/{branch}"));
         IssueView {
             progress_comments: progress,
             check_runs: runs,
@@ -380,14 +381,22 @@ impl IssueView {
             self.progress_comments
         );
         for (sha, runs) in &self.check_runs {
-            assert_eq!(runs.len(), 1, "issue {issue}: one check run on {sha}: {runs:#?}");
+            assert_eq!(
+                runs.len(),
+                1,
+                "issue {issue}: one check run on {sha}: {runs:#?}"
+            );
             assert_eq!(
                 runs[0].status, "completed",
                 "issue {issue}: the check run on {sha} was left {}",
                 runs[0].status
             );
         }
-        assert!(self.pulls <= 1, "issue {issue}: {} pull requests", self.pulls);
+        assert!(
+            self.pulls <= 1,
+            "issue {issue}: {} pull requests",
+            self.pulls
+        );
     }
 }
 
@@ -426,10 +435,7 @@ pub fn descendants(pid: u32) -> Vec<(u32, String)> {
         }
         false
     };
-    cmdlines
-        .into_iter()
-        .filter(|(p, _)| below(*p))
-        .collect()
+    cmdlines.into_iter().filter(|(p, _)| below(*p)).collect()
 }
 
 /// Writes `script` as an executable git hook of the bare repository.

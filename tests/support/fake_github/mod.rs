@@ -441,7 +441,9 @@ impl World {
         let fired: Vec<KillSwitch> = self
             .kill_switches
             .extract_if(.., |k| {
-                k.method == method && path.contains(&k.path_contains) && text.contains(&k.body_contains)
+                k.method == method
+                    && path.contains(&k.path_contains)
+                    && text.contains(&k.body_contains)
             })
             .collect();
         for switch in fired {
