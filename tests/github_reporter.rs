@@ -392,3 +392,69 @@ async fn a_check_run_created_before_a_crash_is_found_again_not_duplicated() {
     assert_ne!(own, on_base, "a retry's session gets its own run");
     fake.finish();
 }
+
+#[tokio::test]
+async fn a_one_off_reply_is_posted_once_per_key_even_when_the_job_runs_again() {
+    use patchpilot::github::reporter::{reply_once, reply_once_marker};
+    let fake = world().await;
+    let github = fake.client();
+    let (inst, repo, issue) = (
+        InstallationId(77),
+        RepoName::new("octo", "hello"),
+        IssueNumber(7),
+    );
+    // Someone pastes the marker: it is not the bot's reply.
+    fake.add_comment(
+        "octo/hello",
+        7,
+        "mallory",
+        &format!("{}\nfake", reply_once_marker("comment-5")),
+    );
+    let first = reply_once(
+        github.as_ref(),
+        inst,
+        &repo,
+        issue,
+        "comment-5",
+        "No session to cancel.",
+    )
+    .await
+    .unwrap();
+    let again = reply_once(
+        github.as_ref(),
+        inst,
+        &repo,
+        issue,
+        "comment-5",
+        "No session to cancel.",
+    )
+    .await
+    .unwrap();
+    let other = reply_once(
+        github.as_ref(),
+        inst,
+        &repo,
+        issue,
+        "comment-6",
+        "No session to cancel.",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        first, again,
+        "the job run again after a crash finds its reply"
+    );
+    assert_ne!(first, other);
+    let bot: Vec<_> = fake
+        .comments("octo/hello", 7)
+        .into_iter()
+        .filter(|c| c.author == BOT_LOGIN)
+        .collect();
+    assert_eq!(bot.len(), 2, "{bot:#?}");
+    assert!(
+        bot[0].body.ends_with("\nNo session to cancel."),
+        "{}",
+        bot[0].body
+    );
+    fake.finish();
+}

@@ -314,6 +314,36 @@ impl Reporter {
     }
 }
 
+/// The hidden marker that makes a one-off reply idempotent: `<!-- patchpilot:reply-to=<key> -->`.
+pub fn reply_once_marker(key: &str) -> String {
+    format!("<!-- patchpilot:reply-to={key} -->")
+}
+
+/// Posts `body` on an issue once per `key` (the triggering comment, the session): a job that
+/// is run again after its replica died between posting and recording finds its earlier reply
+/// (only among the bot's own comments) and does not post a second one.
+pub async fn reply_once(
+    github: &dyn GitHub,
+    installation: InstallationId,
+    repo: &RepoName,
+    issue: IssueNumber,
+    key: &str,
+    body: &str,
+) -> GitHubResult<CommentId> {
+    let marker = reply_once_marker(key);
+    let bot = github.bot_login().await?;
+    let comments = github.list_comments(installation, repo, issue).await?;
+    if let Some(earlier) = comments
+        .iter()
+        .find(|c| c.author.eq_ignore_ascii_case(&bot) && c.body.trim_start().starts_with(&marker))
+    {
+        return Ok(earlier.id);
+    }
+    github
+        .post_comment(installation, repo, issue, &format!("{marker}\n{body}"))
+        .await
+}
+
 /// How often PatchPilot answers people without write access (help, unauthorised) on one issue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReplyLimit {
