@@ -408,7 +408,7 @@ async fn a_one_off_reply_is_posted_once_per_key_even_when_the_job_runs_again() {
         "octo/hello",
         7,
         "mallory",
-        &format!("{}\nfake", reply_once_marker("comment-5")),
+        &format!("fake\n{}", reply_once_marker("comment-5")),
     );
     let first = reply_once(
         github.as_ref(),
@@ -452,7 +452,10 @@ async fn a_one_off_reply_is_posted_once_per_key_even_when_the_job_runs_again() {
         .collect();
     assert_eq!(bot.len(), 2, "{bot:#?}");
     assert!(
-        bot[0].body.ends_with("\nNo session to cancel."),
+        bot[0].body.starts_with(
+            "No session to cancel.
+"
+        ),
         "{}",
         bot[0].body
     );

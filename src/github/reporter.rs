@@ -314,7 +314,8 @@ impl Reporter {
     }
 }
 
-/// The hidden marker that makes a one-off reply idempotent: `<!-- patchpilot:reply-to=<key> -->`.
+/// The hidden marker, at the end of a one-off reply, that makes it idempotent:
+/// `<!-- patchpilot:reply-to=<key> -->`.
 pub fn reply_once_marker(key: &str) -> String {
     format!("<!-- patchpilot:reply-to={key} -->")
 }
@@ -335,12 +336,12 @@ pub async fn reply_once(
     let comments = github.list_comments(installation, repo, issue).await?;
     if let Some(earlier) = comments
         .iter()
-        .find(|c| c.author.eq_ignore_ascii_case(&bot) && c.body.trim_start().starts_with(&marker))
+        .find(|c| c.author.eq_ignore_ascii_case(&bot) && c.body.trim_end().ends_with(&marker))
     {
         return Ok(earlier.id);
     }
     github
-        .post_comment(installation, repo, issue, &format!("{marker}\n{body}"))
+        .post_comment(installation, repo, issue, &format!("{body}\n\n{marker}"))
         .await
 }
 
