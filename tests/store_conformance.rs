@@ -240,6 +240,8 @@ on_both_backends! {
         let now = Utc::now();
         // A healthy session with its queued job: left alone.
         let healthy = db.store.create_session(issue_session(1)).await.unwrap();
+        // A command job belongs to no session (its NULL must not hide the orphans).
+        db.store.enqueue_job("command", None, &serde_json::json!({})).await.unwrap();
         // A running session whose job row is gone (a crash, an operator's cleanup).
         let orphan = db.store.create_session(issue_session(2)).await.unwrap();
         let job = db.store.claim_session_job(&orphan.id, "w", Duration::from_secs(60), now).await.unwrap().unwrap();

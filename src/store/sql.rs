@@ -31,12 +31,14 @@ pub(super) const FAIL_JOBS_OF_ENDED_SESSIONS: &str = "UPDATE jobs SET status = '
     AND session_id IN (SELECT id FROM sessions WHERE status NOT IN ('queued', 'running'))";
 
 /// Reconciliation: an active session with no queued or running job would stay "running"
-/// forever; it gets a settle job that ends it visibly.
+/// forever; it gets a settle job that ends it visibly. An uncorrelated `NOT IN` (jobs have no
+/// index on `session_id`, and intake should not pay for one) is evaluated once, not per
+/// session; `IS NOT NULL` matters, as one NULL would make `NOT IN` match nothing.
 pub(super) const SETTLE_ORPHANED_SESSIONS: &str = "INSERT INTO jobs \
     (kind, session_id, payload, status, attempts, run_after, created_at) \
     SELECT 'session', s.id, $1, 'queued', 0, $2, $2 FROM sessions s \
-    WHERE s.status IN ('queued', 'running') AND NOT EXISTS (SELECT 1 FROM jobs j \
-    WHERE j.session_id = s.id AND j.status IN ('queued', 'running')) RETURNING session_id";
+    WHERE s.status IN ('queued', 'running') AND s.id NOT IN (SELECT j.session_id FROM jobs j \
+    WHERE j.status IN ('queued', 'running') AND j.session_id IS NOT NULL) RETURNING session_id";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct SessionRow {
