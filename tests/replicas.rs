@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use patchpilot::session::{NewSession, SessionStatus, TriggerKind};
+use patchpilot::session::SessionStatus;
 use patchpilot::store::SessionPatch;
 use support::e2e::{PYTHON_FIX, PYTHON_REPRO, REPO, python_project};
 use support::fake_model::Reply;
@@ -185,37 +185,9 @@ async fn three_replicas_one_truth() {
             );
         }
     }
-    // A session whose job vanished (a crash between two writes, an operator's cleanup): the
-    // replicas' periodic reconciliation ends it visibly on the issue.
-    cluster
-        .github
-        .add_issue(REPO, 4, "lost", "repro: true", "reporter");
-    let lost = cluster
-        .store
-        .create_session(NewSession {
-            repo_url: format!("{}/{REPO}.git", cluster.git_base),
-            bug_description: "lost".into(),
-            installation_id: Some(support::e2e::INSTALLATION as i64),
-            repository: Some(REPO.into()),
-            issue_number: Some(4),
-            trigger_kind: Some(TriggerKind::Label),
-            triggered_by: Some(support::e2e::MAINTAINER.into()),
-            private: Some(false),
-            ..NewSession::default()
-        })
-        .await
-        .unwrap();
-    let pool = sqlx::PgPool::connect(&cluster.db_url).await.unwrap();
-    let removed = sqlx::query("DELETE FROM jobs WHERE session_id = $1 AND status = 'queued'")
-        .bind(&lost.id)
-        .execute(&pool)
-        .await
-        .unwrap()
-        .rows_affected();
-    assert_eq!(
-        removed, 1,
-        "a replica claimed the job before the test could lose it"
-    );
+    // A session a crash left marked running with no job (here issue 3's, whose job is done):
+    // the replicas' periodic reconciliation ends it visibly on the issue.
+    let lost = cluster.sessions_of(3).await.remove(0);
     let running = SessionPatch {
         status: Some(SessionStatus::Running),
         ..SessionPatch::default()
@@ -231,7 +203,7 @@ async fn three_replicas_one_truth() {
             Duration::from_secs(30),
             || async {
                 cluster
-                    .sessions_of(4)
+                    .sessions_of(3)
                     .await
                     .iter()
                     .all(|s| !s.status.is_active())
@@ -240,7 +212,7 @@ async fn three_replicas_one_truth() {
         .await;
     let settled = cluster.store.get_session(&lost.id).await.unwrap().unwrap();
     assert_eq!(settled.status, SessionStatus::Failed);
-    let view = cluster.github_view(4);
+    let view = cluster.github_view(3);
     assert!(
         view.progress_comments.len() == 1 && view.progress_comments[0].contains("its job was lost"),
         "the reason is on the issue: {:#?}",

@@ -344,6 +344,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_lease_sets_the_heartbeat_and_the_reconciliation_period() {
+        let short = WorkerConfig::with_lease(Duration::from_secs(3));
+        assert_eq!(short.heartbeat, Duration::from_millis(750));
+        assert_eq!(
+            short.reconcile_every,
+            Duration::from_secs(5),
+            "at least 5 s apart"
+        );
+        let long = WorkerConfig::with_lease(Duration::from_secs(600));
+        assert_eq!(
+            long.reconcile_every,
+            Duration::from_secs(60),
+            "at most a minute apart"
+        );
+        assert_eq!(long.concurrency, WorkerConfig::default().concurrency);
+    }
+
+    #[test]
     fn backoff_grows_and_is_capped() {
         let base = Duration::from_secs(5);
         assert_eq!(backoff(base, 1), Duration::from_secs(5));
