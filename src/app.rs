@@ -194,7 +194,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         state.worker_wakeup.clone(),
         WorkerConfig {
             concurrency: args.worker.workers,
-            ..WorkerConfig::default()
+            ..WorkerConfig::with_lease(std::time::Duration::from_secs(args.worker.lease_secs))
         },
     );
     let listener = TcpListener::bind(args.server.addr)

@@ -143,8 +143,14 @@ async fn status_while_the_repro_runs_names_the_step() {
         .into_iter()
         .find(|c| c.body.starts_with("The latest PatchPilot session"))
         .unwrap();
+    // The reply ends with its hidden idempotency marker (see `reporter::reply_once`).
+    let (text, marker) = reply
+        .body
+        .split_once("\n\n<!-- patchpilot:reply-to=")
+        .unwrap();
+    assert!(marker.starts_with("comment-"), "{marker}");
     insta::assert_snapshot!(
-        reply.body.replace(&session_id, "<id>"),
+        text.replace(&session_id, "<id>"),
         @"The latest PatchPilot session is running: **Reproduce the bug** ([details](https://patchpilot.example/sessions/<id>))."
     );
     let cancel = world.comment_payload(11, "/patchpilot cancel", body, MAINTAINER);

@@ -318,3 +318,146 @@ async fn replies_to_people_without_write_access_are_rate_limited() {
     );
     fake.finish();
 }
+
+#[tokio::test]
+async fn a_check_run_created_before_a_crash_is_found_again_not_duplicated() {
+    let fake = world().await;
+    let base = CommitSha("a".repeat(40));
+    let head = CommitSha("d".repeat(40));
+    let out = |title: &str| CheckOutput {
+        title: title.into(),
+        summary: "table".into(),
+        text: None,
+    };
+    let link = Some("https://patchpilot.example/sessions/s-1".to_owned());
+    // The first process created runs on both commits, then died before storing their ids.
+    let crashed = Reporter::new(fake.client(), session());
+    let on_base = crashed
+        .check(
+            &base,
+            CheckStatus::InProgress,
+            link.clone(),
+            out("Cloning…"),
+        )
+        .await
+        .unwrap();
+    let on_head = crashed
+        .check(
+            &head,
+            CheckStatus::InProgress,
+            link.clone(),
+            out("Publishing…"),
+        )
+        .await
+        .unwrap();
+    drop(crashed);
+
+    // The process that resumes the session knows nothing but the commits it had used.
+    let resumed = Reporter::new(fake.client(), session());
+    resumed.remember_commits([base.clone()]).await;
+    let again = resumed
+        .check(
+            &base,
+            CheckStatus::InProgress,
+            link.clone(),
+            out("Cloning…"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, on_base, "the run on the base commit is reused");
+    let fresh = Reporter::new(fake.client(), session());
+    fresh.remember_commits([base.clone()]).await;
+    let done = CheckStatus::Completed(CheckConclusion::Success);
+    let last = fresh.check(&head, done, link, out("Fixed")).await.unwrap();
+    assert_eq!(last, on_head, "the run on the head commit is reused");
+    let runs = fake.check_runs("octo/hello");
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    assert!(
+        runs.iter().all(|r| r.status == "completed"),
+        "the base commit's run, left in progress by the crash, ends too: {runs:#?}"
+    );
+    // Another session's completed run on the same commit is not taken over.
+    let other = Reporter::new(
+        fake.client(),
+        SessionRef {
+            session_id: "s-2".into(),
+            ..session()
+        },
+    );
+    let link2 = Some("https://patchpilot.example/sessions/s-2".to_owned());
+    let own = other
+        .check(&base, CheckStatus::InProgress, link2, out("Cloning…"))
+        .await
+        .unwrap();
+    assert_ne!(own, on_base, "a retry's session gets its own run");
+    fake.finish();
+}
+
+#[tokio::test]
+async fn a_one_off_reply_is_posted_once_per_key_even_when_the_job_runs_again() {
+    use patchpilot::github::reporter::{reply_once, reply_once_marker};
+    let fake = world().await;
+    let github = fake.client();
+    let (inst, repo, issue) = (
+        InstallationId(77),
+        RepoName::new("octo", "hello"),
+        IssueNumber(7),
+    );
+    // Someone pastes the marker: it is not the bot's reply.
+    fake.add_comment(
+        "octo/hello",
+        7,
+        "mallory",
+        &format!("fake\n{}", reply_once_marker("comment-5")),
+    );
+    let first = reply_once(
+        github.as_ref(),
+        inst,
+        &repo,
+        issue,
+        "comment-5",
+        "No session to cancel.",
+    )
+    .await
+    .unwrap();
+    let again = reply_once(
+        github.as_ref(),
+        inst,
+        &repo,
+        issue,
+        "comment-5",
+        "No session to cancel.",
+    )
+    .await
+    .unwrap();
+    let other = reply_once(
+        github.as_ref(),
+        inst,
+        &repo,
+        issue,
+        "comment-6",
+        "No session to cancel.",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        first, again,
+        "the job run again after a crash finds its reply"
+    );
+    assert_ne!(first, other);
+    let bot: Vec<_> = fake
+        .comments("octo/hello", 7)
+        .into_iter()
+        .filter(|c| c.author == BOT_LOGIN)
+        .collect();
+    assert_eq!(bot.len(), 2, "{bot:#?}");
+    assert!(
+        bot[0].body.starts_with(
+            "No session to cancel.
+"
+        ),
+        "{}",
+        bot[0].body
+    );
+    fake.finish();
+}

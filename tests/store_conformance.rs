@@ -219,6 +219,65 @@ on_both_backends! {
         assert!(db.store.claim_job("w4", Duration::from_secs(30), far).await.unwrap().is_none(), "done is final");
     }
 
+    async fn leases_heartbeats_and_retries_follow_the_given_time(db) {
+        // No wall clock involved: "now" is whatever the caller says (the injected clock).
+        let id = db.store.enqueue_job("session", None, &serde_json::json!({})).await.unwrap();
+        let t0 = Utc::now() + chrono::Duration::days(10);
+        let at = |secs: i64| t0 + chrono::Duration::seconds(secs);
+        let lease = Duration::from_secs(30);
+        db.store.claim_job("w1", lease, at(0)).await.unwrap().unwrap();
+        assert!(db.store.heartbeat_at(id, "w1", lease, at(25)).await.unwrap());
+        assert!(db.store.claim_job("w2", lease, at(40)).await.unwrap().is_none(), "the heartbeat at 25 s holds the lease to 55 s");
+        let taken = db.store.claim_job("w2", lease, at(56)).await.unwrap().unwrap();
+        assert_eq!(taken.attempts, 2);
+        db.store.finish_job_at(id, "w2", &JobOutcome::Retry { after: Duration::from_secs(60), error: "github 502".into() }, at(60)).await.unwrap();
+        assert!(db.store.claim_job("w3", lease, at(119)).await.unwrap().is_none(), "retry waits 60 s from 60 s");
+        assert!(db.store.claim_job("w3", lease, at(120)).await.unwrap().is_some());
+    }
+
+    async fn reconciliation_settles_lost_jobs_and_jobs_of_ended_sessions(db) {
+        use patchpilot::store::{SETTLE_KEY, ORPHANED_SESSION_REASON};
+        let now = Utc::now();
+        // A healthy session with its queued job: left alone.
+        let healthy = db.store.create_session(issue_session(1)).await.unwrap();
+        // A command job belongs to no session (its NULL must not hide the orphans).
+        db.store.enqueue_job("command", None, &serde_json::json!({})).await.unwrap();
+        // A running session whose job row is gone (a crash, an operator's cleanup).
+        let orphan = db.store.create_session(issue_session(2)).await.unwrap();
+        let job = db.store.claim_session_job(&orphan.id, "w", Duration::from_secs(60), now).await.unwrap().unwrap();
+        db.store.update_session(&orphan.id, &SessionPatch { status: Some(SessionStatus::Running), ..SessionPatch::default() }).await.unwrap();
+        db.store.finish_job_at(job.id, "w", &JobOutcome::Done, now).await.unwrap();
+        // An ended session whose job is still queued, and one whose running job's lease ran out.
+        let ended = db.store.create_session(issue_session(3)).await.unwrap();
+        db.store.update_session(&ended.id, &SessionPatch { status: Some(SessionStatus::Failed), ..SessionPatch::default() }).await.unwrap();
+        let ended_live = db.store.create_session(issue_session(4)).await.unwrap();
+        db.store.claim_session_job(&ended_live.id, "alive", Duration::from_secs(600), now).await.unwrap().unwrap();
+        db.store.update_session(&ended_live.id, &SessionPatch { status: Some(SessionStatus::Succeeded), ..SessionPatch::default() }).await.unwrap();
+
+        let done = db.store.reconcile(now).await.unwrap();
+        assert_eq!(done.orphaned_sessions, vec![orphan.id.clone()]);
+        assert_eq!(done.jobs_of_ended_sessions, 1, "the queued job of the failed session; the live lease is left to its worker");
+
+        // The settle job is what a worker claims next for the orphan, and it says why.
+        let mut claimed = Vec::new();
+        let soon = now + chrono::Duration::seconds(1);
+        while let Some(job) = db.store.claim_job("w2", Duration::from_secs(60), soon).await.unwrap() {
+            claimed.push(job);
+        }
+        let settle = claimed.iter().find(|j| j.session_id.as_deref() == Some(orphan.id.as_str())).expect("a settle job for the orphan");
+        assert_eq!(settle.payload[SETTLE_KEY], ORPHANED_SESSION_REASON);
+        assert!(claimed.iter().any(|j| j.session_id.as_deref() == Some(healthy.id.as_str())));
+        assert!(!claimed.iter().any(|j| j.session_id.as_deref() == Some(ended.id.as_str())), "the ended session's job is settled, not run");
+
+        // A second pass (another replica) finds nothing new: the settle job counts as the job.
+        let again = db.store.reconcile(now).await.unwrap();
+        assert!(again.orphaned_sessions.is_empty(), "{again:?}");
+        // Once the lease on the ended session's job runs out, that job is settled too.
+        let later = now + chrono::Duration::seconds(601);
+        let late = db.store.reconcile(later).await.unwrap();
+        assert_eq!(late.jobs_of_ended_sessions, 1, "{late:?}");
+    }
+
     async fn a_sessions_own_job_can_be_claimed_directly(db) {
         let first = db.store.create_session(issue_session(1)).await.unwrap();
         let second = db.store.create_session(issue_session(2)).await.unwrap();

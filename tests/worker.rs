@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use patchpilot::session::NewSession;
-use patchpilot::store::{Job, Store};
+use patchpilot::store::{Clock, Job, JobOutcome, ORPHANED_SESSION_REASON, Store};
 use patchpilot::worker::{JobError, JobHandler, WorkerConfig, WorkerPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -79,6 +79,27 @@ fn config() -> WorkerConfig {
         max_attempts: 3,
         shutdown_grace: Duration::from_millis(200),
         retry_base: Duration::from_millis(100),
+        ..WorkerConfig::default()
+    }
+}
+
+/// A clock the test moves by hand, so lease expiry needs no sleeping through a lease.
+#[derive(Debug)]
+struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    fn new() -> Arc<Self> {
+        Arc::new(Self(Mutex::new(Utc::now())))
+    }
+
+    fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += chrono::Duration::from_std(by).unwrap();
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
     }
 }
 
@@ -147,19 +168,56 @@ on_both_backends! {
 
         // A job that keeps crashing its workers is failed visibly, not retried forever.
         let s2 = db.store.create_session(session()).await.unwrap();
+        let mut crashy = 0;
         for i in 1..=3 {
             // Each claim happens just after the previous 1 ms lease ran out.
             let at = Utc::now() + chrono::Duration::milliseconds(10 * i);
-            db.store.claim_job("crashy", Duration::from_millis(1), at).await.unwrap().unwrap();
+            crashy = db.store.claim_job("crashy", Duration::from_millis(1), at).await.unwrap().unwrap().id;
         }
         let handler = Recorder::new(Behaviour::Succeed);
         let store: Arc<dyn Store> = db.store.clone();
         let pool = WorkerPool::start(store, handler.clone(), Arc::new(Notify::new()), config());
-        eventually("the job is given up", || !handler.given_up.lock().unwrap().is_empty()).await;
-        let (_, error) = handler.given_up.lock().unwrap()[0].clone();
+        // (This handler never ends sessions, so reconciliation also settles the first one.)
+        let given_up = || handler.given_up.lock().unwrap().iter().find(|(id, _)| *id == crashy).cloned();
+        eventually("the job is given up", || given_up().is_some()).await;
+        let (_, error) = given_up().unwrap();
         assert!(error.contains("gave up after 3 attempts"), "{error}");
         assert!(handler.runs.lock().unwrap().is_empty(), "it was not run a fourth time");
         let _ = s2;
+        pool.shutdown().await;
+    }
+
+    async fn a_dead_workers_lease_expires_on_the_injected_clock(db) {
+        let lease = Duration::from_secs(3600);
+        let s = db.store.create_session(session()).await.unwrap();
+        let clock = ManualClock::new();
+        let dead = db.store.claim_job("dead-worker", lease, clock.now()).await.unwrap().unwrap();
+        let handler = Recorder::new(Behaviour::Succeed);
+        let config = WorkerConfig { lease, clock: clock.clone(), ..config() };
+        let pool = WorkerPool::start(db.store.clone(), handler.clone(), Arc::new(Notify::new()), config);
+        // The pool polls every 50 ms; a few polls later the hour-long lease still holds.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(handler.runs.lock().unwrap().is_empty(), "the lease is still held");
+        clock.advance(lease + Duration::from_secs(1));
+        eventually("the job is taken over", || handler.runs.lock().unwrap().len() == 1).await;
+        assert_eq!(handler.runs.lock().unwrap()[0], (dead.id, 2));
+        let _ = s;
+        pool.shutdown().await;
+    }
+
+    async fn reconciliation_ends_a_session_that_lost_its_job(db) {
+        // A session left active by a crash with no job to run it.
+        let s = db.store.create_session(session()).await.unwrap();
+        let job = db.store.claim_job("crashed", Duration::from_secs(60), Utc::now()).await.unwrap().unwrap();
+        db.store.finish_job(job.id, "crashed", &JobOutcome::Done).await.unwrap();
+        let handler = Recorder::new(Behaviour::Succeed);
+        let pool = WorkerPool::start(db.store.clone(), handler.clone(), Arc::new(Notify::new()), config());
+        // Start-up reconciliation finds it; a worker ends it through `give_up`, without running it.
+        eventually("the session is given up", || !handler.given_up.lock().unwrap().is_empty()).await;
+        let (_, reason) = handler.given_up.lock().unwrap()[0].clone();
+        assert_eq!(reason, ORPHANED_SESSION_REASON);
+        assert!(handler.runs.lock().unwrap().is_empty(), "a settle job never runs the session");
+        let _ = s;
         pool.shutdown().await;
     }
 

@@ -163,6 +163,16 @@ pub struct CheckRunUpdate {
     pub output: Option<CheckOutput>,
 }
 
+/// A check run as listed on a commit: what is needed to find PatchPilot's own run again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckRun {
+    pub id: CheckRunId,
+    pub external_id: Option<String>,
+    pub details_url: Option<String>,
+    /// Whether it has a conclusion already.
+    pub completed: bool,
+}
+
 /// A pull request to open.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewPullRequest {
@@ -387,6 +397,16 @@ pub trait GitHub: Send + Sync {
         check_run: CheckRunId,
         update: &CheckRunUpdate,
     ) -> GitHubResult<()>;
+
+    /// This App's check runs named `name` on `head_sha`, newest first: the lookup that makes
+    /// creating a check run idempotent across crashes.
+    async fn list_check_runs(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        head_sha: &CommitSha,
+        name: &str,
+    ) -> GitHubResult<Vec<CheckRun>>;
 
     /// Opens a pull request; if one is already open for the head branch, updates its
     /// title and body and returns it instead of failing.

@@ -12,6 +12,12 @@
 //! - Every check run ends: when the run moves to another commit (the base commit while
 //!   working, the PR head once pushed), the earlier run is remembered and completed with the
 //!   same conclusion, pointing to the new one, as soon as that one completes.
+//! - Check runs are created idempotently. A process can die after GitHub created a run and
+//!   before its id was stored; so before creating one on a commit, this App's runs there are
+//!   listed and one of this session's is reused: the one whose details link names the
+//!   session, else one still in progress with the issue's external id (only one session per
+//!   issue is active at a time). The commits a resumed session had used are swept the same
+//!   way when it completes, so no run is left spinning by a crash.
 //! - Replies to people without write access are rate-limited per user and per issue
 //!   ([`reply_limited`]), counted from the App's own earlier replies on the issue, so the
 //!   limit holds across restarts and replicas without a table.
@@ -49,6 +55,8 @@ pub struct Reporter {
     check_run: Mutex<Option<(CommitSha, CheckRunId)>>,
     /// Earlier runs on other commits, completed when the current one completes.
     superseded: Mutex<Vec<(CommitSha, CheckRunId)>>,
+    /// Commits an earlier attempt of this session may have left a run on (see the module doc).
+    earlier_commits: Mutex<Vec<CommitSha>>,
 }
 
 impl Reporter {
@@ -69,6 +77,18 @@ impl Reporter {
             comment: Mutex::new(comment),
             check_run: Mutex::new(check_run),
             superseded: Mutex::new(Vec::new()),
+            earlier_commits: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Remembers commits an earlier (crashed) attempt of this session used, so their runs
+    /// still in progress are completed with this one.
+    pub async fn remember_commits(&self, commits: impl IntoIterator<Item = CommitSha>) {
+        let mut known = self.earlier_commits.lock().await;
+        for sha in commits {
+            if !known.contains(&sha) {
+                known.push(sha);
+            }
         }
     }
 
@@ -177,10 +197,19 @@ impl Reporter {
                 *id
             }
             previous => {
-                let id = self
-                    .github
-                    .create_check_run(s.installation, &s.repo, head_sha, &update)
-                    .await?;
+                let id = match self.find_check_run(head_sha).await? {
+                    Some(id) => {
+                        self.github
+                            .update_check_run(s.installation, &s.repo, id, &update)
+                            .await?;
+                        id
+                    }
+                    None => {
+                        self.github
+                            .create_check_run(s.installation, &s.repo, head_sha, &update)
+                            .await?
+                    }
+                };
                 if let Some(previous) = previous.cloned() {
                     self.superseded.lock().await.push(previous);
                 }
@@ -194,6 +223,60 @@ impl Reporter {
         Ok(id)
     }
 
+    /// This session's run on `head_sha` if one exists already (see the module doc).
+    pub async fn find_check_run(&self, head_sha: &CommitSha) -> GitHubResult<Option<CheckRunId>> {
+        let s = &self.session;
+        let external_id = crate::webhook::triggers::check_run_external_id(s.issue.0 as i64);
+        let runs = self
+            .github
+            .list_check_runs(s.installation, &s.repo, head_sha, CHECK_RUN_NAME)
+            .await?;
+        let ours: Vec<_> = runs
+            .into_iter()
+            .filter(|r| r.external_id.as_deref() == Some(external_id.as_str()))
+            .collect();
+        let named = ours.iter().find(|r| {
+            r.details_url
+                .as_deref()
+                .is_some_and(|url| url.contains(&s.session_id))
+        });
+        let running = ours.iter().find(|r| !r.completed);
+        Ok(named.or(running).map(|r| r.id))
+    }
+
+    /// Runs still in progress on the remembered earlier commits (other than `head_sha`).
+    async fn leftover_runs(&self, head_sha: &CommitSha) -> Vec<(CommitSha, CheckRunId)> {
+        let s = &self.session;
+        let external_id = crate::webhook::triggers::check_run_external_id(s.issue.0 as i64);
+        let commits = self.earlier_commits.lock().await.clone();
+        let tracked: Vec<CheckRunId> = self
+            .superseded
+            .lock()
+            .await
+            .iter()
+            .map(|(_, id)| *id)
+            .collect();
+        let mut found = Vec::new();
+        for sha in commits.into_iter().filter(|sha| sha != head_sha) {
+            match self
+                .github
+                .list_check_runs(s.installation, &s.repo, &sha, CHECK_RUN_NAME)
+                .await
+            {
+                Ok(runs) => found.extend(
+                    runs.into_iter()
+                        .filter(|r| !r.completed && !tracked.contains(&r.id))
+                        .filter(|r| r.external_id.as_deref() == Some(external_id.as_str()))
+                        .map(|r| (sha.clone(), r.id)),
+                ),
+                Err(err) => {
+                    tracing::warn!(session = %s.session_id, commit = %sha.0, error = %err, "could not list earlier check runs")
+                }
+            }
+        }
+        found
+    }
+
     /// Completes the runs left on earlier commits like the current one, pointing to it. A
     /// failure is logged and retried with the next completed update.
     async fn complete_superseded(
@@ -203,7 +286,10 @@ impl Reporter {
         head: &CheckOutput,
     ) {
         let s = &self.session;
+        let leftovers = self.leftover_runs(head_sha).await;
+        self.earlier_commits.lock().await.clear();
         let mut superseded = self.superseded.lock().await;
+        superseded.extend(leftovers);
         let mut left = Vec::new();
         for (sha, id) in superseded.drain(..) {
             let update = CheckRunUpdate {
@@ -226,6 +312,37 @@ impl Reporter {
         }
         *superseded = left;
     }
+}
+
+/// The hidden marker, at the end of a one-off reply, that makes it idempotent:
+/// `<!-- patchpilot:reply-to=<key> -->`.
+pub fn reply_once_marker(key: &str) -> String {
+    format!("<!-- patchpilot:reply-to={key} -->")
+}
+
+/// Posts `body` on an issue once per `key` (the triggering comment, the session): a job that
+/// is run again after its replica died between posting and recording finds its earlier reply
+/// (only among the bot's own comments) and does not post a second one.
+pub async fn reply_once(
+    github: &dyn GitHub,
+    installation: InstallationId,
+    repo: &RepoName,
+    issue: IssueNumber,
+    key: &str,
+    body: &str,
+) -> GitHubResult<CommentId> {
+    let marker = reply_once_marker(key);
+    let bot = github.bot_login().await?;
+    let comments = github.list_comments(installation, repo, issue).await?;
+    if let Some(earlier) = comments
+        .iter()
+        .find(|c| c.author.eq_ignore_ascii_case(&bot) && c.body.trim_end().ends_with(&marker))
+    {
+        return Ok(earlier.id);
+    }
+    github
+        .post_comment(installation, repo, issue, &format!("{body}\n\n{marker}"))
+        .await
 }
 
 /// How often PatchPilot answers people without write access (help, unauthorised) on one issue.

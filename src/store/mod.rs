@@ -12,6 +12,7 @@
 //! - A job is claimed under a lease; a worker that dies loses the lease and another worker
 //!   claims the job again, so a crash resumes or fails a session visibly, never silently.
 
+mod clock;
 mod intake;
 mod postgres;
 mod sql;
@@ -23,6 +24,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use clock::{Clock, SystemClock};
 pub use intake::IntakeQueue;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -191,6 +193,22 @@ pub enum JobOutcome {
     },
 }
 
+/// What one reconciliation pass settled (see [`Store::reconcile`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Active sessions that had no queued or running job: each got a settle job.
+    pub orphaned_sessions: Vec<String>,
+    /// Queued jobs, or running ones whose lease ran out, of sessions that had already ended.
+    pub jobs_of_ended_sessions: u64,
+}
+
+/// The payload key of a job that ends its session visibly instead of running it (written by
+/// reconciliation, read by the worker): `{"settle": "<reason for the maintainer>"}`.
+pub const SETTLE_KEY: &str = "settle";
+
+/// Why reconciliation ends a session that had lost its job.
+pub const ORPHANED_SESSION_REASON: &str = "its job was lost (the server crashed or its queue entry was removed), so PatchPilot stopped it";
+
 /// The storage the core uses. Every method is one transaction.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -270,9 +288,38 @@ pub trait Store: Send + Sync + 'static {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Job>>;
-    /// Extends a lease; false when the lease was lost to another worker.
-    async fn heartbeat(&self, job_id: i64, owner: &str, lease: Duration) -> StoreResult<bool>;
-    async fn finish_job(&self, job_id: i64, owner: &str, outcome: &JobOutcome) -> StoreResult<()>;
+    /// Extends a lease to `now + lease`; false when the lease was lost to another worker.
+    async fn heartbeat_at(
+        &self,
+        job_id: i64,
+        owner: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// [`Store::heartbeat_at`] on the wall clock.
+    async fn heartbeat(&self, job_id: i64, owner: &str, lease: Duration) -> StoreResult<bool> {
+        self.heartbeat_at(job_id, owner, lease, Utc::now()).await
+    }
+    /// Records how a job ended, as of `now` (a retry runs after `now + after`). Does nothing
+    /// when `owner` no longer holds the job.
+    async fn finish_job_at(
+        &self,
+        job_id: i64,
+        owner: &str,
+        outcome: &JobOutcome,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// [`Store::finish_job_at`] on the wall clock.
+    async fn finish_job(&self, job_id: i64, owner: &str, outcome: &JobOutcome) -> StoreResult<()> {
+        self.finish_job_at(job_id, owner, outcome, Utc::now()).await
+    }
+
+    /// One reconciliation pass, as of `now`: jobs whose session already ended are failed (a
+    /// live lease is left alone: its worker is finishing), and every active session without a
+    /// queued or running job gets a settle job (see [`SETTLE_KEY`]), which a worker turns into
+    /// a visible end on the issue and check run. Safe to run on several replicas at once: a
+    /// second settle job for a session finds it ended and does nothing.
+    async fn reconcile(&self, now: DateTime<Utc>) -> StoreResult<Reconciled>;
 }
 
 /// Opens the store named by `database_url` (`sqlite:` or `postgres:`/`postgresql:`).

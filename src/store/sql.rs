@@ -24,6 +24,23 @@ pub(super) const CLAIM_JOB: &str = "UPDATE jobs SET status = 'running', lease_ow
     WHERE (status = 'queued' AND run_after <= $3) OR (status = 'running' AND lease_expires_at < $3) \
     ORDER BY id LIMIT 1 {lock}) RETURNING id, kind, session_id, payload, attempts";
 
+/// Reconciliation: a queued job, or a running one whose lease ran out, of a session that has
+/// ended will never do anything useful; it is failed so it stops being claimed.
+pub(super) const FAIL_JOBS_OF_ENDED_SESSIONS: &str = "UPDATE jobs SET status = 'failed', \
+    last_error = 'its session had already ended', lease_owner = NULL, lease_expires_at = NULL \
+    WHERE (status = 'queued' OR (status = 'running' AND lease_expires_at < $1)) \
+    AND session_id IN (SELECT id FROM sessions WHERE status NOT IN ('queued', 'running'))";
+
+/// Reconciliation: an active session with no queued or running job would stay "running"
+/// forever; it gets a settle job that ends it visibly. An uncorrelated `NOT IN` (jobs have no
+/// index on `session_id`, and intake should not pay for one) is evaluated once, not per
+/// session; `IS NOT NULL` matters, as one NULL would make `NOT IN` match nothing.
+pub(super) const SETTLE_ORPHANED_SESSIONS: &str = "INSERT INTO jobs \
+    (kind, session_id, payload, status, attempts, run_after, created_at) \
+    SELECT 'session', s.id, $1, 'queued', 0, $2, $2 FROM sessions s \
+    WHERE s.status IN ('queued', 'running') AND s.id NOT IN (SELECT j.session_id FROM jobs j \
+    WHERE j.status IN ('queued', 'running') AND j.session_id IS NOT NULL) RETURNING session_id";
+
 #[derive(sqlx::FromRow)]
 pub(super) struct SessionRow {
     id: String,
@@ -601,17 +618,18 @@ macro_rules! impl_store {
                 row.map(TryInto::try_into).transpose()
             }
 
-            async fn heartbeat(
+            async fn heartbeat_at(
                 &self,
                 job_id: i64,
                 owner: &str,
                 lease: std::time::Duration,
+                now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::StoreResult<bool> {
                 let changed = sqlx::query(
                     "UPDATE jobs SET lease_expires_at = $1 \
                      WHERE id = $2 AND lease_owner = $3 AND status = 'running'",
                 )
-                .bind($crate::store::sql::lease_deadline(chrono::Utc::now(), lease))
+                .bind($crate::store::sql::lease_deadline(now, lease))
                 .bind(job_id)
                 .bind(owner)
                 .execute(&self.pool)
@@ -620,20 +638,21 @@ macro_rules! impl_store {
                 Ok(changed > 0)
             }
 
-            async fn finish_job(
+            async fn finish_job_at(
                 &self,
                 job_id: i64,
                 owner: &str,
                 outcome: &$crate::store::JobOutcome,
+                now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::StoreResult<()> {
                 use $crate::store::JobOutcome;
                 let (status, error, run_after) = match outcome {
-                    JobOutcome::Done => ("done", None, chrono::Utc::now()),
-                    JobOutcome::Failed(error) => ("failed", Some(error.clone()), chrono::Utc::now()),
+                    JobOutcome::Done => ("done", None, now),
+                    JobOutcome::Failed(error) => ("failed", Some(error.clone()), now),
                     JobOutcome::Retry { after, error } => (
                         "queued",
                         Some(error.clone()),
-                        $crate::store::sql::lease_deadline(chrono::Utc::now(), *after),
+                        $crate::store::sql::lease_deadline(now, *after),
                     ),
                 };
                 sqlx::query(
@@ -648,6 +667,32 @@ macro_rules! impl_store {
                 .execute(&self.pool)
                 .await?;
                 Ok(())
+            }
+
+            async fn reconcile(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<$crate::store::Reconciled> {
+                let mut tx = self.pool.begin().await?;
+                let ended = sqlx::query($crate::store::sql::FAIL_JOBS_OF_ENDED_SESSIONS)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                let payload = serde_json::json!({
+                    $crate::store::SETTLE_KEY: $crate::store::ORPHANED_SESSION_REASON,
+                })
+                .to_string();
+                let orphans: Vec<(String,)> = sqlx::query_as($crate::store::sql::SETTLE_ORPHANED_SESSIONS)
+                    .bind(payload)
+                    .bind(now)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok($crate::store::Reconciled {
+                    orphaned_sessions: orphans.into_iter().map(|(id,)| id).collect(),
+                    jobs_of_ended_sessions: ended,
+                })
             }
         }
 

@@ -9,18 +9,24 @@
 //!   keep running the same session.
 //! - On shutdown the workers stop claiming, give running jobs a grace period, then cancel
 //!   them and hand the jobs back to the queue.
+//! - Reconciliation runs at start-up and then every `reconcile_every` on every replica (it is
+//!   idempotent, see [`Store::reconcile`]): jobs of ended sessions are failed, and sessions
+//!   that lost their job get a settle job, which a worker ends visibly through
+//!   [`JobHandler::give_up`] like any other job it will not run again.
+//! - Leases, heartbeats and retry delays are measured on the injected [`Clock`], so tests move
+//!   time instead of sleeping through a lease. Timers that only pace the loop (idle poll,
+//!   heartbeat interval) stay on tokio's time.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::store::{Job, JobOutcome, Store};
+use crate::store::{Clock, Job, JobOutcome, SETTLE_KEY, Store, SystemClock};
 
 /// How a job handler failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +60,24 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// First retry delay after a transient failure; it quadruples each attempt.
     pub retry_base: Duration,
+    /// How often a reconciliation pass runs (one also runs at start-up).
+    pub reconcile_every: Duration,
+    /// What leases and retry delays are measured on.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl WorkerConfig {
+    /// The defaults with a lease of `lease`: heartbeats four times per lease, and
+    /// reconciliation once per lease (at least every 5 s, at most every minute).
+    pub fn with_lease(lease: Duration) -> Self {
+        let lease = lease.max(Duration::from_millis(200));
+        Self {
+            lease,
+            heartbeat: lease / 4,
+            reconcile_every: lease.clamp(Duration::from_secs(5), Duration::from_secs(60)),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for WorkerConfig {
@@ -67,6 +91,8 @@ impl Default for WorkerConfig {
             max_attempts: 3,
             shutdown_grace: Duration::from_secs(30),
             retry_base: Duration::from_secs(5),
+            reconcile_every: Duration::from_secs(60),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -87,6 +113,12 @@ impl WorkerPool {
     ) -> Self {
         let shutdown = CancellationToken::new();
         let instance = uuid::Uuid::new_v4().simple().to_string();
+        let reconciler = tokio::spawn(reconcile_loop(
+            store.clone(),
+            wakeup.clone(),
+            config.clone(),
+            shutdown.clone(),
+        ));
         let tasks = (0..config.concurrency.max(1))
             .map(|n| {
                 let worker = Worker {
@@ -99,6 +131,7 @@ impl WorkerPool {
                 };
                 tokio::spawn(worker.run_loop())
             })
+            .chain(std::iter::once(reconciler))
             .collect();
         Self { shutdown, tasks }
     }
@@ -126,7 +159,7 @@ impl Worker {
         while !self.shutdown.is_cancelled() {
             match self
                 .store
-                .claim_job(&self.id, self.config.lease, Utc::now())
+                .claim_job(&self.id, self.config.lease, self.config.clock.now())
                 .await
             {
                 Ok(Some(job)) => {
@@ -151,6 +184,13 @@ impl Worker {
     }
 
     async fn run_job(&self, job: Job) {
+        if let Some(reason) = job.payload.get(SETTLE_KEY).and_then(|r| r.as_str()) {
+            tracing::warn!(job = job.id, %reason, "settling a session reconciliation found");
+            self.handler.give_up(&job, reason).await;
+            self.finish(&job, JobOutcome::Failed(reason.to_owned()))
+                .await;
+            return;
+        }
         if job.attempts > self.config.max_attempts {
             let error = format!(
                 "gave up after {} attempts (the worker crashed or lost its lease each time)",
@@ -202,7 +242,12 @@ impl Worker {
     }
 
     async fn finish(&self, job: &Job, outcome: JobOutcome) {
-        if let Err(err) = self.store.finish_job(job.id, &self.id, &outcome).await {
+        let now = self.config.clock.now();
+        if let Err(err) = self
+            .store
+            .finish_job_at(job.id, &self.id, &outcome, now)
+            .await
+        {
             tracing::error!(job = job.id, error = %err, "could not record the job's end; its lease will expire and it will be retried");
         }
     }
@@ -234,7 +279,7 @@ async fn watch(
     loop {
         tokio::select! {
             _ = heartbeat.tick() => {
-                match store.heartbeat(job.id, &owner, config.lease).await {
+                match store.heartbeat_at(job.id, &owner, config.lease, config.clock.now()).await {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::warn!(job = job.id, "lease lost to another worker; stopping");
@@ -263,9 +308,58 @@ async fn watch(
     }
 }
 
+/// Reconciles at start-up and then every `reconcile_every` until shutdown; wakes the workers
+/// when it queued settle jobs.
+async fn reconcile_loop(
+    store: Arc<dyn Store>,
+    wakeup: Arc<Notify>,
+    config: WorkerConfig,
+    shutdown: CancellationToken,
+) {
+    loop {
+        match store.reconcile(config.clock.now()).await {
+            Ok(done) => {
+                if !done.orphaned_sessions.is_empty() || done.jobs_of_ended_sessions > 0 {
+                    tracing::warn!(
+                        orphaned_sessions = ?done.orphaned_sessions,
+                        jobs_of_ended_sessions = done.jobs_of_ended_sessions,
+                        "reconciliation settled work a crash left behind"
+                    );
+                }
+                if !done.orphaned_sessions.is_empty() {
+                    wakeup.notify_waiters();
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "reconciliation failed; will try again"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(config.reconcile_every) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lease_sets_the_heartbeat_and_the_reconciliation_period() {
+        let short = WorkerConfig::with_lease(Duration::from_secs(3));
+        assert_eq!(short.heartbeat, Duration::from_millis(750));
+        assert_eq!(
+            short.reconcile_every,
+            Duration::from_secs(5),
+            "at least 5 s apart"
+        );
+        let long = WorkerConfig::with_lease(Duration::from_secs(600));
+        assert_eq!(
+            long.reconcile_every,
+            Duration::from_secs(60),
+            "at most a minute apart"
+        );
+        assert_eq!(long.concurrency, WorkerConfig::default().concurrency);
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

@@ -7,6 +7,7 @@ pub mod e2e;
 pub mod fake_github;
 pub mod fake_model;
 pub mod git_http;
+pub mod replicas;
 pub mod server;
 
 /// The real example payloads GitHub publishes (through Octokit), as (event, payload) pairs.

@@ -8,7 +8,7 @@
 
 use crate::github::client::ReactionTarget;
 use crate::github::messages::{already_running_reply, unauthorised_reply};
-use crate::github::reporter::reply_limited;
+use crate::github::reporter::{reply_limited, reply_once};
 use crate::github::types::CommentId;
 use crate::session::{Session, SessionStatus};
 use crate::store::SessionPatch;
@@ -70,14 +70,15 @@ pub async fn authorize(deps: &PipelineDeps, session: &Session) -> Result<bool, J
         .map_err(|err| JobError::Transient(err.to_string()))?;
     if let Some(other) = active.filter(|other| other.id != session.id) {
         let link = public_session_link(deps, &other);
-        if let Err(err) = github
-            .post_comment(
-                session_ref.installation,
-                &session_ref.repo,
-                session_ref.issue,
-                &already_running_reply(&link),
-            )
-            .await
+        if let Err(err) = reply_once(
+            github.as_ref(),
+            session_ref.installation,
+            &session_ref.repo,
+            session_ref.issue,
+            &format!("session-{}", session.id),
+            &already_running_reply(&link),
+        )
+        .await
         {
             tracing::warn!(error = %err, "could not post the already-running reply");
         }

@@ -8,7 +8,7 @@ use crate::github::client::{Reaction, ReactionTarget};
 use crate::github::messages::{
     Outcome, PipelineStep, ProgressView, StepState, StepView, help_text, status_reply,
 };
-use crate::github::reporter::reply_limited;
+use crate::github::reporter::{reply_limited, reply_once};
 use crate::github::types::{CommentId, InstallationId, IssueNumber, RepoName};
 use crate::session::{Session, SessionEvent, SessionStatus};
 use crate::store::SessionFilter;
@@ -36,12 +36,14 @@ pub async fn run_command(deps: &PipelineDeps, payload: &serde_json::Value) -> Re
         InstallationId(job.installation_id as u64),
         IssueNumber(job.issue_number as u64),
     );
+    // Once per triggering comment: a command job run again after a crash does not reply twice.
+    let reply_key = format!("comment-{}", job.comment_id);
     let reply = |body: String| {
         let github = github.clone();
         let repo = repo.clone();
+        let key = reply_key.clone();
         async move {
-            github
-                .post_comment(inst, &repo, issue, &body)
+            reply_once(github.as_ref(), inst, &repo, issue, &key, &body)
                 .await
                 .map(|_| ())
                 .map_err(transient)

@@ -68,12 +68,13 @@ impl Progress {
                     _ => None,
                 };
                 let comment = session.progress_comment_id.map(|id| CommentId(id as u64));
-                Some(Reporter::resume(
-                    github.clone(),
-                    session_ref,
-                    comment,
-                    check,
-                ))
+                let reporter = Reporter::resume(github.clone(), session_ref, comment, check);
+                // A crashed attempt may have left runs on these commits (see the reporter).
+                let earlier = [&session.base_sha, &session.head_sha];
+                reporter
+                    .remember_commits(earlier.into_iter().flatten().cloned().map(CommitSha))
+                    .await;
+                Some(reporter)
             }
             _ => None,
         };

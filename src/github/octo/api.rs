@@ -303,6 +303,50 @@ impl GitHub for OctocrabGitHub {
         Ok(())
     }
 
+    async fn list_check_runs(
+        &self,
+        inst: InstallationId,
+        repo: &RepoName,
+        head_sha: &CommitSha,
+        name: &str,
+    ) -> GitHubResult<Vec<CheckRun>> {
+        #[derive(Deserialize)]
+        struct Listing {
+            check_runs: Vec<Run>,
+        }
+        #[derive(Deserialize)]
+        struct Run {
+            id: u64,
+            status: String,
+            external_id: Option<String>,
+            details_url: Option<String>,
+        }
+        // `filter=all` includes runs superseded by a re-run; `app_id` keeps other Apps' runs
+        // (which could carry a copied external id) out.
+        let app_id = self.app.app_id().to_string();
+        let tail = format!(
+            "/commits/{}/check-runs?{}",
+            encode(&head_sha.0, false),
+            query(&[
+                ("check_name", name),
+                ("filter", "all"),
+                ("app_id", &app_id),
+                ("per_page", "100"),
+            ])
+        );
+        let listing: Listing = self.repo_json(inst, repo, Method::GET, &tail, None).await?;
+        Ok(listing
+            .check_runs
+            .into_iter()
+            .map(|r| CheckRun {
+                id: CheckRunId(r.id),
+                completed: r.status == "completed",
+                external_id: r.external_id,
+                details_url: r.details_url,
+            })
+            .collect())
+    }
+
     async fn open_pull_request(
         &self,
         inst: InstallationId,

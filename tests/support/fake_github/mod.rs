@@ -146,6 +146,18 @@ struct World {
     problems: Vec<String>,
     seen_comments: HashSet<u64>,
     manifest_codes: HashSet<String>,
+    kill_switches: Vec<KillSwitch>,
+}
+
+/// SIGKILLs a process right after the fake carried out a matching write and before the answer
+/// leaves: GitHub has done it, the caller never learns (the crash window of kill -9 tests).
+#[derive(Clone, Debug)]
+pub struct KillSwitch {
+    pub method: Method,
+    pub path_contains: String,
+    /// Matched against the JSON request body, serialised.
+    pub body_contains: String,
+    pub pid: u32,
 }
 
 /// The running fake. Clone-free: share it by reference in a test.
@@ -182,6 +194,7 @@ impl FakeGitHub {
             problems: Vec::new(),
             seen_comments: HashSet::new(),
             manifest_codes: HashSet::new(),
+            kill_switches: Vec::new(),
         }));
         let app = axum::Router::new()
             .fallback(handle)
@@ -319,6 +332,27 @@ impl FakeGitHub {
         });
     }
 
+    /// Arms a one-shot [`KillSwitch`].
+    pub fn kill_after(&self, switch: KillSwitch) {
+        self.w().kill_switches.push(switch);
+    }
+
+    /// Kill switches that have not fired yet.
+    pub fn armed_kill_switches(&self) -> usize {
+        self.w().kill_switches.len()
+    }
+
+    /// Marks every comment as seen (tests that assert counts rather than texts).
+    pub fn see_all_comments(&self) {
+        let mut w = self.w();
+        let ids: Vec<u64> = w
+            .repos
+            .values()
+            .flat_map(|r| r.comments.iter().map(|c| c.id))
+            .collect();
+        w.seen_comments.extend(ids);
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.w().calls.clone()
     }
@@ -403,6 +437,24 @@ impl World {
     fn id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    fn fire_kill_switches(&mut self, method: &Method, path: &str, body: &Value) {
+        let text = body.to_string();
+        let fired: Vec<KillSwitch> = self
+            .kill_switches
+            .extract_if(.., |k| {
+                k.method == method
+                    && path.contains(&k.path_contains)
+                    && text.contains(&k.body_contains)
+            })
+            .collect();
+        for switch in fired {
+            // SIGKILL through kill(1): the test crate has no libc binding, and this is test code.
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &switch.pid.to_string()])
+                .status();
+        }
     }
 }
 

@@ -143,6 +143,9 @@ pub(super) async fn handle(
     };
     let mut w = world.lock().unwrap();
     let status = response.status().as_u16();
+    if response.status().is_success() {
+        w.fire_kill_switches(&method, &path, &json_body);
+    }
     if status == 401
         || status == 405
         || (status == 404 && response.headers().contains_key("x-fake-unknown-route"))
@@ -349,6 +352,7 @@ fn check_run_json(c: &FakeCheckRun) -> Value {
         "id": c.id, "head_sha": c.head_sha, "name": c.name, "status": c.status, "conclusion": c.conclusion,
         "external_id": c.external_id, "details_url": c.details_url, "node_id": "CR_kw", "url": "", "html_url": "",
         "output": c.output, "started_at": null, "completed_at": null, "pull_requests": [],
+        "app": { "id": TEST_APP_ID, "slug": TEST_APP_SLUG, "name": "PatchPilot" },
     })
 }
 
@@ -543,6 +547,23 @@ fn repo_route(
             let json = check_run_json(&run);
             w.repos.get_mut(full).unwrap().check_runs.push(run);
             ok(StatusCode::CREATED, json)
+        }
+        ("GET", ["commits", sha, "check-runs"]) => {
+            let name = query.get("check_name");
+            let app = query.get("app_id");
+            // Every run here is the test App's; a filter for another App finds none.
+            let ours = app.is_none_or(|id| *id == TEST_APP_ID.to_string());
+            let runs: Vec<Value> = w.repos[full]
+                .check_runs
+                .iter()
+                .rev()
+                .filter(|r| ours && r.head_sha == *sha && name.is_none_or(|n| &r.name == n))
+                .map(check_run_json)
+                .collect();
+            ok(
+                StatusCode::OK,
+                json!({ "total_count": runs.len(), "check_runs": runs }),
+            )
         }
         ("PATCH", ["check-runs", id]) => {
             let id: u64 = id.parse().unwrap_or(0);
