@@ -31,6 +31,14 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// Group commit on any pooled connection (replicas share the table, so the delivery
+    /// insert's unique key decides which deliveries are new).
+    async fn record_batch(&self, batch: &[super::Intake]) -> StoreResult<Vec<super::Recorded>> {
+        record_deliveries_portable(&self.pool, batch).await
+    }
+}
+
 impl_store!(
     PostgresStore,
     Postgres,
