@@ -10,10 +10,12 @@
 //! ```
 //!
 //! Each round starts a fresh server per measurement and prints:
-//! - **reference**: the durability limit, a bare writer that only verifies the signature and
+//! - **limit A**: the durability limit, a bare writer that only verifies the signature and
 //!   appends the delivery id to SQLite (`journal_mode=WAL`, `synchronous=FULL`) with group
 //!   commit on one dedicated thread (rusqlite, one prepared insert), answering each request
 //!   after the commit that holds it;
+//! - **limit B**: the same writer also storing each delivery's body, as a generic durable
+//!   webhook receiver does (PatchPilot stores only the fields it uses, so it can beat B);
 //! - PatchPilot **recorded only** (the label does not match: delivery row only) and
 //!   **session-creating** (delivery + session + job), each as a ratio of the reference;
 //! - the p99 acknowledgement latency at a steady 1,000 deliveries/s (measured from each
@@ -240,6 +242,10 @@ fn orchestrate(settings: &Settings) {
             let server = start_server("reference", &fresh_database("reference"));
             run_load(&server, &throughput(false, &tag("ref")))
         };
+        let reference_payload = {
+            let server = start_server("reference-payload", &fresh_database("reference"));
+            run_load(&server, &throughput(false, &tag("refp")))
+        };
         let recorded = {
             let server = start_server("patchpilot", &fresh_database("patchpilot"));
             run_load(&server, &throughput(false, &tag("rec")))
@@ -258,16 +264,20 @@ fn orchestrate(settings: &Settings) {
         };
         println!(
             "round {round} (load {}):\n\
-             \x20 reference (bare SQLite FULL group-commit writer): {:>8.0}/s\n\
-             \x20 PatchPilot recorded only:                         {:>8.0}/s  {:.2} x the limit\n\
-             \x20 PatchPilot delivery + session + job:              {:>8.0}/s  {:.2} x the limit\n\
-             \x20 p99 at a steady {:.0}/s: PatchPilot (session-creating) {:.2} ms (p50 {:.2}), reference {:.2} ms (p50 {:.2})",
+             \x20 limit A: bare SQLite FULL group-commit writer, delivery id only:     {:>8.0}/s\n\
+             \x20 limit B: the same writer storing each delivery's body (~12 KB):     {:>8.0}/s\n\
+             \x20 PatchPilot recorded only:            {:>8.0}/s  {:.2} x limit A, {:.2} x limit B\n\
+             \x20 PatchPilot delivery + session + job: {:>8.0}/s  {:.2} x limit A, {:.2} x limit B\n\
+             \x20 p99 at a steady {:.0}/s: PatchPilot (session-creating) {:.2} ms (p50 {:.2}), limit A writer {:.2} ms (p50 {:.2})",
             loadavg(),
             reference.per_second,
+            reference_payload.per_second,
             recorded.per_second,
             recorded.per_second / reference.per_second,
+            recorded.per_second / reference_payload.per_second,
             sessions.per_second,
             sessions.per_second / reference.per_second,
+            sessions.per_second / reference_payload.per_second,
             settings.rate,
             sessions_steady.p99_ms,
             sessions_steady.p50_ms,
@@ -290,7 +300,8 @@ async fn serve(kind: &str, database_url: &str) {
         .expect("listen");
     let port = listener.local_addr().expect("address").port();
     let router = match kind {
-        "reference" => reference_router(database_url),
+        "reference" => reference_router(database_url, false),
+        "reference-payload" => reference_router(database_url, true),
         "patchpilot" => patchpilot_router(database_url).await,
         other => panic!("unknown server kind {other}"),
     };
@@ -327,15 +338,17 @@ async fn patchpilot_router(database_url: &str) -> axum::Router {
 }
 
 type Ack = tokio::sync::oneshot::Sender<()>;
+/// A delivery for the reference writer: id, event, the body when it is stored too.
+type Write = (String, String, Option<Bytes>, Ack);
 
 /// The durability limit: verify the signature, append the delivery id with group commit on a
 /// dedicated rusqlite thread, answer after the commit.
-fn reference_router(database_url: &str) -> axum::Router {
+fn reference_router(database_url: &str, store_payload: bool) -> axum::Router {
     let path = database_url
         .strip_prefix("sqlite://")
         .expect("the reference writes a SQLite file")
         .to_owned();
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<(String, String, Ack)>(4096);
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Write>(4096);
     std::thread::spawn(move || reference_writer(&path, &receiver));
     let secrets = Arc::new(
         patchpilot::config::WebhookSecrets::parse(&SECRET.to_owned().into()).expect("secret"),
@@ -361,7 +374,11 @@ fn reference_router(database_url: &str) -> axum::Router {
                     return StatusCode::BAD_REQUEST;
                 };
                 let (ack, committed) = tokio::sync::oneshot::channel();
-                if sender.send((id.to_owned(), event.to_owned(), ack)).is_err() {
+                let payload = store_payload.then_some(body);
+                if sender
+                    .send((id.to_owned(), event.to_owned(), payload, ack))
+                    .is_err()
+                {
                     return StatusCode::SERVICE_UNAVAILABLE;
                 }
                 match committed.await {
@@ -373,18 +390,18 @@ fn reference_router(database_url: &str) -> axum::Router {
     )
 }
 
-fn reference_writer(path: &str, receiver: &std::sync::mpsc::Receiver<(String, String, Ack)>) {
+fn reference_writer(path: &str, receiver: &std::sync::mpsc::Receiver<Write>) {
     let db = rusqlite::Connection::open(path).expect("open");
     db.pragma_update(None, "journal_mode", "WAL").expect("WAL");
     db.pragma_update(None, "synchronous", "FULL").expect("FULL");
     db.execute(
-        "CREATE TABLE IF NOT EXISTS deliveries (delivery_id TEXT PRIMARY KEY NOT NULL, event TEXT NOT NULL, received_at TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS deliveries (delivery_id TEXT PRIMARY KEY NOT NULL, event TEXT NOT NULL, received_at TEXT NOT NULL, payload BLOB)",
         [],
     )
     .expect("schema");
     let mut insert = db
         .prepare(
-            "INSERT INTO deliveries (delivery_id, event, received_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            "INSERT INTO deliveries (delivery_id, event, received_at, payload) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
         )
         .expect("prepare");
     let mut batch = Vec::with_capacity(256);
@@ -398,11 +415,12 @@ fn reference_writer(path: &str, receiver: &std::sync::mpsc::Receiver<(String, St
         }
         db.execute_batch("BEGIN IMMEDIATE").expect("begin");
         let now = chrono::Utc::now().to_rfc3339();
-        for (id, event, _) in &batch {
-            insert.execute((id, event, &now)).expect("insert");
+        for (id, event, payload, _) in &batch {
+            let payload = payload.as_deref();
+            insert.execute((id, event, &now, payload)).expect("insert");
         }
         db.execute_batch("COMMIT").expect("commit");
-        for (_, _, ack) in batch.drain(..) {
+        for (_, _, _, ack) in batch.drain(..) {
             let _ = ack.send(());
         }
     }
