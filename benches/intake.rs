@@ -285,7 +285,10 @@ fn orchestrate(settings: &Settings) {
             reference_steady.p50_ms,
         );
         if let Some(url) = &settings.database_url {
-            println!("  (PatchPilot figures on {})", patchpilot::store::redact_url(url));
+            println!(
+                "  (PatchPilot figures on {})",
+                patchpilot::store::redact_url(url)
+            );
         }
     }
     println!("load after: {}", loadavg());

@@ -234,7 +234,9 @@ fn start_workers(
     state: &AppState,
 ) -> Option<tokio::task::JoinHandle<()>> {
     if count == 0 {
-        tracing::info!("workers: none (PATCHPILOT_WORKERS=0); this replica only records deliveries");
+        tracing::info!(
+            "workers: none (PATCHPILOT_WORKERS=0); this replica only records deliveries"
+        );
         return None;
     }
     let workers = WorkerPool::start(

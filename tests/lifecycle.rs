@@ -54,7 +54,10 @@ fn spawn_serve(dir: &Path, database: &str, extra: &[(&str, String)]) -> Served {
         .env("RUST_LOG", "info")
         .env("PATCHPILOT_ADDR", &addr)
         .env("DATABASE_URL", database)
-        .env("PATCHPILOT_DATA_DIR", dir.join(format!("data-{}", free_port())))
+        .env(
+            "PATCHPILOT_DATA_DIR",
+            dir.join(format!("data-{}", free_port())),
+        )
         .env("GITHUB_WEBHOOK_SECRET", SECRET)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -134,7 +137,12 @@ impl Served {
         None
     }
 
-    async fn deliver(&self, delivery_id: &str, event: &str, payload: &Value) -> (StatusCode, Value) {
+    async fn deliver(
+        &self,
+        delivery_id: &str,
+        event: &str,
+        payload: &Value,
+    ) -> (StatusCode, Value) {
         let body = serde_json::to_vec(payload).unwrap();
         let response = reqwest::Client::new()
             .post(format!("http://{}/webhooks/github", self.addr))
@@ -201,7 +209,10 @@ async fn workers_zero_records_the_session_and_its_job_but_never_claims_it() {
 
     let (status, answer) = served.deliver("d-1", "issues", &labelled_issue()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    let session_id = answer["sessionId"].as_str().expect("a session id").to_owned();
+    let session_id = answer["sessionId"]
+        .as_str()
+        .expect("a session id")
+        .to_owned();
 
     // A worker would claim a queued job within its 1 s idle poll; give it several.
     tokio::time::sleep(Duration::from_secs(3)).await;

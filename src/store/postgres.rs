@@ -9,9 +9,9 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
+use super::sql::impl_store;
 use super::{Intake, IntakeEffect, Recorded, StoreResult};
 use crate::session::{NewSession, TriggerKind};
-use super::sql::impl_store;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -155,7 +155,9 @@ impl<'a> SingleStatement<'a> {
             .iter()
             .filter_map(|&i| match &self.batch[i].effect {
                 IntakeEffect::StartSession(_) => Some((i, "session", String::from("{}"))),
-                IntakeEffect::Job { kind, payload } => Some((i, kind.as_str(), payload.to_string())),
+                IntakeEffect::Job { kind, payload } => {
+                    Some((i, kind.as_str(), payload.to_string()))
+                }
                 _ => None,
             })
             .collect();

@@ -160,7 +160,12 @@ impl SqliteStore {
         let mut slot = self.intake.lock().await;
         let connection = match slot.as_mut() {
             Some(connection) => connection,
-            None => slot.insert(SqliteConnection::connect_with(&self.options).await?),
+            None => {
+                // A larger page cache for the one connection that takes every group commit:
+                // the indexes it inserts into stay in memory instead of being read back.
+                let options = self.options.clone().pragma("cache_size", "-16384");
+                slot.insert(SqliteConnection::connect_with(&options).await?)
+            }
         };
         let plan = BatchPlan::new(batch);
         match plan.run(connection).await {
@@ -278,7 +283,9 @@ impl<'a> BatchPlan<'a> {
             .iter()
             .filter_map(|&i| match &self.batch[i].effect {
                 IntakeEffect::StartSession(_) => Some((i, "session", String::from("{}"))),
-                IntakeEffect::Job { kind, payload } => Some((i, kind.as_str(), payload.to_string())),
+                IntakeEffect::Job { kind, payload } => {
+                    Some((i, kind.as_str(), payload.to_string()))
+                }
                 _ => None,
             })
             .collect();
