@@ -1,6 +1,10 @@
 //! `patchpilot serve`: wires the store, the intake queue, the HTTP server and the workers,
-//! and shuts them down in order on SIGTERM/SIGINT (stop accepting, finish in-flight requests,
-//! drain the intake queue).
+//! and shuts them down on SIGTERM/SIGINT: the signal fires [`crate::shutdown`], so the HTTP
+//! server stops accepting and finishes in-flight requests, the workers stop claiming and wind
+//! down their jobs, and retry back-offs end at once; then the intake queue is drained.
+//!
+//! With SQLite, one process serves one database file: a second `serve` on the same file
+//! refuses to start (see [`store::SqliteStore::lock_for_serving`]).
 
 use std::sync::Arc;
 
@@ -132,12 +136,21 @@ fn log_limits(args: &crate::config::ServerArgs) {
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // From the start, so a signal during start-up (waiting on GitHub, say) is honoured too.
+    let signal = shutdown_signal();
+    tokio::spawn(async {
+        signal.await;
+        crate::shutdown::begin();
+    });
     // Settings first: an invalid one stops start-up with its own sentence.
     let github = args
         .github
         .build()
         .map_err(|err| anyhow::anyhow!("{err}"))?;
     let model = crate::llm::from_args(&args.model).map_err(|err| anyhow::anyhow!("{err}"))?;
+    // Held until the process exits (the kernel releases it even on kill -9).
+    let _single_server = store::SqliteStore::lock_for_serving(&args.database.database_url)
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
     let store = open_store(&args.database.database_url).await?;
     let (intake, intake_task) = IntakeQueue::start(store.clone(), 256);
     let data_dir = absolute_dir(&args.worker.data_dir)?;
@@ -188,49 +201,83 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         label: args.server.label.clone(),
         budget: args.model.budget(),
     });
+    let listener = TcpListener::bind(args.server.addr)
+        .await
+        .with_context(|| format!("could not listen on {} (PATCHPILOT_ADDR)", args.server.addr))?;
+    let lease = std::time::Duration::from_secs(args.worker.lease_secs);
+    let workers = start_workers(args.worker.workers, lease, store, pipeline, &state);
+    tracing::info!(addr = %listener.local_addr()?, "PatchPilot listening");
+    let app = server::router(state);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(crate::shutdown::token().cancelled())
+        .await
+        .context("HTTP server failed");
+    // Whatever stopped the server, stop the workers too (a no-op when a signal did).
+    crate::shutdown::begin();
+    tracing::info!("HTTP server stopped; draining the intake queue and the workers");
+    intake_task.await.context("intake queue task failed")?;
+    if let Some(workers) = workers {
+        workers.await.context("worker shutdown failed")?;
+    }
+    served?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Starts `count` workers, or none: `PATCHPILOT_WORKERS=0` makes this replica intake only
+/// (it records deliveries, sessions and jobs; other replicas run them). The returned task ends
+/// once the workers have stopped after shutdown began, so they stop claiming at the signal,
+/// while the HTTP server is still draining.
+fn start_workers(
+    count: usize,
+    lease: std::time::Duration,
+    store: Arc<dyn Store>,
+    pipeline: Pipeline,
+    state: &AppState,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if count == 0 {
+        tracing::info!(
+            "workers: none (PATCHPILOT_WORKERS=0); this replica only records deliveries"
+        );
+        return None;
+    }
     let workers = WorkerPool::start(
         store,
         Arc::new(pipeline),
         state.worker_wakeup.clone(),
         WorkerConfig {
-            concurrency: args.worker.workers,
-            ..WorkerConfig::with_lease(std::time::Duration::from_secs(args.worker.lease_secs))
+            concurrency: count,
+            ..WorkerConfig::with_lease(lease)
         },
     );
-    let listener = TcpListener::bind(args.server.addr)
-        .await
-        .with_context(|| format!("could not listen on {} (PATCHPILOT_ADDR)", args.server.addr))?;
-    tracing::info!(addr = %listener.local_addr()?, "PatchPilot listening");
-    let app = server::router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")?;
-    tracing::info!("HTTP server stopped; draining the intake queue and the workers");
-    intake_task.await.context("intake queue task failed")?;
-    workers.shutdown().await;
-    tracing::info!("shutdown complete");
-    Ok(())
+    tracing::info!(workers = count, "workers started");
+    Some(tokio::spawn(async move {
+        crate::shutdown::token().cancelled().await;
+        workers.shutdown().await;
+    }))
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when
+/// the future is first polled, so a signal sent right after start-up is not missed.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        let wait = |installed: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match installed {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            () = wait(terminate) => {},
+            () = wait(interrupt) => {},
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+        tracing::info!("shutdown signal received; finishing in-flight requests");
     }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
 }
 
 /// Sets up `tracing` output: human-readable or JSON lines.

@@ -13,6 +13,7 @@ pub mod local_run;
 pub mod sandbox;
 pub mod server;
 pub mod session;
+pub mod shutdown;
 pub mod store;
 pub mod webhook;
 pub mod worker;

@@ -86,6 +86,40 @@ on_both_backends! {
         assert_eq!(all.len(), 2, "one session per distinct delivery");
     }
 
+    async fn a_redelivery_inside_a_batch_of_new_deliveries_changes_nothing(db) {
+        let command = |id: &str| Intake {
+            delivery: delivery(id, "issue_comment"),
+            outcome: "command".to_owned(),
+            effect: IntakeEffect::Job { kind: "command".to_owned(), payload: serde_json::json!({"cmd": id}) },
+        };
+        let first = db.store.record_deliveries(&[start("d-1", 1), command("c-1")]).await.unwrap();
+        let Recorded::Accepted { session_id: Some(original) } = &first[0] else { panic!("{first:?}") };
+        let batch = db.store
+            .record_deliveries(&[command("c-1"), start("d-2", 2), start("d-1", 1), command("c-2")])
+            .await
+            .unwrap();
+        assert_eq!(batch[0], Recorded::Duplicate);
+        assert!(matches!(batch[1], Recorded::Accepted { session_id: Some(_) }), "{batch:?}");
+        assert_eq!(batch[2], Recorded::Duplicate);
+        assert_eq!(batch[3], Recorded::Accepted { session_id: None });
+        // The redelivered session start kept its session; no second one, no second job.
+        let stored = db.store.get_delivery("d-1").await.unwrap().unwrap();
+        assert_eq!(stored.session_id.as_deref(), Some(original.as_str()));
+        let sessions = db.store.list_sessions(&SessionFilter::default()).await.unwrap();
+        assert_eq!(sessions.len(), 2, "{sessions:?}");
+        let mut claimed = Vec::new();
+        while let Some(job) = db.store.claim_job("w", Duration::from_secs(60), Utc::now()).await.unwrap() {
+            claimed.push((job.kind, job.session_id.is_some(), job.payload));
+        }
+        claimed.sort_by_key(|job| job.2.to_string());
+        assert_eq!(claimed, vec![
+            ("command".to_owned(), false, serde_json::json!({"cmd": "c-1"})),
+            ("command".to_owned(), false, serde_json::json!({"cmd": "c-2"})),
+            ("session".to_owned(), true, serde_json::json!({})),
+            ("session".to_owned(), true, serde_json::json!({})),
+        ]);
+    }
+
     async fn ignored_delivery_records_outcome_only(db) {
         let intake = Intake {
             delivery: delivery("d-9", "star"),

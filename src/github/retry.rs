@@ -7,7 +7,8 @@
 //!   <https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api>
 //! - Every other 4xx (validation, permission, not found) is final: retrying cannot help.
 //!
-//! The decision takes "now" as an argument so it stays pure and testable.
+//! The decision takes "now" as an argument so it stays pure and testable. The wait itself
+//! ([`wait_unless_shutdown`]) ends early when the process shuts down.
 
 use std::time::Duration;
 
@@ -98,6 +99,13 @@ pub fn classify(
         Some(_) if out_of_attempts => Verdict::Stop,
         Some(wait) => Verdict::RetryAfter(wait),
     }
+}
+
+/// Waits `wait` before the next attempt unless the process begins to shut down first; false
+/// when shutdown cut it short (the caller then returns its last answer instead of retrying).
+pub async fn wait_unless_shutdown(wait: Duration) -> bool {
+    !crate::shutdown::requested()
+        && crate::shutdown::sleep_unless_cancelled(wait, crate::shutdown::token()).await
 }
 
 fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {

@@ -11,6 +11,8 @@
 //! park a session for hours (the session's wall-time budget bounds it anyway).
 //!
 //! Sleeping goes through [`Sleeper`] so tests can record the waits instead of asserting timings.
+//! Once the process begins to shut down no further attempt is made and a wait in progress ends
+//! (the default sleeper watches [`crate::shutdown`]), so SIGTERM is not held up by a back-off.
 
 use std::fmt;
 use std::future::Future;
@@ -65,13 +67,16 @@ pub trait Sleeper: Send + Sync {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 }
 
-/// Sleeps with `tokio::time::sleep` (which honours tokio's paused test clock).
+/// Sleeps with `tokio::time::sleep` (which honours tokio's paused test clock), waking early
+/// when the process begins to shut down.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TokioSleeper;
 
 impl Sleeper for TokioSleeper {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
-        Box::pin(tokio::time::sleep(duration))
+        Box::pin(async move {
+            crate::shutdown::sleep_unless_cancelled(duration, crate::shutdown::token()).await;
+        })
     }
 }
 
@@ -167,7 +172,7 @@ impl Transport {
                 Attempt::Done(bytes) => return Ok(bytes),
                 Attempt::Fail(err) => return Err(err),
                 Attempt::Retry { err, wait } => {
-                    if attempt >= max_attempts {
+                    if attempt >= max_attempts || crate::shutdown::requested() {
                         return Err(err);
                     }
                     let wait = match wait {
@@ -176,6 +181,10 @@ impl Transport {
                     };
                     tracing::warn!(error = %err, wait_ms = wait.as_millis() as u64, "model call failed; retrying");
                     self.sleeper.sleep(wait).await;
+                    // Shutdown cut the wait short: give the caller the last error now.
+                    if crate::shutdown::requested() {
+                        return Err(err);
+                    }
                     attempt += 1;
                 }
             }

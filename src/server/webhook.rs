@@ -127,7 +127,9 @@ impl FromRequest<AppState> for VerifiedDelivery {
             return Err(Rejection::NotConfigured);
         };
         let in_flight = InFlight::acquire(state)?;
-        let headers = req.headers().clone();
+        // Moved out, not cloned: reading the body needs only the request's extensions.
+        let mut req = req;
+        let headers = std::mem::take(req.headers_mut());
         let limit = state.limits.body_timeout;
         let body = tokio::time::timeout(limit, Bytes::from_request(req, state))
             .await
@@ -168,6 +170,34 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 
+/// The answer body for a delivery: borrowed fields, serialized once (no JSON tree built).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Answer<'a> {
+    status: &'static str,
+    delivery_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'a str>,
+    /// `null` for an accepted delivery that started no session; absent for a duplicate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<Option<&'a str>>,
+}
+
+/// The `event` label: a static string for the events we parse (no allocation per delivery).
+fn event_label(event: &Event, event_name: &str) -> ::metrics::SharedString {
+    let known = match event {
+        Event::Ping => "ping",
+        Event::Issues(_) => "issues",
+        Event::IssueComment(_) => "issue_comment",
+        Event::CheckRun(_) => "check_run",
+        Event::Installation(_) => "installation",
+        Event::InstallationRepositories(_) => "installation_repositories",
+        // `Other` and any event added later: its own name.
+        _ => return ::metrics::SharedString::from(event_name.to_owned()),
+    };
+    ::metrics::SharedString::from(known)
+}
+
 /// The webhook route.
 pub async fn receive(
     State(state): State<AppState>,
@@ -179,56 +209,60 @@ pub async fn receive(
         decision.effect,
         IntakeEffect::StartSession(_) | IntakeEffect::Job { .. }
     );
+    let VerifiedDelivery {
+        delivery_id,
+        event_name,
+        event,
+        envelope,
+        _in_flight,
+    } = delivery;
+    let label = event_label(&event, &event_name);
     let intake = Intake {
         delivery: DeliveryRecord {
-            delivery_id: delivery.delivery_id.clone(),
-            event: delivery.event_name.clone(),
-            action: delivery.envelope.action.clone(),
-            installation_id: delivery.envelope.installation.as_ref().map(|i| i.id),
-            repository: delivery
-                .envelope
-                .repository
-                .as_ref()
-                .map(|r| r.full_name.clone()),
+            delivery_id: delivery_id.clone(),
+            event: event_name,
+            action: envelope.action,
+            installation_id: envelope.installation.map(|i| i.id),
+            repository: envelope.repository.map(|r| r.full_name),
             received_at: Utc::now(),
         },
         outcome: decision.outcome.clone(),
         effect: decision.effect,
     };
     let recorded = state.intake.record(intake).await.map_err(|err| {
-        tracing::error!(delivery = %delivery.delivery_id, error = %err, "could not record delivery");
+        tracing::error!(delivery = %delivery_id, error = %err, "could not record delivery");
         Rejection::Unavailable("could not record the delivery; please redeliver".to_owned())
     })?;
-    ::metrics::counter!(metrics::WEBHOOK_DELIVERIES, "event" => delivery.event_name.clone())
-        .increment(1);
-    let response = match recorded {
+    ::metrics::counter!(metrics::WEBHOOK_DELIVERIES, "event" => label.clone()).increment(1);
+    let response = match &recorded {
         Recorded::Duplicate => {
-            tracing::info!(delivery = %delivery.delivery_id, "redelivery ignored");
-            (
-                StatusCode::OK,
-                Json(json!({ "status": "duplicate", "deliveryId": delivery.delivery_id })),
-            )
+            tracing::info!(delivery = %delivery_id, "redelivery ignored");
+            let answer = Answer {
+                status: "duplicate",
+                delivery_id: &delivery_id,
+                outcome: None,
+                session_id: None,
+            };
+            (StatusCode::OK, Json(answer)).into_response()
         }
         Recorded::Accepted { session_id } => {
-            tracing::info!(delivery = %delivery.delivery_id, event = %delivery.event_name, outcome = %decision.outcome, session = session_id.as_deref().unwrap_or("-"), "delivery recorded");
+            tracing::info!(delivery = %delivery_id, event = %label, outcome = %decision.outcome, session = session_id.as_deref().unwrap_or("-"), "delivery recorded");
             if needs_worker {
                 state.worker_wakeup.notify_one();
             }
-            let status = if matches!(delivery.event, Event::Ping) {
+            let status = if matches!(event, Event::Ping) {
                 StatusCode::OK
             } else {
                 StatusCode::ACCEPTED
             };
-            (
-                status,
-                Json(json!({
-                    "status": "accepted",
-                    "deliveryId": delivery.delivery_id,
-                    "outcome": decision.outcome,
-                    "sessionId": session_id,
-                })),
-            )
+            let answer = Answer {
+                status: "accepted",
+                delivery_id: &delivery_id,
+                outcome: Some(&decision.outcome),
+                session_id: Some(session_id.as_deref()),
+            };
+            (status, Json(answer)).into_response()
         }
     };
-    Ok(response.into_response())
+    Ok(response)
 }

@@ -258,79 +258,8 @@ macro_rules! impl_store {
                 &self,
                 batch: &[$crate::store::Intake],
             ) -> $crate::store::StoreResult<Vec<$crate::store::Recorded>> {
-                use $crate::store::{IntakeEffect, Recorded};
-                // One multi-row statement per table: per-row round trips, not fsync, are what
-                // limit intake once commits are grouped.
-                let mut seen = std::collections::HashSet::new();
-                let candidates: Vec<usize> = (0..batch.len())
-                    .filter(|&i| seen.insert(batch[i].delivery.delivery_id.as_str()))
-                    .collect();
-                let session_ids: Vec<Option<String>> = batch
-                    .iter()
-                    .map(|intake| matches!(intake.effect, IntakeEffect::StartSession(_)).then($crate::store::sql::new_session_id))
-                    .collect();
-                let mut tx = self.pool.begin().await?;
-                let mut inserted = std::collections::HashSet::new();
-                for chunk in candidates.chunks(500) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO deliveries (delivery_id, event, action, installation_id, repository, received_at, outcome, session_id) ",
-                    );
-                    query.push_values(chunk, |mut row, &i| {
-                        let d = &batch[i].delivery;
-                        row.push_bind(d.delivery_id.clone())
-                            .push_bind(d.event.clone())
-                            .push_bind(d.action.clone())
-                            .push_bind(d.installation_id)
-                            .push_bind(d.repository.clone())
-                            .push_bind(d.received_at)
-                            .push_bind(batch[i].outcome.clone())
-                            .push_bind(session_ids[i].clone());
-                    });
-                    query.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
-                    let rows: Vec<(String,)> = query.build_query_as().fetch_all(&mut *tx).await?;
-                    inserted.extend(rows.into_iter().map(|(id,)| id));
-                }
-                let accepted: Vec<usize> = candidates
-                    .into_iter()
-                    .filter(|&i| inserted.contains(&batch[i].delivery.delivery_id))
-                    .collect();
-                let starts: Vec<(usize, &$crate::session::NewSession)> = accepted
-                    .iter()
-                    .filter_map(|&i| match &batch[i].effect {
-                        IntakeEffect::StartSession(new) => Some((i, new)),
-                        _ => None,
-                    })
-                    .collect();
-                let sessions: Vec<(&str, &$crate::session::NewSession, Option<&str>)> = starts
-                    .iter()
-                    .map(|&(i, new)| (session_ids[i].as_deref().unwrap_or_default(), new, Some(batch[i].delivery.delivery_id.as_str())))
-                    .collect();
-                insert_sessions(&mut tx, &sessions).await?;
-                let jobs: Vec<(String, Option<String>, String)> = accepted
-                    .iter()
-                    .filter_map(|&i| match &batch[i].effect {
-                        IntakeEffect::StartSession(_) => Some(("session".to_owned(), session_ids[i].clone(), "{}".to_owned())),
-                        IntakeEffect::Job { kind, payload } => Some((kind.clone(), None, payload.to_string())),
-                        _ => None,
-                    })
-                    .collect();
-                insert_jobs(&mut tx, &jobs).await?;
-                for &i in &accepted {
-                    if let IntakeEffect::Installation(change) = &batch[i].effect {
-                        apply_installation_change(&mut tx, change).await?;
-                    }
-                }
-                tx.commit().await?;
-                let accepted: std::collections::HashSet<usize> = accepted.into_iter().collect();
-                Ok((0..batch.len())
-                    .map(|i| {
-                        if accepted.contains(&i) {
-                            Recorded::Accepted { session_id: session_ids[i].clone() }
-                        } else {
-                            Recorded::Duplicate
-                        }
-                    })
-                    .collect())
+                // Each backend picks its fastest durable path (see `record_batch`).
+                self.record_batch(batch).await
             }
 
             async fn get_delivery(
@@ -694,6 +623,87 @@ macro_rules! impl_store {
                     jobs_of_ended_sessions: ended,
                 })
             }
+        }
+
+        /// Records a batch of deliveries in one transaction on any connection of `pool`, with one
+        /// multi-row statement per table (per-row round trips, not fsync, are what limit intake
+        /// once commits are grouped). Safe with several replicas: the delivery insert decides,
+        /// under its unique key, which deliveries are new, and only those get sessions and jobs.
+        async fn record_deliveries_portable(
+            pool: &sqlx::Pool<$db>,
+            batch: &[$crate::store::Intake],
+        ) -> $crate::store::StoreResult<Vec<$crate::store::Recorded>> {
+            use $crate::store::{IntakeEffect, Recorded};
+            let mut seen = std::collections::HashSet::new();
+            let candidates: Vec<usize> = (0..batch.len())
+                .filter(|&i| seen.insert(batch[i].delivery.delivery_id.as_str()))
+                .collect();
+            let session_ids: Vec<Option<String>> = batch
+                .iter()
+                .map(|intake| matches!(intake.effect, IntakeEffect::StartSession(_)).then($crate::store::sql::new_session_id))
+                .collect();
+            let mut tx = pool.begin().await?;
+            let mut inserted = std::collections::HashSet::new();
+            for chunk in candidates.chunks(500) {
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO deliveries (delivery_id, event, action, installation_id, repository, received_at, outcome, session_id) ",
+                );
+                query.push_values(chunk, |mut row, &i| {
+                    let d = &batch[i].delivery;
+                    row.push_bind(d.delivery_id.clone())
+                        .push_bind(d.event.clone())
+                        .push_bind(d.action.clone())
+                        .push_bind(d.installation_id)
+                        .push_bind(d.repository.clone())
+                        .push_bind(d.received_at)
+                        .push_bind(batch[i].outcome.clone())
+                        .push_bind(session_ids[i].clone());
+                });
+                query.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
+                let rows: Vec<(String,)> = query.build_query_as().fetch_all(&mut *tx).await?;
+                inserted.extend(rows.into_iter().map(|(id,)| id));
+            }
+            let accepted: Vec<usize> = candidates
+                .into_iter()
+                .filter(|&i| inserted.contains(&batch[i].delivery.delivery_id))
+                .collect();
+            let starts: Vec<(usize, &$crate::session::NewSession)> = accepted
+                .iter()
+                .filter_map(|&i| match &batch[i].effect {
+                    IntakeEffect::StartSession(new) => Some((i, new)),
+                    _ => None,
+                })
+                .collect();
+            let sessions: Vec<(&str, &$crate::session::NewSession, Option<&str>)> = starts
+                .iter()
+                .map(|&(i, new)| (session_ids[i].as_deref().unwrap_or_default(), new, Some(batch[i].delivery.delivery_id.as_str())))
+                .collect();
+            insert_sessions(&mut tx, &sessions).await?;
+            let jobs: Vec<(String, Option<String>, String)> = accepted
+                .iter()
+                .filter_map(|&i| match &batch[i].effect {
+                    IntakeEffect::StartSession(_) => Some(("session".to_owned(), session_ids[i].clone(), "{}".to_owned())),
+                    IntakeEffect::Job { kind, payload } => Some((kind.clone(), None, payload.to_string())),
+                    _ => None,
+                })
+                .collect();
+            insert_jobs(&mut tx, &jobs).await?;
+            for &i in &accepted {
+                if let IntakeEffect::Installation(change) = &batch[i].effect {
+                    apply_installation_change(&mut tx, change).await?;
+                }
+            }
+            tx.commit().await?;
+            let accepted: std::collections::HashSet<usize> = accepted.into_iter().collect();
+            Ok((0..batch.len())
+                .map(|i| {
+                    if accepted.contains(&i) {
+                        Recorded::Accepted { session_id: session_ids[i].clone() }
+                    } else {
+                        Recorded::Duplicate
+                    }
+                })
+                .collect())
         }
 
         /// Inserts queued sessions: `(id, what is known, delivery id)`, one statement per 200.

@@ -2,9 +2,10 @@
 //!
 //! Parsing a whole payload into `serde_json::Value` costs tens of microseconds for a 12 KB
 //! body; narrow structs skip everything else. Shape errors name the JSON path
-//! (`serde_path_to_error`) so a 400 says exactly what is wrong. Events we do not act on are
-//! still checked to be JSON, then only their envelope (action, installation, repository) is
-//! read for the delivery record.
+//! (`serde_path_to_error`, run only once a fast parse has failed) so a 400 says exactly what is
+//! wrong. Each body is parsed once: a typed event yields the envelope (action, installation,
+//! repository) for the delivery record; events we do not act on are parsed as the envelope
+//! alone, which still checks that they are JSON.
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -280,10 +281,13 @@ pub enum Event {
 }
 
 /// Parses `body` as the event named by `X-GitHub-Event`, plus its envelope.
+///
+/// The body is read once: a known event is parsed into its struct and the envelope is taken
+/// from it; any other event is parsed as the envelope alone. Only when that fast parse fails is
+/// the body parsed again, through `serde_path_to_error`, to say where the shape is wrong.
 pub fn parse(event_name: &str, body: &[u8]) -> Result<(Event, Envelope), PayloadError> {
-    let envelope: Envelope = from_json(body)?;
     let event = match event_name {
-        "ping" => Event::Ping,
+        "ping" => return Ok((Event::Ping, from_json(body)?)),
         "issues" => Event::Issues(from_json(body)?),
         "issue_comment" => Event::IssueComment(from_json(body)?),
         "check_run" => Event::CheckRun(from_json(body)?),
@@ -293,26 +297,82 @@ pub fn parse(event_name: &str, body: &[u8]) -> Result<(Event, Envelope), Payload
         "workflow_run" => Event::WorkflowRun(from_json(body)?),
         "installation" => Event::Installation(from_json(body)?),
         "installation_repositories" => Event::InstallationRepositories(from_json(body)?),
-        other => Event::Other {
-            name: other.to_owned(),
-        },
+        other => {
+            let envelope = from_json(body)?;
+            return Ok((
+                Event::Other {
+                    name: other.to_owned(),
+                },
+                envelope,
+            ));
+        }
     };
+    let envelope = envelope_of(&event);
     Ok((event, envelope))
 }
 
+/// The envelope of a typed event, from the fields its struct already holds.
+fn envelope_of(event: &Event) -> Envelope {
+    let repo = |repository: &Repository| {
+        Some(RepoRef {
+            full_name: repository.full_name.clone(),
+        })
+    };
+    match event {
+        Event::Issues(e) => Envelope {
+            action: Some(e.action.clone()),
+            installation: e.installation.clone(),
+            repository: repo(&e.repository),
+        },
+        Event::IssueComment(e) => Envelope {
+            action: Some(e.action.clone()),
+            installation: e.installation.clone(),
+            repository: repo(&e.repository),
+        },
+        Event::CheckRun(e) => Envelope {
+            action: Some(e.action.clone()),
+            installation: e.installation.clone(),
+            repository: repo(&e.repository),
+        },
+        Event::Installation(e) => Envelope {
+            action: Some(e.action.clone()),
+            installation: Some(InstallationRef {
+                id: e.installation.id,
+            }),
+            repository: None,
+        },
+        Event::InstallationRepositories(e) => Envelope {
+            action: Some(e.action.clone()),
+            installation: Some(InstallationRef {
+                id: e.installation.id,
+            }),
+            repository: None,
+        },
+        Event::Ping | Event::Other { .. } => Envelope::default(),
+    }
+}
+
+/// Parses with plain serde (fast); on failure parses again with `serde_path_to_error` for a
+/// message that names the JSON path.
 fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, PayloadError> {
+    serde_json::from_slice(body).map_err(|_| explain::<T>(body))
+}
+
+fn explain<T: DeserializeOwned>(body: &[u8]) -> PayloadError {
     let deserializer = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            PayloadError(format!("body is not valid JSON: {inner}"))
-        } else if path == "." {
-            PayloadError(format!("unexpected payload shape: {inner}"))
-        } else {
-            PayloadError(format!("unexpected payload shape at `{path}`: {inner}"))
-        }
-    })
+    let Err(err) = serde_path_to_error::deserialize::<_, T>(deserializer) else {
+        // Both parsers read the same JSON; they cannot disagree, but say something useful.
+        return PayloadError("unexpected payload shape".to_owned());
+    };
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        PayloadError(format!("body is not valid JSON: {inner}"))
+    } else if path == "." {
+        PayloadError(format!("unexpected payload shape: {inner}"))
+    } else {
+        PayloadError(format!("unexpected payload shape at `{path}`: {inner}"))
+    }
 }
 
 #[cfg(test)]
@@ -348,6 +408,28 @@ mod tests {
             envelope.repository.map(|r| r.full_name).as_deref(),
             Some("o/r")
         );
+    }
+
+    #[test]
+    fn typed_events_give_the_same_envelope_as_parsing_it() {
+        let body = br#"{"action":"labeled","issue":{"number":7,"title":"t"},"label":{"name":"patchpilot"},
+            "repository":{"full_name":"o/r","clone_url":"https://x/o/r.git"},"installation":{"id":3},
+            "sender":{"login":"u","type":"User"}}"#;
+        let (event, envelope) = parse("issues", body).unwrap();
+        assert!(matches!(event, Event::Issues(_)));
+        let parsed: Envelope = serde_json::from_slice(body).unwrap();
+        assert_eq!(envelope, parsed);
+        let body = br#"{"action":"created","installation":{"id":9,"account":{"login":"o"}},"repositories":[]}"#;
+        let (_, envelope) = parse("installation", body).unwrap();
+        assert_eq!(envelope, serde_json::from_slice::<Envelope>(body).unwrap());
+    }
+
+    #[test]
+    fn ping_and_syntax_errors_in_known_events() {
+        let (event, envelope) = parse("ping", br#"{"zen":"x","hook_id":1}"#).unwrap();
+        assert_eq!((event, envelope), (Event::Ping, Envelope::default()));
+        let err = parse("issues", b"{\"action\":").unwrap_err().to_string();
+        assert!(err.starts_with("body is not valid JSON"), "{err}");
     }
 
     #[test]

@@ -282,7 +282,10 @@ impl OctocrabGitHub {
                         Err(err) => err.to_string(),
                     };
                     tracing::warn!(%route, attempt, wait_ms = wait.as_millis() as u64, %why, "retrying GitHub call");
-                    tokio::time::sleep(wait).await;
+                    if !super::retry::wait_unless_shutdown(wait).await {
+                        tracing::info!(%route, attempt, "GitHub retry abandoned: shutting down");
+                        return result;
+                    }
                     attempt += 1;
                 }
             }
