@@ -21,6 +21,11 @@
 //! issue points at them. The repository is read once (`scan`), honouring `.gitignore`,
 //! never following symlinks, skipping binaries and files over 1 MiB. Each candidate
 //! carries its kind, human-readable reasons and relevant line numbers.
+//!
+//! The pipeline step calls [`localize_cached`]: the repository's files are indexed once
+//! per commit (`index`, stored by `persist` next to the git mirror), and a repeat on the
+//! same commit reads the index plus only the files that may hold a quoted message or a
+//! named definition. Both paths compute the same statistics and rank identically.
 
 mod bm25;
 mod cli;
