@@ -217,10 +217,47 @@ pub fn candidates(
     start_bounded: bool,
     end_bounded: bool,
 ) -> Option<Vec<u32>> {
-    let mut sets = keys(text, start_bounded, end_bounded)
-        .iter()
-        .map(|k| index.files_with(k))
-        .collect::<Vec<_>>();
+    intersect(
+        keys(text, start_bounded, end_bounded)
+            .iter()
+            .map(|k| index.files_with(k))
+            .collect(),
+    )
+}
+
+/// Ids of the files that may define `ident`. A definition names it case-sensitively as a
+/// whole identifier, so such a file has every token the identifier itself tokenises to
+/// (`load_config`: `load`, `config` and `loadconfig`), which is far more selective than
+/// its words; other names fall back to [`candidates`].
+pub fn definition_candidates(index: &RepoIndex, ident: &str) -> Option<Vec<u32>> {
+    let plain = ident
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !plain {
+        return candidates(index, ident, true, true);
+    }
+    let stop = Vocab::new(&Query::default());
+    let mut terms: Vec<Vec<u8>> = Vec::new();
+    for_each_index_token(ident.as_bytes(), |t, hash, kind| {
+        let counted = kind == TokenKind::Whole
+            || (kind == TokenKind::Part && !stop.get(hash, t).is_some_and(|e| e.stop));
+        terms.push(if counted { t.to_vec() } else { occurrence(t) });
+    });
+    intersect(
+        terms
+            .iter()
+            .map(|t| {
+                index
+                    .find(t)
+                    .map(|i| index.postings(i).map(|p| p.0).collect())
+                    .unwrap_or_default()
+            })
+            .collect(),
+    )
+}
+
+/// The intersection of ascending id lists; `None` for no lists.
+fn intersect(mut sets: Vec<Vec<u32>>) -> Option<Vec<u32>> {
     sets.sort_by_key(Vec::len);
     let mut sets = sets.into_iter();
     let mut acc = sets.next()?;
@@ -824,7 +861,16 @@ mod tests {
             candidates(&idx, "nowhere to be found", false, false),
             Some(vec![])
         );
+        assert_eq!(definition_candidates(&idx, "parse_config"), Some(vec![1]));
+        assert_eq!(definition_candidates(&idx, "parseConfig"), Some(vec![1]));
+        assert_eq!(definition_candidates(&idx, "unrelated"), Some(vec![2]));
+        assert_eq!(definition_candidates(&idx, "parse_unrelated"), Some(vec![]));
         assert_eq!(candidates(&idx, "--x", false, false), None);
+        assert_eq!(definition_candidates(&idx, "parse_config"), Some(vec![1]));
+        assert_eq!(definition_candidates(&idx, "parseConfig"), Some(vec![1]));
+        assert_eq!(definition_candidates(&idx, "unrelated"), Some(vec![2]));
+        assert_eq!(definition_candidates(&idx, "parse_unrelated"), Some(vec![]));
+        assert_eq!(definition_candidates(&idx, "the"), Some(vec![1]));
         assert_eq!(candidates(&idx, "404", false, false), None);
     }
 }

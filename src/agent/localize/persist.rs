@@ -453,8 +453,13 @@ fn files_to_read(index: &RepoIndex, prepared: &Prepared) -> Option<Vec<bool>> {
                 .into_iter()
                 .flatten(),
         );
-    for (text, bounded) in searches {
-        for f in index::candidates(index, text, bounded, bounded)? {
+    for (text, is_ident) in searches {
+        let found = if is_ident {
+            index::definition_candidates(index, text)?
+        } else {
+            index::candidates(index, text, false, false)?
+        };
+        for f in found {
             read[f as usize] = true;
         }
     }
