@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use super::bm25::Query;
 use super::kinds::{self, FileKind};
-use super::scan::{MAX_FILE_BYTES, read_no_follow};
+use super::scan::read_no_follow_into;
 use super::tokenize::{TokenKind, for_each_index_token, token_hash};
 use super::vocab::Vocab;
 
@@ -465,9 +465,11 @@ pub fn build(root: &Path) -> Result<RepoIndex, BuildError> {
     let too_large = AtomicBool::new(false);
     WalkBuilder::new(root)
         .require_git(false)
-        .max_filesize(Some(MAX_FILE_BYTES))
+        // No `max_filesize`: it costs a `stat` per file, and the read checks the size
+        // on the open file instead (the same 1 MiB limit).
         .build_parallel()
         .run(|| {
+            let mut content = Vec::new();
             let mut sink = Sink {
                 builder: LocalBuilder::default(),
                 out: &out,
@@ -483,9 +485,9 @@ pub fn build(root: &Path) -> Result<RepoIndex, BuildError> {
                 let Some(rel) = super::scan::relative(root, entry.path()) else {
                     return WalkState::Continue;
                 };
-                let Ok(content) = read_no_follow(entry.path()) else {
+                if read_no_follow_into(entry.path(), &mut content).is_err() {
                     return WalkState::Continue;
-                };
+                }
                 let before = sink.builder.post_term.len();
                 sink.builder.add_file(rel, &content);
                 let added = sink.builder.post_term.len() - before;

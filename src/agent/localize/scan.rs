@@ -85,11 +85,19 @@ pub fn scan(root: &Path, spec: &ScanSpec<'_>) -> anyhow::Result<Vec<FileStats>> 
 }
 
 /// Reads a regular file without following a symlink at its own name (the work tree is
-/// written by sandboxed commands).
+/// written by sandboxed commands); a file over [`MAX_FILE_BYTES`] is an error.
 pub fn read_no_follow(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    read_no_follow_into(path, &mut out)?;
+    Ok(out)
+}
+
+/// [`read_no_follow`] into a reused buffer (cleared first).
+pub fn read_no_follow_into(path: &Path, out: &mut Vec<u8>) -> std::io::Result<()> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
+    out.clear();
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)?;
@@ -97,9 +105,13 @@ pub fn read_no_follow(path: &Path) -> std::io::Result<Vec<u8>> {
     if !meta.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
-    let mut out = Vec::with_capacity(meta.len().min(MAX_FILE_BYTES) as usize);
-    file.by_ref().take(MAX_FILE_BYTES).read_to_end(&mut out)?;
-    Ok(out)
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(std::io::Error::other("larger than the size limit"));
+    }
+    out.reserve(meta.len() as usize);
+    // `take`: the file may grow between `fstat` and the read.
+    file.take(MAX_FILE_BYTES).read_to_end(out)?;
+    Ok(())
 }
 
 pub fn relative(root: &Path, path: &Path) -> Option<String> {
