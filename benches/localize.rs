@@ -17,8 +17,10 @@
 //!   the index, reads only files that may hold a quoted message or a named definition);
 //! - **scan**: `localize`, the index-free full scan the CLI uses, for comparison.
 //!
-//! Each prints median, p90, min and max and the machine's load (`/proc/loadavg`) before
-//! and after: the machine may be shared, so say so when quoting figures. The file
+//! Each prints median, p90, min and max of the wall time, the median CPU time (user +
+//! system, from `getrusage`: what one idle core would take, whatever the load) and the
+//! machine's load (`/proc/loadavg`) before and after: the machine may be shared, so say
+//! so when quoting figures. The file
 //! contents are in the page cache after generation, as a session's fresh checkout is.
 
 use std::fmt::Write as _;
@@ -75,9 +77,9 @@ fn main() -> anyhow::Result<()> {
     let mut expected = None;
     for run in 0..runs.div_ceil(2).max(3) {
         let cache = IndexCache::new(store.path().join(format!("cold-{run}")));
-        let t = Instant::now();
-        let found = localize_cached(dir.path(), &input, &cache, COMMIT)?;
-        cold.push(t.elapsed());
+        let (found, t) = timed(|| localize_cached(dir.path(), &input, &cache, COMMIT));
+        let found = found?;
+        cold.push(t);
         assert_eq!(found.index, IndexUse::Built, "{:?}", found.index);
         assert!(
             found.candidates[0].path.ends_with("invoice_11.py"),
@@ -86,16 +88,16 @@ fn main() -> anyhow::Result<()> {
         );
         expected = Some(found.candidates);
     }
-    report("cold (builds and stores the index)", &mut cold, None);
+    report("cold (builds and stores the index)", &cold, None);
 
     let cache = IndexCache::new(store.path().join("cold-0"));
     let index_bytes = std::fs::metadata(cache.dir().join(format!("{COMMIT}.idx")))?.len();
     let mut warm = Vec::new();
     let mut read = 0;
     for _ in 0..runs {
-        let t = Instant::now();
-        let found = localize_cached(dir.path(), &input, &cache, COMMIT)?;
-        warm.push(t.elapsed());
+        let (found, t) = timed(|| localize_cached(dir.path(), &input, &cache, COMMIT));
+        let found = found?;
+        warm.push(t);
         assert_eq!(found.index, IndexUse::Reused);
         assert_eq!(
             Some(&found.candidates),
@@ -106,7 +108,7 @@ fn main() -> anyhow::Result<()> {
     }
     report(
         "warm (reuses the index)",
-        &mut warm,
+        &warm,
         Some(format!(
             "index {:.1} MB, {read} files read",
             index_bytes as f64 / 1e6
@@ -115,30 +117,62 @@ fn main() -> anyhow::Result<()> {
 
     let mut scan = Vec::new();
     for _ in 0..runs.div_ceil(2).max(3) {
-        let t = Instant::now();
-        let found = localize(dir.path(), &input)?;
-        scan.push(t.elapsed());
+        let (found, t) = timed(|| localize(dir.path(), &input));
+        let found = found?;
+        scan.push(t);
         assert_eq!(
             Some(&found),
             expected.as_ref(),
             "full scan differs from the index"
         );
     }
-    report("scan (no index, `patchpilot localize`)", &mut scan, None);
+    report("scan (no index, `patchpilot localize`)", &scan, None);
     println!("load average after: {}", load());
     Ok(())
 }
 
-fn report(what: &str, times: &mut [Duration], extra: Option<String>) {
+/// Wall and CPU time of one run.
+struct Timed {
+    wall: Duration,
+    cpu: Duration,
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Timed) {
+    let (wall, cpu) = (Instant::now(), cpu_time());
+    let out = f();
+    let t = Timed {
+        wall: wall.elapsed(),
+        cpu: cpu_time().saturating_sub(cpu),
+    };
+    (out, t)
+}
+
+/// User + system time of the whole process (all its threads).
+fn cpu_time() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(Duration::ZERO, |u| {
+        let tv = |t: nix::sys::time::TimeVal| {
+            Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+        };
+        tv(u.user_time()) + tv(u.system_time())
+    })
+}
+
+fn report(what: &str, runs: &[Timed], extra: Option<String>) {
+    let mut times: Vec<Duration> = runs.iter().map(|r| r.wall).collect();
+    let mut cpu: Vec<Duration> = runs.iter().map(|r| r.cpu).collect();
     times.sort();
+    cpu.sort();
     let p90 = times[((times.len() * 9).div_ceil(10)).saturating_sub(1)];
     println!(
-        "  {what}: {} runs, median {:.0} ms, p90 {:.0} ms, min {:.0} ms, max {:.0} ms{}",
+        "  {what}: {} runs, wall median {:.0} ms, p90 {:.0} ms, min {:.0} ms, max {:.0} ms; CPU median {:.0} ms, p90 {:.0} ms{}",
         times.len(),
         ms(times[times.len() / 2]),
         ms(p90),
         ms(times[0]),
         ms(times[times.len() - 1]),
+        ms(cpu[cpu.len() / 2]),
+        ms(cpu[((cpu.len() * 9).div_ceil(10)).saturating_sub(1)]),
         extra.map(|e| format!("; {e}")).unwrap_or_default()
     );
 }
