@@ -277,7 +277,7 @@ fn evict(dir: &Path, keep: usize) {
             indexes.push((modified, entry.path()));
         }
     }
-    indexes.sort_by(|a, b| b.0.cmp(&a.0));
+    indexes.sort_by_key(|i| std::cmp::Reverse(i.0));
     for (_, path) in indexes.into_iter().skip(keep) {
         let _ = std::fs::remove_file(path);
     }
