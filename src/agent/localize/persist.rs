@@ -12,7 +12,8 @@
 //! A session's work tree is not the bare commit: the reproduction step ran in it. So a
 //! reuse still walks the tree (names and sizes only, no reads): a file the index does not
 //! know, or knows with another size, is read and scored afresh, and an indexed file that
-//! is gone is left out. The ranking is the same as [`super::localize`]'s; only messages
+//! is gone is left out (an edit that keeps a file's size is not noticed: the price of not
+//! reading every file). The ranking is the same as [`super::localize`]'s; only messages
 //! and definitions are looked for in fewer files (those the index says contain their
 //! words, see `index::keys`).
 
