@@ -1,16 +1,33 @@
-//! Localiser speed on a generated 50,000-file repository.
+//! Localiser speed on a generated 50,000-file repository, on one core.
 //!
-//! `cargo bench --bench localize` builds the tree once in a temporary directory (about
-//! 75 MB of Python- and Rust-like source in 2,500 directories, plus a `.gitignore`d
-//! `node_modules` that must be skipped), then times several `localize` calls with a
-//! realistic traceback-bearing issue, printing min/median. Pass a number to change the
-//! file count: `cargo bench --bench localize -- 20000`.
+//! ```text
+//! cargo bench --bench localize                 # 50,000 files, 5 cold + 9 warm runs
+//! cargo bench --bench localize -- 20000        # another file count
+//! LOCALIZE_BENCH_RUNS=15 cargo bench --bench localize
+//! ```
+//!
+//! The bench pins itself to CPU 0 (as `taskset -c 0` would; `LOCALIZE_BENCH_PIN=no` to
+//! leave it free), builds the tree once in a temporary directory (about 75 MB of Python-
+//! and Rust-like source in 2,500 directories, plus a `.gitignore`d `node_modules` that
+//! must be skipped), then times with a realistic traceback-bearing issue:
+//!
+//! - **cold**: `localize_cached` with an empty index directory (walks and reads every
+//!   file, builds the index and stores it), a fresh directory each run;
+//! - **warm**: `localize_cached` again on the same commit (walks names and sizes, loads
+//!   the index, reads only files that may hold a quoted message or a named definition);
+//! - **scan**: `localize`, the index-free full scan the CLI uses, for comparison.
+//!
+//! Each prints median, p90, min and max of the wall time, the median CPU time (user +
+//! system, from `getrusage`: what one idle core would take, whatever the load) and the
+//! machine's load (`/proc/loadavg`) before and after: the machine may be shared, so say
+//! so when quoting figures. The file
+//! contents are in the page cache after generation, as a session's fresh checkout is.
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use patchpilot::agent::localize::{LocalizeInput, localize};
+use patchpilot::agent::localize::{IndexCache, IndexUse, LocalizeInput, localize, localize_cached};
 
 const WORDS: &[&str] = &[
     "parse", "config", "load", "store", "request", "response", "session", "token", "cache",
@@ -18,12 +35,14 @@ const WORDS: &[&str] = &[
     "field", "schema", "event", "handler", "worker", "queue", "retry", "timeout", "client",
     "server", "route", "path", "user", "account", "invoice", "payment", "report", "metric",
 ];
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
 fn main() -> anyhow::Result<()> {
     let files: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(50_000);
+    let pinned = pin_to_one_core();
     let dir = tempfile::tempdir()?;
     let started = Instant::now();
     generate(dir.path(), files)?;
@@ -33,7 +52,7 @@ fn main() -> anyhow::Result<()> {
     );
 
     let issue = format!(
-        "Crash when loading invoice config\n\nTraceback (most recent call last):\n  File \"/home/u/app/pkg_{a}/mod_{b}/invoice_{c}.py\", line 42, in load_invoice_config\n    return parse_config(raw)\nKeyError: 'currency'\n\nThe `InvoiceStore` refuses configs without a currency field.",
+        "Crash when loading invoice config\n\nTraceback (most recent call last):\n  File \"/home/u/app/pkg_{a}/mod_{b}/invoice_{c}.py\", line 42, in load_invoice_config\n    return parse_config(raw)\nKeyError: 'currency'\n\nThe `InvoiceStore` refuses configs without a currency field: \"currency field is required\".",
         a = 7,
         b = 3,
         c = 11
@@ -46,28 +65,141 @@ fn main() -> anyhow::Result<()> {
     let runs: usize = std::env::var("LOCALIZE_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(9);
-    let mut times: Vec<Duration> = Vec::new();
-    for _ in 0..runs.max(1) {
-        let t = Instant::now();
-        let found = localize(dir.path(), &input)?;
-        times.push(t.elapsed());
-        assert!(!found.is_empty(), "the traceback file must be found");
+        .unwrap_or(9)
+        .max(1);
+    println!(
+        "localize over {files} files, {pinned}; load average before: {}",
+        load()
+    );
+
+    let store = tempfile::tempdir()?;
+    let mut cold = Vec::new();
+    let mut expected = None;
+    for run in 0..runs.div_ceil(2).max(3) {
+        let cache = IndexCache::new(store.path().join(format!("cold-{run}")));
+        let (found, t) = timed(|| localize_cached(dir.path(), &input, &cache, COMMIT));
+        let found = found?;
+        cold.push(t);
+        assert_eq!(found.index, IndexUse::Built, "{:?}", found.index);
+        assert!(
+            found.candidates[0].path.ends_with("invoice_11.py"),
+            "{:?}",
+            found.candidates[0]
+        );
+        expected = Some(found.candidates);
     }
+    report("cold (builds and stores the index)", &cold, None);
+
+    let cache = IndexCache::new(store.path().join("cold-0"));
+    let index_bytes = std::fs::metadata(cache.dir().join(format!("{COMMIT}.idx")))?.len();
+    let mut warm = Vec::new();
+    let mut read = 0;
+    for _ in 0..runs {
+        let (found, t) = timed(|| localize_cached(dir.path(), &input, &cache, COMMIT));
+        let found = found?;
+        warm.push(t);
+        assert_eq!(found.index, IndexUse::Reused);
+        assert_eq!(
+            Some(&found.candidates),
+            expected.as_ref(),
+            "warm differs from cold"
+        );
+        read = found.files_read;
+    }
+    report(
+        "warm (reuses the index)",
+        &warm,
+        Some(format!(
+            "index {:.1} MB, {read} files read",
+            index_bytes as f64 / 1e6
+        )),
+    );
+
+    let mut scan = Vec::new();
+    for _ in 0..runs.div_ceil(2).max(3) {
+        let (found, t) = timed(|| localize(dir.path(), &input));
+        let found = found?;
+        scan.push(t);
+        assert_eq!(
+            Some(&found),
+            expected.as_ref(),
+            "full scan differs from the index"
+        );
+    }
+    report("scan (no index, `patchpilot localize`)", &scan, None);
+    println!("load average after: {}", load());
+    Ok(())
+}
+
+/// Wall and CPU time of one run.
+struct Timed {
+    wall: Duration,
+    cpu: Duration,
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Timed) {
+    let (wall, cpu) = (Instant::now(), cpu_time());
+    let out = f();
+    let t = Timed {
+        wall: wall.elapsed(),
+        cpu: cpu_time().saturating_sub(cpu),
+    };
+    (out, t)
+}
+
+/// User + system time of the whole process (all its threads).
+fn cpu_time() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(Duration::ZERO, |u| {
+        let tv = |t: nix::sys::time::TimeVal| {
+            Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+        };
+        tv(u.user_time()) + tv(u.system_time())
+    })
+}
+
+fn report(what: &str, runs: &[Timed], extra: Option<String>) {
+    let mut times: Vec<Duration> = runs.iter().map(|r| r.wall).collect();
+    let mut cpu: Vec<Duration> = runs.iter().map(|r| r.cpu).collect();
     times.sort();
+    cpu.sort();
     let p90 = times[((times.len() * 9).div_ceil(10)).saturating_sub(1)];
     println!(
-        "localize over {files} files, {} runs: median {:.0} ms, p90 {:.0} ms, min {:.0} ms, max {:.0} ms; load average {}",
+        "  {what}: {} runs, wall median {:.0} ms, p90 {:.0} ms, min {:.0} ms, max {:.0} ms; CPU median {:.0} ms, p90 {:.0} ms{}",
         times.len(),
         ms(times[times.len() / 2]),
         ms(p90),
         ms(times[0]),
         ms(times[times.len() - 1]),
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
+        ms(cpu[cpu.len() / 2]),
+        ms(cpu[((cpu.len() * 9).div_ceil(10)).saturating_sub(1)]),
+        extra.map(|e| format!("; {e}")).unwrap_or_default()
     );
-    Ok(())
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// Pins the process (and the threads it starts) to CPU 0 unless told not to.
+fn pin_to_one_core() -> String {
+    if std::env::var("LOCALIZE_BENCH_PIN").is_ok_and(|v| v == "no") {
+        return format!(
+            "not pinned ({} CPUs)",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
+    }
+    let mut set = nix::sched::CpuSet::new();
+    let pinned = set
+        .set(0)
+        .and_then(|()| nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set));
+    match pinned {
+        Ok(()) => "pinned to CPU 0 (one core, as `taskset -c 0`)".to_owned(),
+        Err(e) => format!("could not pin to one core ({e})"),
+    }
 }
 
 fn ms(d: Duration) -> f64 {

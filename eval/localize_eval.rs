@@ -7,13 +7,17 @@
 //! changed) is in the top k. Figures are reported per split — `tuning` (repositories the
 //! weights were chosen on) and `held-out` (never looked at while tuning) — overall and per
 //! language. `--verbose` prints each case's rank for both rankers and the top three files;
-//! `--split NAME` restricts the run to one split.
+//! `--split NAME` restricts the run to one split. `--check-index` also localises each case
+//! through the persistent index (`localize_cached`, built then reused, in a temporary
+//! directory) and reports any case where either ranking differs from `localize`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use patchpilot::agent::localize::{Candidate, LocalizeInput, bm25_baseline, localize};
+use patchpilot::agent::localize::{
+    Candidate, IndexCache, IndexUse, LocalizeInput, bm25_baseline, localize, localize_cached,
+};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -48,21 +52,34 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .position(|a| a == "--split")
         .and_then(|i| args.get(i + 1));
+    let check_index = args.iter().any(|a| a == "--check-index");
+    let index_dir = tempfile::tempdir()?;
+    let mut index_mismatches: Vec<String> = Vec::new();
+    let mut index_checked = 0;
     let mut outcomes = Vec::new();
     let mut elapsed = Vec::new();
     for case in cases.iter().filter(|c| only.is_none_or(|s| &c.split == s)) {
         let root = trees.join(&case.id);
         let text = format!("{}\n\n{}", case.title, case.body);
+        let input = LocalizeInput {
+            issue_text: &text,
+            failure_output: None,
+            limit: 10,
+        };
         let started = Instant::now();
-        let found = localize(
-            &root,
-            &LocalizeInput {
-                issue_text: &text,
-                failure_output: None,
-                limit: 10,
-            },
-        )?;
+        let found = localize(&root, &input)?;
         elapsed.push(started.elapsed().as_secs_f64());
+        if check_index {
+            let cache = IndexCache::new(index_dir.path().join(&case.id));
+            const COMMIT: &str = "0000000000000000000000000000000000000000";
+            for expected in [IndexUse::Built, IndexUse::Reused] {
+                let run = localize_cached(&root, &input, &cache, COMMIT)?;
+                if run.index != expected || run.candidates != found {
+                    index_mismatches.push(format!("{} ({:?})", case.id, run.index));
+                }
+            }
+            index_checked += 1;
+        }
         let baseline = bm25_baseline(&root, &text, 10)?;
         let outcome = Outcome {
             case,
@@ -87,6 +104,17 @@ fn main() -> anyhow::Result<()> {
         for (lang, list) in by_lang {
             print_table(&format!("{split} — {lang}"), &list);
         }
+    }
+    if check_index {
+        println!(
+            "\nindex check: {} of {index_checked} cases ranked identically built and reused{}",
+            index_checked - index_mismatches.len().min(index_checked),
+            if index_mismatches.is_empty() {
+                String::new()
+            } else {
+                format!("; differing: {}", index_mismatches.join(", "))
+            }
+        );
     }
     let mean = elapsed.iter().sum::<f64>() / elapsed.len().max(1) as f64;
     println!("mean localise time per case: {:.0} ms", mean * 1000.0);

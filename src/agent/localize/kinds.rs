@@ -28,6 +28,31 @@ pub enum FileKind {
 }
 
 impl FileKind {
+    /// Every kind, in the order of their code in the persistent index.
+    pub const ALL: [FileKind; 11] = [
+        Self::Implementation,
+        Self::Test,
+        Self::TypeDeclaration,
+        Self::BuildConfig,
+        Self::Script,
+        Self::Docs,
+        Self::Changelog,
+        Self::Legal,
+        Self::Generated,
+        Self::Vendored,
+        Self::Other,
+    ];
+
+    /// The kind's one-byte code in the persistent index.
+    pub fn code(self) -> u8 {
+        Self::ALL.iter().position(|&k| k == self).unwrap_or(0) as u8
+    }
+
+    /// The kind of an index code; `None` for an unknown code.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(code)).copied()
+    }
+
     /// Short human label, shown with every result.
     pub fn label(self) -> &'static str {
         match self {

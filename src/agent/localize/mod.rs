@@ -21,11 +21,18 @@
 //! issue points at them. The repository is read once (`scan`), honouring `.gitignore`,
 //! never following symlinks, skipping binaries and files over 1 MiB. Each candidate
 //! carries its kind, human-readable reasons and relevant line numbers.
+//!
+//! The pipeline step calls [`localize_cached`]: the repository's files are indexed once
+//! per commit (`index`, stored by `persist` next to the git mirror), and a repeat on the
+//! same commit reads the index plus only the files that may hold a quoted message or a
+//! named definition. Both paths compute the same statistics and rank identically.
 
 mod bm25;
 mod cli;
+mod index;
 mod kinds;
 mod names;
+mod persist;
 mod rank;
 mod resolve;
 mod scan;
@@ -39,6 +46,7 @@ use std::path::Path;
 use serde::Serialize;
 
 pub use cli::{LocalizeArgs, run_cli};
+pub use persist::{IndexCache, IndexUse, Localized, localize_cached};
 pub use stacktrace::{TraceKind, TraceRef, parse_trace_refs};
 
 /// Only the tail of a long failing output is used for the keyword query: builds print
@@ -78,56 +86,97 @@ pub struct Candidate {
 }
 
 /// Ranks the repository's files for a bug report (see the module docs for the signals).
+/// Reads every file; [`localize_cached`] answers repeats from a persistent index.
 pub fn localize(repo_root: &Path, input: &LocalizeInput<'_>) -> anyhow::Result<Vec<Candidate>> {
-    let failure_tail = input.failure_output.map(tail);
-    let issue = names::without_unchecked_boxes(input.issue_text);
-    let mut text = issue.clone();
-    if let Some(f) = failure_tail {
-        text.push('\n');
-        text.push_str(f);
-    }
-    let mut refs = parse_trace_refs(&issue);
-    if let Some(f) = input.failure_output {
-        refs.extend(parse_trace_refs(f));
-    }
-    let mut idents = signals::code_identifiers(&text);
-    for r in &refs {
-        if let Some(sym) = &r.symbol
-            && let Some(last) = sym.rsplit(['.', ':']).find(|s| !s.is_empty())
-        {
-            let last = last.trim_matches(|c: char| !c.is_alphanumeric() && c != '_');
-            if last.len() >= 3
-                && !idents.iter().any(|i| i == last)
-                && idents.len() < signals::MAX_IDENTIFIERS
+    let prepared = Prepared::new(input);
+    let files = scan::scan(repo_root, &prepared.spec())?;
+    Ok(prepared.rank(&files, input.limit))
+}
+
+/// Everything taken from the issue text and the failing output, before any file is read.
+pub(crate) struct Prepared {
+    refs: Vec<TraceRef>,
+    /// Code identifiers whose definitions are looked for.
+    idents: Vec<String>,
+    modules: Vec<String>,
+    names: names::IssueNames,
+    /// The literals `probes` searches for, in probe order.
+    probe_texts: Vec<String>,
+    query: bm25::Query,
+    definitions: Option<scan::DefinitionSearch>,
+    probes: Option<scan::ProbeSearch>,
+    vocab: vocab::Vocab,
+}
+
+impl Prepared {
+    pub(crate) fn new(input: &LocalizeInput<'_>) -> Self {
+        let failure_tail = input.failure_output.map(tail);
+        let issue = names::without_unchecked_boxes(input.issue_text);
+        let mut text = issue.clone();
+        if let Some(f) = failure_tail {
+            text.push('\n');
+            text.push_str(f);
+        }
+        let mut refs = parse_trace_refs(&issue);
+        if let Some(f) = input.failure_output {
+            refs.extend(parse_trace_refs(f));
+        }
+        let mut idents = signals::code_identifiers(&text);
+        for r in &refs {
+            if let Some(sym) = &r.symbol
+                && let Some(last) = sym.rsplit(['.', ':']).find(|s| !s.is_empty())
             {
-                idents.push(last.to_owned());
+                let last = last.trim_matches(|c: char| !c.is_alphanumeric() && c != '_');
+                if last.len() >= 3
+                    && !idents.iter().any(|i| i == last)
+                    && idents.len() < signals::MAX_IDENTIFIERS
+                {
+                    idents.push(last.to_owned());
+                }
             }
         }
+        let modules = signals::module_paths(&text);
+        let names = names::IssueNames::from_text(&text);
+        let query = bm25::Query::from_tokens(tokenize::tokens(&text), MAX_QUERY_TERMS);
+        let definitions = scan::definition_regex(&idents);
+        let probe_texts = names.probes();
+        let probes = scan::ProbeSearch::new(&probe_texts);
+        let vocab = vocab::Vocab::new(&query);
+        Prepared {
+            refs,
+            idents,
+            modules,
+            names,
+            probe_texts,
+            query,
+            definitions,
+            probes,
+            vocab,
+        }
     }
-    let modules = signals::module_paths(&text);
-    let names = names::IssueNames::from_text(&text);
-    let query = bm25::Query::from_tokens(tokenize::tokens(&text), MAX_QUERY_TERMS);
-    let def_re = scan::definition_regex(&idents);
-    let probes = scan::ProbeSearch::new(&names.probes());
-    let vocab = vocab::Vocab::new(&query);
-    let spec = scan::ScanSpec {
-        vocab: &vocab,
-        path_weight: PATH_WEIGHT,
-        definitions: def_re.as_ref(),
-        probes: probes.as_ref(),
-    };
-    let files = scan::scan(repo_root, &spec)?;
-    let docs: Vec<&bm25::DocTerms> = files.iter().map(|f| &f.terms).collect();
-    let scored = bm25::score_all(&query, &docs, LENGTH_NORM);
-    let evidence = rank::Evidence {
-        files: &files,
-        bm25: &scored,
-        query: &query,
-        refs: &refs,
-        modules: &modules,
-        names: &names,
-    };
-    Ok(rank::rank(&evidence, input.limit))
+
+    pub(crate) fn spec(&self) -> scan::ScanSpec<'_> {
+        scan::ScanSpec {
+            vocab: &self.vocab,
+            path_weight: PATH_WEIGHT,
+            definitions: self.definitions.as_ref(),
+            probes: self.probes.as_ref(),
+        }
+    }
+
+    pub(crate) fn rank(&self, files: &[scan::FileStats], limit: usize) -> Vec<Candidate> {
+        let docs: Vec<&bm25::DocTerms> = files.iter().map(|f| &f.terms).collect();
+        let scored = bm25::score_all(&self.query, &docs, LENGTH_NORM);
+        let evidence = rank::Evidence {
+            files,
+            bm25: &scored,
+            query: &self.query,
+            refs: &self.refs,
+            modules: &self.modules,
+            names: &self.names,
+        };
+        rank::rank(&evidence, limit)
+    }
 }
 
 /// Plain BM25 over path + content (path tokens counted once, no traces, no weights): the

@@ -98,7 +98,9 @@ pub fn rank(ev: &Evidence<'_>, limit: usize) -> Vec<Candidate> {
     let name_counts = name_counts(ev.files);
     let main = kinds::main_languages(ev.files.iter().map(|f| (f.path.as_str(), f.kind)));
     let best = ev.bm25.iter().map(|s| s.score).fold(0.0, f64::max);
-    let mut out: Vec<Candidate> = Vec::new();
+    // Scores first, for every file; the BM25 and kind sentences are written only for the
+    // files that make the list (a large repository has tens of thousands of matches).
+    let mut scored: Vec<Ranked> = Vec::new();
     for (i, (file, a)) in ev.files.iter().zip(acc).enumerate() {
         let bm25 = if best > 0.0 {
             ev.bm25[i].score / best
@@ -127,67 +129,104 @@ pub fn rank(ev: &Evidence<'_>, limit: usize) -> Vec<Candidate> {
         }
         reasons.extend(def_reason);
         lines.extend(file.defs.iter().map(|d| d.1));
-        if bm25 > 0.0 {
-            let terms: Vec<&str> = ev.bm25[i]
+        let weight = weight_of(ev.names, file, &main);
+        scored.push(Ranked {
+            file: i,
+            bm25,
+            score: round3(raw * weight.0),
+            kind_reason: weight.1,
+            reasons,
+            lines,
+        });
+    }
+    scored.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| ev.files[a.file].path.cmp(&ev.files[b.file].path))
+    });
+    scored.truncate(limit);
+    scored.into_iter().map(|s| s.into_candidate(ev)).collect()
+}
+
+/// A file's score and the reasons gathered while scoring it.
+struct Ranked {
+    file: usize,
+    bm25: f64,
+    score: f64,
+    kind_reason: KindReason,
+    reasons: Vec<String>,
+    lines: BTreeSet<u32>,
+}
+
+impl Ranked {
+    fn into_candidate(self, ev: &Evidence<'_>) -> Candidate {
+        let file = &ev.files[self.file];
+        let mut reasons = self.reasons;
+        if self.bm25 > 0.0 {
+            let terms: Vec<&str> = ev.bm25[self.file]
                 .top_terms
                 .iter()
                 .map(|&t| ev.query.terms[t as usize].as_str())
                 .collect();
             reasons.push(format!("BM25 match: {}", terms.join(", ")));
         }
-        let (weight, kind_reason) = weight_of(ev.names, file, &main);
-        reasons.push(kind_reason);
-        out.push(Candidate {
+        reasons.push(self.kind_reason.sentence(file));
+        Candidate {
             path: file.path.clone(),
             kind: file.kind.label().to_owned(),
-            score: round3(raw * weight),
+            score: self.score,
             reasons,
-            lines: lines.into_iter().take(MAX_LINES).collect(),
-        });
+            lines: self.lines.into_iter().take(MAX_LINES).collect(),
+        }
     }
-    out.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then_with(|| a.path.cmp(&b.path))
-    });
-    out.truncate(limit);
-    out
 }
 
-/// The kind multiplier and the sentence that explains it.
-fn weight_of(names: &IssueNames, file: &FileStats, main: &[&str]) -> (f64, String) {
+/// Why a file got its kind multiplier (written out only for listed files).
+enum KindReason {
+    MainLanguage(&'static str),
+    OtherLanguagePointed(&'static str, String),
+    OtherLanguage(&'static str),
+    Pointed(String),
+    Kind,
+}
+
+impl KindReason {
+    fn sentence(&self, file: &FileStats) -> String {
+        let label = file.kind.label();
+        match self {
+            KindReason::MainLanguage(lang) => {
+                format!("implementation in {lang}, a main language of this repository")
+            }
+            KindReason::OtherLanguagePointed(lang, why) => {
+                format!("implementation in {lang}, not a main language, kept high because {why}")
+            }
+            KindReason::OtherLanguage(lang) => format!(
+                "implementation in {lang}, not a main language of this repository: ranked lower"
+            ),
+            KindReason::Pointed(why) => format!("{label}, ranked as a candidate because {why}"),
+            KindReason::Kind => {
+                format!("{label}: ranked below implementation files unless the issue points at it")
+            }
+        }
+    }
+}
+
+/// The kind multiplier and why.
+fn weight_of(names: &IssueNames, file: &FileStats, main: &[&str]) -> (f64, KindReason) {
     if file.kind == FileKind::Implementation {
         let lang = kinds::language(&file.path).unwrap_or("unknown language");
         if main.is_empty() || main.contains(&lang) {
-            return (
-                1.0,
-                format!("implementation in {lang}, a main language of this repository"),
-            );
+            return (1.0, KindReason::MainLanguage(lang));
         }
         if let Some(why) = names.pointer(&file.path, file.kind) {
-            return (
-                POINTED,
-                format!("implementation in {lang}, not a main language, kept high because {why}"),
-            );
+            return (POINTED, KindReason::OtherLanguagePointed(lang, why));
         }
-        return (
-            IMPL_OTHER_LANGUAGE,
-            format!(
-                "implementation in {lang}, not a main language of this repository: ranked lower"
-            ),
-        );
+        return (IMPL_OTHER_LANGUAGE, KindReason::OtherLanguage(lang));
     }
-    let label = file.kind.label();
     let base = kind_weight(file.kind);
     match names.pointer(&file.path, file.kind) {
-        Some(why) if POINTED > base => (
-            POINTED,
-            format!("{label}, ranked as a candidate because {why}"),
-        ),
-        _ => (
-            base,
-            format!("{label}: ranked below implementation files unless the issue points at it"),
-        ),
+        Some(why) if POINTED > base => (POINTED, KindReason::Pointed(why)),
+        _ => (base, KindReason::Kind),
     }
 }
 

@@ -84,7 +84,37 @@ pub fn scan(root: &Path, spec: &ScanSpec<'_>) -> anyhow::Result<Vec<FileStats>> 
     Ok(files)
 }
 
-fn relative(root: &Path, path: &Path) -> Option<String> {
+/// Reads a regular file without following a symlink at its own name (the work tree is
+/// written by sandboxed commands); a file over [`MAX_FILE_BYTES`] is an error.
+pub fn read_no_follow(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    read_no_follow_into(path, &mut out)?;
+    Ok(out)
+}
+
+/// [`read_no_follow`] into a reused buffer (cleared first).
+pub fn read_no_follow_into(path: &Path, out: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    out.clear();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(std::io::Error::other("larger than the size limit"));
+    }
+    out.reserve(meta.len() as usize);
+    // `take`: the file may grow between `fstat` and the read.
+    file.take(MAX_FILE_BYTES).read_to_end(out)?;
+    Ok(())
+}
+
+pub fn relative(root: &Path, path: &Path) -> Option<String> {
     let rel = path.strip_prefix(root).ok()?;
     let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
     Some(parts?.join("/"))
@@ -156,7 +186,7 @@ impl ProbeSearch {
     }
 
     /// Distinct probes found in `content`, each with the 1-based line of its first match.
-    fn find(&self, content: &[u8]) -> Vec<(u16, u32)> {
+    pub fn find(&self, content: &[u8]) -> Vec<(u16, u32)> {
         let mut out: Vec<(u16, u32)> = Vec::new();
         let (mut line, mut counted_to) = (1u32, 0usize);
         for m in self.re.find_iter(content) {
@@ -186,7 +216,7 @@ pub struct DefinitionSearch {
     full: Regex,
 }
 
-fn find_definitions(search: &DefinitionSearch, content: &[u8]) -> Vec<(String, u32)> {
+pub fn find_definitions(search: &DefinitionSearch, content: &[u8]) -> Vec<(String, u32)> {
     let mut defs: Vec<(String, u32)> = Vec::new();
     if !search.names.is_match(content) {
         return defs;

@@ -47,6 +47,11 @@ const MAX_WHOLE: usize = 64;
 pub enum TokenKind {
     Part,
     Whole,
+    /// A maximal run of letters spanning several parts (`parseConfig` in
+    /// `parseConfig2`), emitted only for the persistent index (see
+    /// [`for_each_index_token`]): a case-insensitive search for a message finds the
+    /// files that contain its words through these, whatever their capitalisation.
+    LetterRun,
 }
 
 /// One step of the token hash (an FxHash-style multiply-rotate). [`token_hash`] and the
@@ -66,7 +71,18 @@ pub fn token_hash(token: &[u8]) -> u64 {
 /// [`token_hash`], and the rule that produced them. Parts already satisfy the length
 /// limits; the caller drops `Part` tokens that are stop words. This is the scanner's hot
 /// loop, so the hash is computed while the bytes are lower-cased.
-pub fn for_each_raw_token(text: &[u8], mut emit: impl FnMut(&[u8], u64, TokenKind)) {
+pub fn for_each_raw_token(text: &[u8], emit: impl FnMut(&[u8], u64, TokenKind)) {
+    tokenize_bytes::<false>(text, emit);
+}
+
+/// [`for_each_raw_token`] plus a [`TokenKind::LetterRun`] for every run of letters that
+/// spans more than one part, so that every maximal run of 2–40 ASCII letters in `text`
+/// is reported, lower-cased, as a `Part` or a `LetterRun`.
+pub fn for_each_index_token(text: &[u8], emit: impl FnMut(&[u8], u64, TokenKind)) {
+    tokenize_bytes::<true>(text, emit);
+}
+
+fn tokenize_bytes<const RUNS: bool>(text: &[u8], mut emit: impl FnMut(&[u8], u64, TokenKind)) {
     let mut buf = [0u8; MAX_WHOLE];
     let mut i = 0;
     while i < text.len() {
@@ -79,7 +95,7 @@ pub fn for_each_raw_token(text: &[u8], mut emit: impl FnMut(&[u8], u64, TokenKin
         while i < text.len() && class(text[i]) != OTHER {
             i += 1;
         }
-        emit_identifier(&text[start..i], &mut buf, &mut emit);
+        emit_identifier::<RUNS>(&text[start..i], &mut buf, &mut emit);
     }
 }
 
@@ -140,13 +156,15 @@ pub fn tokens(text: &str) -> Vec<String> {
 /// (`parseConfig`), before the last capital of an acronym run (`HTTPServer` →
 /// `HTTP|Server`), or between digits and non-digits. So every part is a lone `_`, all
 /// digits, or all letters.
-fn emit_identifier(
+fn emit_identifier<const RUNS: bool>(
     ident: &[u8],
     buf: &mut [u8; MAX_WHOLE],
     emit: &mut impl FnMut(&[u8], u64, TokenKind),
 ) {
     let n = ident.len();
     let mut parts = 0usize;
+    // Current run of letter parts: its start and how many parts it has.
+    let (mut run_start, mut run_parts) = (0usize, 0usize);
     let mut part_start = 0;
     let mut prev = class(ident[0]);
     for pos in 1..=n {
@@ -163,11 +181,26 @@ fn emit_identifier(
             b
         };
         if boundary {
-            if emit_part(&ident[part_start..pos], buf, emit) {
+            let part = &ident[part_start..pos];
+            if emit_part(part, buf, emit) {
                 parts += 1;
+            }
+            if RUNS {
+                if matches!(class(part[0]), LOWER | UPPER) {
+                    if run_parts == 0 {
+                        run_start = part_start;
+                    }
+                    run_parts += 1;
+                } else {
+                    emit_letter_run(&ident[run_start..part_start], run_parts, buf, emit);
+                    run_parts = 0;
+                }
             }
             part_start = pos;
         }
+    }
+    if RUNS {
+        emit_letter_run(&ident[run_start..n], run_parts, buf, emit);
     }
     if parts > 1 {
         let (mut n, mut h) = (0usize, 0u64);
@@ -184,6 +217,25 @@ fn emit_identifier(
         }
         emit(&buf[..n], h, TokenKind::Whole);
     }
+}
+
+/// Emits a run of letters that spans several parts (one part was emitted as a `Part`).
+fn emit_letter_run(
+    run: &[u8],
+    parts: usize,
+    buf: &mut [u8; MAX_WHOLE],
+    emit: &mut impl FnMut(&[u8], u64, TokenKind),
+) {
+    if parts < 2 || !(2..=MAX_PART).contains(&run.len()) {
+        return;
+    }
+    let mut h = 0u64;
+    for (slot, &b) in buf.iter_mut().zip(run) {
+        let b = b.to_ascii_lowercase();
+        *slot = b;
+        h = hash_step(h, b);
+    }
+    emit(&buf[..run.len()], h, TokenKind::LetterRun);
 }
 
 /// Emits a single part if its length allows; returns whether it counted as a part
@@ -288,6 +340,21 @@ mod tests {
                 ("parseconfig", TokenKind::Whole)
             ]
         );
+    }
+
+    #[test]
+    fn index_tokens_add_multi_part_letter_runs() {
+        let mut seen = Vec::new();
+        for_each_index_token(b"getHTTPResponse_code2x fooBar", |t, h, k| {
+            assert_eq!(h, token_hash(t));
+            if k == TokenKind::LetterRun {
+                seen.push(String::from_utf8(t.to_vec()).unwrap());
+            }
+        });
+        assert_eq!(seen, ["gethttpresponse", "foobar"]);
+        let mut plain = Vec::new();
+        for_each_raw_token(b"fooBar", |_, _, k| plain.push(k));
+        assert!(!plain.contains(&TokenKind::LetterRun));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! in the repository's own languages first: a short list of files, each with its kind and
 //! why it was chosen.
 
-use crate::agent::localize::{Candidate, LocalizeInput, localize};
+use crate::agent::localize::{Candidate, IndexCache, LocalizeInput, localize_cached};
 use crate::agent::pipeline::{Progress, Stop};
 use crate::github::messages::PipelineStep;
 use crate::session::EventLevel;
@@ -15,19 +15,29 @@ const FILES: usize = 8;
 
 pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<(), Stop> {
     progress.start(PipelineStep::Localise).await;
-    let (dir, issue, failure) = (
+    let (dir, issue, failure, commit) = (
         ctx.work_dir.clone(),
         ctx.description.clone(),
         ctx.failing_output.clone(),
+        ctx.base_sha.clone(),
     );
-    let candidates = tokio::task::spawn_blocking(move || {
-        localize(
+    // The index of each commit lives next to the repository's git mirror.
+    let cache = IndexCache::new(
+        ctx.deps
+            .repo_cache
+            .mirror_path(&ctx.clone_url)
+            .with_extension("localize"),
+    );
+    let localized = tokio::task::spawn_blocking(move || {
+        localize_cached(
             &dir,
             &LocalizeInput {
                 issue_text: &issue,
                 failure_output: Some(&failure),
                 limit: FILES,
             },
+            &cache,
+            &commit,
         )
     })
     .await
@@ -38,6 +48,18 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
             "Comment `/patchpilot retry`; if it persists, report it.",
         )
     })?;
+    progress
+        .log(
+            "localise",
+            EventLevel::Info,
+            &format!(
+                "{}; read {} files",
+                localized.index.describe(),
+                localized.files_read
+            ),
+        )
+        .await;
+    let candidates = localized.candidates;
     for candidate in &candidates {
         progress
             .log("localise", EventLevel::Info, &candidate_line(candidate))
