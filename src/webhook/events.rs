@@ -334,6 +334,26 @@ fn envelope_of(event: &Event) -> Envelope {
             installation: e.installation.clone(),
             repository: repo(&e.repository),
         },
+        Event::PullRequestReview(e) => Envelope {
+            action: Some(e.action.clone()),
+            installation: e.installation.clone(),
+            repository: repo(&e.repository),
+        },
+        Event::PullRequestReviewComment(e) => Envelope {
+            action: Some(e.action.clone()),
+            installation: e.installation.clone(),
+            repository: repo(&e.repository),
+        },
+        Event::CheckSuite(e) => Envelope {
+            action: Some(e.action.clone()),
+            installation: e.installation.clone(),
+            repository: repo(&e.repository),
+        },
+        Event::WorkflowRun(e) => Envelope {
+            action: Some(e.action.clone()),
+            installation: e.installation.clone(),
+            repository: repo(&e.repository),
+        },
         Event::Installation(e) => Envelope {
             action: Some(e.action.clone()),
             installation: Some(InstallationRef {
