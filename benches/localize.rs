@@ -15,6 +15,10 @@
 //!   file, builds the index and stores it), a fresh directory each run;
 //! - **warm**: `localize_cached` again on the same commit (walks names and sizes, loads
 //!   the index, reads only files that may hold a quoted message or a named definition);
+//! - **first (pipeline)**: `localize_deferring_index` with an empty index directory, what
+//!   the pipeline's localise step waits for on a commit it has not seen: a full scan, with
+//!   the index handed back to be built while the session waits on the model (that build is
+//!   run after the timing, untimed, and must store the index);
 //! - **scan**: `localize`, the index-free full scan the CLI uses, for comparison.
 //!
 //! Each prints median, p90, min and max of the wall time, the median CPU time (user +
@@ -27,7 +31,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use patchpilot::agent::localize::{IndexCache, IndexUse, LocalizeInput, localize, localize_cached};
+use patchpilot::agent::localize::{
+    IndexCache, IndexUse, LocalizeInput, localize, localize_cached, localize_deferring_index,
+};
 
 const WORDS: &[&str] = &[
     "parse", "config", "load", "store", "request", "response", "session", "token", "cache",
@@ -113,6 +119,25 @@ fn main() -> anyhow::Result<()> {
             "index {:.1} MB, {read} files read",
             index_bytes as f64 / 1e6
         )),
+    );
+
+    let mut first = Vec::new();
+    for run in 0..runs.div_ceil(2).max(3) {
+        let cache = IndexCache::new(store.path().join(format!("first-{run}")));
+        let (found, t) = timed(|| localize_deferring_index(dir.path(), &input, &cache, COMMIT));
+        let (found, pending) = found?;
+        first.push(t);
+        assert_eq!(found.index, IndexUse::Deferred);
+        assert_eq!(Some(&found.candidates), expected.as_ref(), "first differs");
+        let pending = pending.ok_or_else(|| {
+            anyhow::anyhow!("a first localisation must hand back the index to build")
+        })?;
+        assert_eq!(pending.build(), IndexUse::Built);
+    }
+    report(
+        "first (pipeline: scan now, index built while waiting on the model)",
+        &first,
+        None,
     );
 
     let mut scan = Vec::new();

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use patchpilot::agent::localize::{
     Candidate, IndexCache, IndexUse, LocalizeInput, localize, localize_cached,
+    localize_deferring_index,
 };
 
 const COMMIT_A: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -270,4 +271,48 @@ fn a_commit_id_that_is_not_hex_is_refused() {
         run.index
     );
     assert!(index_files(cache.dir()).is_empty());
+}
+
+#[test]
+fn the_pipeline_answers_from_a_scan_and_builds_the_index_afterwards() {
+    let tree = repo();
+    let store = tempfile::tempdir().unwrap();
+    let cache = IndexCache::new(store.path().join("repo.localize"));
+    let direct = localize(tree.path(), &input()).unwrap();
+
+    let (first, pending) =
+        localize_deferring_index(tree.path(), &input(), &cache, COMMIT_A).unwrap();
+    assert_eq!(first.index, IndexUse::Deferred);
+    assert_eq!(first.candidates, direct);
+    assert!(
+        index_files(cache.dir()).is_empty(),
+        "nothing is stored before the build"
+    );
+    let pending = pending.expect("no index yet, so one is handed back");
+    assert_eq!(pending.build(), IndexUse::Built);
+    assert_eq!(index_files(cache.dir()), vec![format!("{COMMIT_A}.idx")]);
+
+    let (again, pending) =
+        localize_deferring_index(tree.path(), &input(), &cache, COMMIT_A).unwrap();
+    assert_eq!(again.index, IndexUse::Reused);
+    assert_eq!(again.candidates, direct);
+    assert!(pending.is_none(), "a valid index is not built again");
+}
+
+#[test]
+fn a_damaged_index_is_handed_back_for_rebuilding() {
+    let tree = repo();
+    let store = tempfile::tempdir().unwrap();
+    let cache = IndexCache::new(store.path().join("repo.localize"));
+    localize_cached(tree.path(), &input(), &cache, COMMIT_A).unwrap();
+    let idx = cache.dir().join(format!("{COMMIT_A}.idx"));
+    std::fs::write(&idx, b"not an index").unwrap();
+
+    let (found, pending) =
+        localize_deferring_index(tree.path(), &input(), &cache, COMMIT_A).unwrap();
+    assert_eq!(found.index, IndexUse::Deferred);
+    assert_eq!(found.candidates, localize(tree.path(), &input()).unwrap());
+    assert!(matches!(pending.unwrap().build(), IndexUse::Rebuilt(_)));
+    let (reused, _) = localize_deferring_index(tree.path(), &input(), &cache, COMMIT_A).unwrap();
+    assert_eq!(reused.index, IndexUse::Reused);
 }

@@ -46,7 +46,9 @@ use std::path::Path;
 use serde::Serialize;
 
 pub use cli::{LocalizeArgs, run_cli};
-pub use persist::{IndexCache, IndexUse, Localized, localize_cached};
+pub use persist::{
+    IndexCache, IndexUse, Localized, PendingIndex, localize_cached, localize_deferring_index,
+};
 pub use stacktrace::{TraceKind, TraceRef, parse_trace_refs};
 
 /// Only the tail of a long failing output is used for the keyword query: builds print

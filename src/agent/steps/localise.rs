@@ -3,7 +3,9 @@
 //! in the repository's own languages first: a short list of files, each with its kind and
 //! why it was chosen.
 
-use crate::agent::localize::{Candidate, IndexCache, LocalizeInput, localize_cached};
+use crate::agent::localize::{
+    Candidate, IndexCache, IndexUse, LocalizeInput, PendingIndex, localize_deferring_index,
+};
 use crate::agent::pipeline::{Progress, Stop};
 use crate::github::messages::PipelineStep;
 use crate::session::EventLevel;
@@ -28,8 +30,8 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
             .mirror_path(&ctx.clone_url)
             .with_extension("localize"),
     );
-    let localized = tokio::task::spawn_blocking(move || {
-        localize_cached(
+    let (localized, pending) = tokio::task::spawn_blocking(move || {
+        localize_deferring_index(
             &dir,
             &LocalizeInput {
                 issue_text: &issue,
@@ -59,6 +61,9 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
             ),
         )
         .await;
+    if let Some(pending) = pending {
+        build_in_background(pending);
+    }
     let candidates = localized.candidates;
     for candidate in &candidates {
         progress
@@ -78,6 +83,16 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
     ctx.candidates = candidates;
     progress.done(PipelineStep::Localise, &message).await;
     Ok(())
+}
+
+/// Builds and stores the commit's index off the step's time: the next steps wait on the
+/// model, and a later session on the same commit reuses the index. Nothing waits for it; a
+/// failure only means the next localisation scans again.
+fn build_in_background(pending: PendingIndex) {
+    tokio::task::spawn_blocking(move || match pending.build() {
+        IndexUse::Built | IndexUse::Rebuilt(_) => tracing::debug!("localisation index stored"),
+        other => tracing::info!(index = %other.describe(), "localisation index not stored"),
+    });
 }
 
 /// One event-log line per candidate: path, kind, then the reasons.
