@@ -816,3 +816,66 @@ async fn another_ci_apps_failed_check_suite_gets_a_round_and_ours_never_does() {
     world.github.comments(REPO, 1);
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_on_the_issue_while_a_round_runs_on_its_pull_request_waits_its_turn() {
+    let (world, db) = start().await;
+    let pr = open_pull_request(&world).await;
+    world
+        .model
+        .push_reply(Reply::text(FLOAT_FIX).delay(Duration::from_secs(2)));
+    let round = pr_comment_payload(&world, pr.number, "/patchpilot return 0.0", MAINTAINER);
+    world.deliver("issue_comment", &round).await;
+    world
+        .wait_for("the model call of the round", |w| {
+            w.model.requests().len() == 2
+        })
+        .await;
+
+    // The issue's own branch is the pull request's head: a retry there would push over the
+    // round's commit.
+    let body = format!("`average([])` crashes with ZeroDivisionError.\n\nrepro: {PYTHON_REPRO}\n");
+    let retry = world.comment_payload(1, "/patchpilot retry", &body, MAINTAINER);
+    world.deliver("issue_comment", &retry).await;
+    settled(&db).await;
+
+    let rounds = iterations(&world, pr.number).await;
+    assert_eq!(rounds.len(), 1, "{rounds:#?}");
+    assert_eq!(
+        rounds[0].status,
+        SessionStatus::Succeeded,
+        "{:?}",
+        rounds[0].error_message
+    );
+    let filter = SessionFilter {
+        repository: Some(REPO.into()),
+        issue_number: Some(1),
+        status: None,
+        limit: 100,
+    };
+    let issue_sessions = world.store.list_sessions(&filter).await.unwrap();
+    let retried: Vec<_> = issue_sessions
+        .iter()
+        .filter(|s| s.id != pr.first_session)
+        .collect();
+    assert_eq!(retried.len(), 1, "{issue_sessions:#?}");
+    assert_eq!(
+        retried[0].status,
+        SessionStatus::Rejected,
+        "{:?}",
+        retried[0].error_message
+    );
+    assert_eq!(world.model.requests().len(), 2, "the retry asked no model");
+    let head = branch_head(&world);
+    assert_eq!(
+        parent_of(&world, &head),
+        pr.head,
+        "the round's commit stands"
+    );
+    let answered =
+        world.github.comments(REPO, 1).into_iter().any(|c| {
+            c.author == BOT_LOGIN && c.body.contains("PatchPilot is already working on this")
+        });
+    assert!(answered, "the retry is answered on the issue");
+    world.stop().await;
+}

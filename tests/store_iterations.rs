@@ -69,4 +69,25 @@ on_both_backends! {
         db.store.create_session(iteration(&other.id, &suite)).await.unwrap();
         db.store.create_session(first_session()).await.unwrap();
     }
+    async fn an_issue_and_the_rounds_on_its_pull_request_share_one_branch(db) {
+        use patchpilot::session::SessionStatus;
+        use patchpilot::store::SessionPatch;
+        let done = SessionPatch { status: Some(SessionStatus::Succeeded), ..SessionPatch::default() };
+        let first = db.store.create_session(first_session()).await.unwrap();
+        db.store.update_session(&first.id, &done).await.unwrap();
+        assert!(db.store.active_session_on_branch("octo/hello", 1).await.unwrap().is_none());
+
+        let request = IterationRequest::Review { review_id: 7 };
+        let round = db.store.create_session(iteration(&first.id, &request)).await.unwrap();
+        let retry = db.store.create_session(first_session()).await.unwrap();
+        // The round (on pull request #2) is older than the retry on issue #1: it goes first.
+        let active = db.store.active_session_on_branch("octo/hello", 1).await.unwrap().unwrap();
+        assert_eq!(active.id, round.id);
+        assert!(db.store.active_session_on_branch("octo/other", 1).await.unwrap().is_none());
+        assert!(db.store.active_session_on_branch("octo/hello", 2).await.unwrap().is_none(), "#2 is the PR, not an issue with a branch");
+
+        db.store.update_session(&round.id, &done).await.unwrap();
+        let active = db.store.active_session_on_branch("octo/hello", 1).await.unwrap().unwrap();
+        assert_eq!(active.id, retry.id);
+    }
 }

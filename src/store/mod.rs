@@ -238,6 +238,14 @@ pub trait Store: Send + Sync + 'static {
         repository: &str,
         issue_number: i64,
     ) -> StoreResult<Option<Session>>;
+    /// The oldest queued or running session that pushes to the issue's branch: one of the
+    /// issue's own sessions, or a round on the pull request opened from it (a session whose
+    /// parent is one of the issue's).
+    async fn active_session_on_branch(
+        &self,
+        repository: &str,
+        issue_number: i64,
+    ) -> StoreResult<Option<Session>>;
     /// The reproduction command of the issue's latest session, other than `except_session`,
     /// that a writer approved: one that passed the permission check (not queued, not
     /// rejected) and settled a command. Retries, re-runs and feedback iterations reuse it, so

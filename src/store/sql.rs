@@ -402,6 +402,26 @@ macro_rules! impl_store {
                 row.map(TryInto::try_into).transpose()
             }
 
+            async fn active_session_on_branch(
+                &self,
+                repository: &str,
+                issue_number: i64,
+            ) -> $crate::store::StoreResult<Option<$crate::session::Session>> {
+                let sql = format!(
+                    "SELECT {} FROM sessions WHERE repository = $1 AND status IN ('queued', 'running') \
+                     AND ((issue_number = $2 AND parent_session_id IS NULL) OR parent_session_id IN \
+                     (SELECT id FROM sessions WHERE repository = $1 AND issue_number = $2)) \
+                     ORDER BY created_at, id LIMIT 1",
+                    $crate::store::sql::SESSION_COLUMNS
+                );
+                let row: Option<$crate::store::sql::SessionRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(repository)
+                    .bind(issue_number)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
             async fn update_session(
                 &self,
                 id: &str,

@@ -63,12 +63,11 @@ pub async fn authorize(deps: &PipelineDeps, session: &Session) -> Result<bool, J
             return Ok(false);
         }
     }
-    let active = deps
-        .store
-        .active_session_for_issue(&session_ref.repo.to_string(), session_ref.issue.0 as i64)
+    let repo = session_ref.repo.to_string();
+    let active = other_active_session(deps, session, &repo, session_ref.issue.0 as i64)
         .await
         .map_err(|err| JobError::Transient(err.to_string()))?;
-    if let Some(other) = active.filter(|other| other.id != session.id) {
+    if let Some(other) = active {
         let link = public_session_link(deps, &other);
         if let Err(err) = reply_once(
             github.as_ref(),
@@ -91,6 +90,34 @@ pub async fn authorize(deps: &PipelineDeps, session: &Session) -> Result<bool, J
         return Ok(false);
     }
     Ok(true)
+}
+
+/// The session that runs before this one on the same issue, pull request or branch, if any.
+/// An issue's sessions and the rounds on its pull request all push to `patchpilot/issue-N`,
+/// so only the oldest active one runs; a retry on the issue never races a round on the PR.
+async fn other_active_session(
+    deps: &PipelineDeps,
+    session: &Session,
+    repository: &str,
+    number: i64,
+) -> crate::store::StoreResult<Option<Session>> {
+    let store = &deps.store;
+    let branch_issue = match &session.parent_session_id {
+        Some(parent) => store
+            .get_session(parent)
+            .await?
+            .and_then(|first| first.issue_number)
+            .unwrap_or(number),
+        None => number,
+    };
+    let same_thread = store.active_session_for_issue(repository, number).await?;
+    let same_branch = store
+        .active_session_on_branch(repository, branch_issue)
+        .await?;
+    Ok([same_thread, same_branch]
+        .into_iter()
+        .flatten()
+        .find(|other| other.id != session.id))
 }
 
 async fn reject(deps: &PipelineDeps, session: &Session, why: &str) {
