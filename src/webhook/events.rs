@@ -313,47 +313,22 @@ pub fn parse(event_name: &str, body: &[u8]) -> Result<(Event, Envelope), Payload
 
 /// The envelope of a typed event, from the fields its struct already holds.
 fn envelope_of(event: &Event) -> Envelope {
-    let repo = |repository: &Repository| {
-        Some(RepoRef {
-            full_name: repository.full_name.clone(),
-        })
-    };
+    let typed =
+        |action: &str, installation: &Option<InstallationRef>, repository: &Repository| Envelope {
+            action: Some(action.to_owned()),
+            installation: installation.clone(),
+            repository: Some(RepoRef {
+                full_name: repository.full_name.clone(),
+            }),
+        };
     match event {
-        Event::Issues(e) => Envelope {
-            action: Some(e.action.clone()),
-            installation: e.installation.clone(),
-            repository: repo(&e.repository),
-        },
-        Event::IssueComment(e) => Envelope {
-            action: Some(e.action.clone()),
-            installation: e.installation.clone(),
-            repository: repo(&e.repository),
-        },
-        Event::CheckRun(e) => Envelope {
-            action: Some(e.action.clone()),
-            installation: e.installation.clone(),
-            repository: repo(&e.repository),
-        },
-        Event::PullRequestReview(e) => Envelope {
-            action: Some(e.action.clone()),
-            installation: e.installation.clone(),
-            repository: repo(&e.repository),
-        },
-        Event::PullRequestReviewComment(e) => Envelope {
-            action: Some(e.action.clone()),
-            installation: e.installation.clone(),
-            repository: repo(&e.repository),
-        },
-        Event::CheckSuite(e) => Envelope {
-            action: Some(e.action.clone()),
-            installation: e.installation.clone(),
-            repository: repo(&e.repository),
-        },
-        Event::WorkflowRun(e) => Envelope {
-            action: Some(e.action.clone()),
-            installation: e.installation.clone(),
-            repository: repo(&e.repository),
-        },
+        Event::Issues(e) => typed(&e.action, &e.installation, &e.repository),
+        Event::IssueComment(e) => typed(&e.action, &e.installation, &e.repository),
+        Event::CheckRun(e) => typed(&e.action, &e.installation, &e.repository),
+        Event::PullRequestReview(e) => typed(&e.action, &e.installation, &e.repository),
+        Event::PullRequestReviewComment(e) => typed(&e.action, &e.installation, &e.repository),
+        Event::CheckSuite(e) => typed(&e.action, &e.installation, &e.repository),
+        Event::WorkflowRun(e) => typed(&e.action, &e.installation, &e.repository),
         Event::Installation(e) => Envelope {
             action: Some(e.action.clone()),
             installation: Some(InstallationRef {
@@ -442,6 +417,30 @@ mod tests {
         let body = br#"{"action":"created","installation":{"id":9,"account":{"login":"o"}},"repositories":[]}"#;
         let (_, envelope) = parse("installation", body).unwrap();
         assert_eq!(envelope, serde_json::from_slice::<Envelope>(body).unwrap());
+    }
+
+    /// Every real example payload GitHub documents (octokit's webhook examples): where the
+    /// typed parse succeeds, its envelope is exactly what parsing the envelope alone gives.
+    #[test]
+    fn every_real_example_gives_the_same_envelope_both_ways() {
+        let raw = include_str!("../../tests/fixtures/webhooks/octokit-examples.json");
+        let events: Vec<serde_json::Value> = serde_json::from_str(raw).unwrap();
+        let mut typed = 0;
+        for event in &events {
+            let name = event["name"].as_str().unwrap();
+            for example in event["examples"].as_array().into_iter().flatten() {
+                let body = serde_json::to_vec(example).unwrap();
+                let Ok((parsed, envelope)) = parse(name, &body) else {
+                    continue;
+                };
+                if !matches!(parsed, Event::Other { .. } | Event::Ping) {
+                    typed += 1;
+                }
+                let alone: Envelope = serde_json::from_slice(&body).unwrap();
+                assert_eq!(envelope, alone, "{name}.{}", example["action"]);
+            }
+        }
+        assert!(typed >= 20, "only {typed} typed examples");
     }
 
     #[test]
