@@ -12,7 +12,7 @@ use patchpilot::session::{Session, SessionStatus};
 use patchpilot::store::SessionFilter;
 use serde_json::{Value, json};
 use support::e2e::{
-    INSTALLATION, MAINTAINER, PYTHON_FIX, PYTHON_REPRO, REPO, World, python_project,
+    INSTALLATION, MAINTAINER, Options, PYTHON_FIX, PYTHON_REPRO, REPO, World, python_project,
 };
 use support::fake_github::BOT_LOGIN;
 use support::fake_github::iterations::CiJobSpec;
@@ -878,4 +878,75 @@ async fn a_retry_on_the_issue_while_a_round_runs_on_its_pull_request_waits_its_t
         });
     assert!(answered, "the retry is answered on the issue");
     world.stop().await;
+}
+
+/// A round's verification runs a command the repository controls: if it swaps the edited file
+/// for a link to a host file after passing, the round pushes nothing, in both sandbox tiers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_round_whose_repro_swaps_the_edited_file_for_a_host_link_pushes_nothing() {
+    for tier in ["bubblewrap", "landlock"] {
+        let host = tempfile::tempdir().unwrap();
+        let secret = format!("host-secret-{}", std::process::id());
+        let host_file = host.path().join("secret.txt");
+        std::fs::write(&host_file, &secret).unwrap();
+        // Harmless until the file holds the round's fix (`return 0.0`): then, after the tests
+        // pass, it replaces calc.py with a link to the host file.
+        let repro = format!(
+            "{PYTHON_REPRO}; s=$?; if grep -q 'return 0.0' calc.py; then ln -sf {} calc.py; fi; exit $s",
+            host_file.display()
+        );
+        let world = World::start_with(
+            support::db::fresh_sqlite().await,
+            &python_project(),
+            Options::tier(tier),
+        )
+        .await;
+        world.model.push_reply(Reply::text(PYTHON_FIX));
+        let body = format!("`average([])` crashes with ZeroDivisionError.\n\nrepro: {repro}\n");
+        let payload =
+            world.labeled_payload(1, "average() crashes on an empty list", &body, MAINTAINER);
+        let answer = world.deliver("issues", &payload).await;
+        let first = world.finished(answer["sessionId"].as_str().unwrap()).await;
+        assert_eq!(
+            first.status,
+            SessionStatus::Succeeded,
+            "[{tier}] {:?}",
+            first.error_message
+        );
+        let number = world.github.pulls(REPO)[0].number;
+        let head = branch_head(&world);
+
+        world.model.push_reply(Reply::text(FLOAT_FIX));
+        let feedback = pr_comment_payload(&world, number, "/patchpilot return 0.0", MAINTAINER);
+        world.deliver("issue_comment", &feedback).await;
+        let round = nth_iteration(&world, number, 1).await;
+        assert_eq!(
+            round.status,
+            SessionStatus::Failed,
+            "[{tier}] {:?}",
+            round.error_message
+        );
+        let error = round.error_message.clone().unwrap_or_default();
+        assert!(error.contains("calc.py"), "[{tier}] {error}");
+        assert_eq!(
+            branch_head(&world),
+            head,
+            "[{tier}] the branch is as it was"
+        );
+        let objects = git(
+            &world.bare_repo(),
+            &["cat-file", "--batch-all-objects", "--batch"],
+        );
+        assert!(
+            !objects.contains(&secret),
+            "[{tier}] host content reached the repository"
+        );
+        let told = world
+            .github
+            .comments(REPO, number)
+            .into_iter()
+            .any(|c| c.author == BOT_LOGIN && c.body.contains("calc.py"));
+        assert!(told, "[{tier}] the reply says why");
+        world.stop().await;
+    }
 }
