@@ -10,6 +10,7 @@ pub mod config;
 pub mod github;
 pub mod llm;
 pub mod local_run;
+pub mod report;
 pub mod sandbox;
 pub mod server;
 pub mod session;

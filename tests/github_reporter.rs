@@ -8,10 +8,41 @@ use std::time::Duration;
 
 use axum::http::Method;
 use patchpilot::github::client::*;
-use patchpilot::github::messages::*;
+use patchpilot::github::markers::session_marker;
 use patchpilot::github::reporter::{Reporter, SessionRef, limited_reply_marker, reply_limited};
 use patchpilot::github::types::*;
+use patchpilot::report::messages::{progress_comment, superseded_check_output, unauthorised_reply};
+use patchpilot::report::{Outcome, PipelineStep, ProgressView, SessionLink, StepState, StepView};
 use support::fake_github::{BOT_LOGIN, FailureKind, FakeGitHub};
+
+/// How the pipeline calls the reporter: with text `report::messages` rendered.
+trait Shows {
+    async fn show(&self, view: &ProgressView) -> GitHubResult<CommentId>;
+    async fn show_check(
+        &self,
+        sha: &CommitSha,
+        status: CheckStatus,
+        link: Option<String>,
+        output: CheckOutput,
+    ) -> GitHubResult<CheckRunId>;
+}
+
+impl Shows for Reporter {
+    async fn show(&self, view: &ProgressView) -> GitHubResult<CommentId> {
+        self.progress(&progress_comment(view)).await
+    }
+
+    async fn show_check(
+        &self,
+        sha: &CommitSha,
+        status: CheckStatus,
+        link: Option<String>,
+        output: CheckOutput,
+    ) -> GitHubResult<CheckRunId> {
+        let superseded = superseded_check_output(&output, &sha.0);
+        self.check(sha, status, link, output, superseded).await
+    }
+}
 
 fn session() -> SessionRef {
     SessionRef {
@@ -76,11 +107,11 @@ async fn a_session_acknowledges_then_edits_one_progress_comment() {
         .await
         .unwrap();
     let first = reporter
-        .progress(&view(PipelineStep::Clone, Outcome::InProgress))
+        .show(&view(PipelineStep::Clone, Outcome::InProgress))
         .await
         .unwrap();
     let second = reporter
-        .progress(&view(PipelineStep::Verify, Outcome::InProgress))
+        .show(&view(PipelineStep::Verify, Outcome::InProgress))
         .await
         .unwrap();
     let done = view(
@@ -89,7 +120,7 @@ async fn a_session_acknowledges_then_edits_one_progress_comment() {
             url: "https://gh/pr/8".into(),
         },
     );
-    let last = reporter.progress(&done).await.unwrap();
+    let last = reporter.show(&done).await.unwrap();
 
     assert_eq!((first, second), (last, last));
     assert_eq!(fake.reactions("octo/hello")[0].content, "eyes");
@@ -120,13 +151,13 @@ async fn a_restarted_server_finds_its_comment_but_ignores_forged_markers() {
     );
     let before = Reporter::new(fake.client(), session());
     let id = before
-        .progress(&view(PipelineStep::Clone, Outcome::InProgress))
+        .show(&view(PipelineStep::Clone, Outcome::InProgress))
         .await
         .unwrap();
 
     let after_restart = Reporter::new(fake.client(), session());
     let again = after_restart
-        .progress(&view(PipelineStep::Patch, Outcome::InProgress))
+        .show(&view(PipelineStep::Patch, Outcome::InProgress))
         .await
         .unwrap();
 
@@ -158,7 +189,7 @@ async fn retried_updates_under_server_errors_never_duplicate_the_comment() {
         FailureKind::ServerError,
     );
     reporter
-        .progress(&view(PipelineStep::Clone, Outcome::InProgress))
+        .show(&view(PipelineStep::Clone, Outcome::InProgress))
         .await
         .unwrap();
     fake.fail_next(
@@ -175,10 +206,10 @@ async fn retried_updates_under_server_errors_never_duplicate_the_comment() {
     );
 
     let failed = reporter
-        .progress(&view(PipelineStep::Reproduce, Outcome::InProgress))
+        .show(&view(PipelineStep::Reproduce, Outcome::InProgress))
         .await;
     let retried = reporter
-        .progress(&view(PipelineStep::Reproduce, Outcome::InProgress))
+        .show(&view(PipelineStep::Reproduce, Outcome::InProgress))
         .await;
 
     assert!(failed.is_err(), "four failures exhaust one call's retries");
@@ -202,16 +233,16 @@ async fn check_run_goes_from_base_commit_to_pr_head_and_both_end() {
     };
 
     let on_base = reporter
-        .check(&base, CheckStatus::InProgress, None, out("Cloning…"))
+        .show_check(&base, CheckStatus::InProgress, None, out("Cloning…"))
         .await
         .unwrap();
     let same = reporter
-        .check(&base, CheckStatus::InProgress, None, out("Patching…"))
+        .show_check(&base, CheckStatus::InProgress, None, out("Patching…"))
         .await
         .unwrap();
     let conclusion = CheckStatus::Completed(CheckConclusion::Success);
     let on_head = reporter
-        .check(&head, conclusion, None, out("Fixed"))
+        .show_check(&head, conclusion, None, out("Fixed"))
         .await
         .unwrap();
 
@@ -333,7 +364,7 @@ async fn a_check_run_created_before_a_crash_is_found_again_not_duplicated() {
     // The first process created runs on both commits, then died before storing their ids.
     let crashed = Reporter::new(fake.client(), session());
     let on_base = crashed
-        .check(
+        .show_check(
             &base,
             CheckStatus::InProgress,
             link.clone(),
@@ -342,7 +373,7 @@ async fn a_check_run_created_before_a_crash_is_found_again_not_duplicated() {
         .await
         .unwrap();
     let on_head = crashed
-        .check(
+        .show_check(
             &head,
             CheckStatus::InProgress,
             link.clone(),
@@ -356,7 +387,7 @@ async fn a_check_run_created_before_a_crash_is_found_again_not_duplicated() {
     let resumed = Reporter::new(fake.client(), session());
     resumed.remember_commits([base.clone()]).await;
     let again = resumed
-        .check(
+        .show_check(
             &base,
             CheckStatus::InProgress,
             link.clone(),
@@ -368,7 +399,10 @@ async fn a_check_run_created_before_a_crash_is_found_again_not_duplicated() {
     let fresh = Reporter::new(fake.client(), session());
     fresh.remember_commits([base.clone()]).await;
     let done = CheckStatus::Completed(CheckConclusion::Success);
-    let last = fresh.check(&head, done, link, out("Fixed")).await.unwrap();
+    let last = fresh
+        .show_check(&head, done, link, out("Fixed"))
+        .await
+        .unwrap();
     assert_eq!(last, on_head, "the run on the head commit is reused");
     let runs = fake.check_runs("octo/hello");
     assert_eq!(runs.len(), 2, "{runs:#?}");
@@ -386,7 +420,7 @@ async fn a_check_run_created_before_a_crash_is_found_again_not_duplicated() {
     );
     let link2 = Some("https://patchpilot.example/sessions/s-2".to_owned());
     let own = other
-        .check(&base, CheckStatus::InProgress, link2, out("Cloning…"))
+        .show_check(&base, CheckStatus::InProgress, link2, out("Cloning…"))
         .await
         .unwrap();
     assert_ne!(own, on_base, "a retry's session gets its own run");

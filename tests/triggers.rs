@@ -2,12 +2,11 @@
 
 mod support;
 
+use patchpilot::github::markers::check_run_external_id;
 use patchpilot::session::TriggerKind;
 use patchpilot::store::{InstallationChange, IntakeEffect};
 use patchpilot::webhook::events::{self, Event};
-use patchpilot::webhook::triggers::{
-    self, CommandJob, CommandKind, TriggerSettings, check_run_external_id,
-};
+use patchpilot::webhook::triggers::{self, CommandJob, CommandKind, TriggerSettings};
 use serde_json::{Value, json};
 
 fn settings() -> TriggerSettings {

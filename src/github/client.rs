@@ -142,7 +142,7 @@ pub enum CheckStatus {
 }
 
 /// A check run's visible output. Build it with
-/// [`crate::github::messages::check_run_output`], which enforces GitHub's size limits.
+/// [`crate::report::messages::check_run_output`], which enforces GitHub's size limits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckOutput {
     pub title: String,

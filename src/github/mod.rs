@@ -1,5 +1,5 @@
 //! The GitHub boundary: App authentication, one client trait with domain verbs and its
-//! octocrab implementation, classified retries, every bot message, the reporter that keeps
+//! octocrab implementation, classified retries, the hidden markers, the reporter that keeps
 //! one progress comment and one check run per session, trigger permissions, and the App
 //! manifest flow.
 //!
@@ -8,10 +8,8 @@
 
 pub mod auth;
 pub mod client;
-pub mod iteration_messages;
 pub mod manifest;
-pub mod markdown;
-pub mod messages;
+pub mod markers;
 pub mod octo;
 pub mod permissions;
 pub mod reporter;

@@ -30,9 +30,7 @@ use tokio::sync::Mutex;
 use super::client::{
     CheckOutput, CheckRunUpdate, CheckStatus, GitHub, GitHubResult, Reaction, ReactionTarget,
 };
-use super::messages::{
-    ProgressView, parse_session_marker, progress_comment, reply_marker, superseded_check_output,
-};
+use super::markers::{check_run_external_id, parse_session_marker, reply_marker};
 use super::types::{CheckRunId, CommentId, CommitSha, InstallationId, IssueNumber, RepoName};
 
 /// The name of PatchPilot's check run.
@@ -122,10 +120,10 @@ impl Reporter {
             .await
     }
 
-    /// Creates or edits the single progress comment to show `view`.
-    pub async fn progress(&self, view: &ProgressView) -> GitHubResult<CommentId> {
+    /// Creates or edits the single progress comment to read `body`, which starts with the
+    /// session's marker (`markers::session_marker`).
+    pub async fn progress(&self, body: &str) -> GitHubResult<CommentId> {
         let s = &self.session;
-        let body = progress_comment(view);
         let mut known = self.comment.lock().await;
         if known.is_none() {
             *known = self.find_progress_comment().await?;
@@ -133,7 +131,7 @@ impl Reporter {
         if let Some(id) = *known {
             match self
                 .github
-                .update_comment(s.installation, &s.repo, id, &body)
+                .update_comment(s.installation, &s.repo, id, body)
                 .await
             {
                 Ok(()) => return Ok(id),
@@ -146,7 +144,7 @@ impl Reporter {
         }
         let id = self
             .github
-            .post_comment(s.installation, &s.repo, s.issue, &body)
+            .post_comment(s.installation, &s.repo, s.issue, body)
             .await?;
         *known = Some(id);
         Ok(id)
@@ -169,13 +167,15 @@ impl Reporter {
 
     /// Shows `status` and `output` on the check run for `head_sha`: updates the current run
     /// when it is on that commit, otherwise creates a new run there (the base commit while
-    /// working, the PR head once pushed).
+    /// working, the PR head once pushed). On completion, runs left on earlier commits are
+    /// completed the same way and show `superseded` (which points to this one).
     pub async fn check(
         &self,
         head_sha: &CommitSha,
         status: CheckStatus,
         details_url: Option<String>,
         output: CheckOutput,
+        superseded: CheckOutput,
     ) -> GitHubResult<CheckRunId> {
         let s = &self.session;
         let update = CheckRunUpdate {
@@ -183,9 +183,7 @@ impl Reporter {
             status,
             details_url,
             // Ties a rerequested check run back to its issue (see `webhook::triggers`).
-            external_id: Some(crate::webhook::triggers::check_run_external_id(
-                s.issue.0 as i64,
-            )),
+            external_id: Some(check_run_external_id(s.issue.0 as i64)),
             output: Some(output.clone()),
         };
         let mut current = self.check_run.lock().await;
@@ -218,7 +216,8 @@ impl Reporter {
             }
         };
         if matches!(status, CheckStatus::Completed(_)) {
-            self.complete_superseded(head_sha, status, &output).await;
+            self.complete_superseded(head_sha, status, &superseded)
+                .await;
         }
         Ok(id)
     }
@@ -226,7 +225,7 @@ impl Reporter {
     /// This session's run on `head_sha` if one exists already (see the module doc).
     pub async fn find_check_run(&self, head_sha: &CommitSha) -> GitHubResult<Option<CheckRunId>> {
         let s = &self.session;
-        let external_id = crate::webhook::triggers::check_run_external_id(s.issue.0 as i64);
+        let external_id = check_run_external_id(s.issue.0 as i64);
         let runs = self
             .github
             .list_check_runs(s.installation, &s.repo, head_sha, CHECK_RUN_NAME)
@@ -247,7 +246,7 @@ impl Reporter {
     /// Runs still in progress on the remembered earlier commits (other than `head_sha`).
     async fn leftover_runs(&self, head_sha: &CommitSha) -> Vec<(CommitSha, CheckRunId)> {
         let s = &self.session;
-        let external_id = crate::webhook::triggers::check_run_external_id(s.issue.0 as i64);
+        let external_id = check_run_external_id(s.issue.0 as i64);
         let commits = self.earlier_commits.lock().await.clone();
         let tracked: Vec<CheckRunId> = self
             .superseded
@@ -283,7 +282,7 @@ impl Reporter {
         &self,
         head_sha: &CommitSha,
         status: CheckStatus,
-        head: &CheckOutput,
+        output: &CheckOutput,
     ) {
         let s = &self.session;
         let leftovers = self.leftover_runs(head_sha).await;
@@ -296,10 +295,8 @@ impl Reporter {
                 name: CHECK_RUN_NAME.to_owned(),
                 status,
                 details_url: None,
-                external_id: Some(crate::webhook::triggers::check_run_external_id(
-                    s.issue.0 as i64,
-                )),
-                output: Some(superseded_check_output(head, &head_sha.0)),
+                external_id: Some(check_run_external_id(s.issue.0 as i64)),
+                output: Some(output.clone()),
             };
             if let Err(err) = self
                 .github

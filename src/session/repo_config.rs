@@ -148,7 +148,7 @@ impl RepoConfigError {
 
     /// The comment posted when a session stops on this error.
     pub fn maintainer_message(&self) -> String {
-        crate::github::messages::config_error_comment(
+        crate::report::messages::config_error_comment(
             self.field.as_deref(),
             &self.problem,
             self.accepted,

@@ -15,16 +15,8 @@ use crate::session::{NewSession, TriggerKind};
 use crate::store::{InstallationChange, IntakeEffect};
 
 /// The check run PatchPilot creates; `check_run.rerequested` on it starts a new attempt.
-pub use crate::github::reporter::CHECK_RUN_NAME;
-
-/// The check run's `external_id` ties it to its issue: `patchpilot:issue=<n>`.
-pub fn check_run_external_id(issue_number: i64) -> String {
-    format!("patchpilot:issue={issue_number}")
-}
-
-fn issue_from_external_id(external_id: &str) -> Option<i64> {
-    external_id.strip_prefix("patchpilot:issue=")?.parse().ok()
-}
+use crate::github::markers::issue_from_external_id;
+use crate::github::reporter::CHECK_RUN_NAME;
 
 /// Settings the rules depend on.
 #[derive(Clone, Debug)]

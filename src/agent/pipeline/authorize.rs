@@ -7,9 +7,9 @@
 //! (`reporter::reply_limited`), so a crowd of drive-by triggers cannot flood the issue.
 
 use crate::github::client::ReactionTarget;
-use crate::github::messages::{already_running_reply, unauthorised_reply};
 use crate::github::reporter::{reply_limited, reply_once};
 use crate::github::types::CommentId;
+use crate::report::messages::{already_running_reply, unauthorised_reply};
 use crate::session::{Session, SessionStatus};
 use crate::store::SessionPatch;
 use crate::worker::JobError;

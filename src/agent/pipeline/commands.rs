@@ -5,11 +5,10 @@
 //! to people without write access only within the reply rate limit.
 
 use crate::github::client::{Reaction, ReactionTarget};
-use crate::github::messages::{
-    Outcome, PipelineStep, ProgressView, StepState, StepView, help_text, status_reply,
-};
 use crate::github::reporter::{reply_limited, reply_once};
 use crate::github::types::{CommentId, InstallationId, IssueNumber, RepoName};
+use crate::report::messages::{help_text, status_reply};
+use crate::report::{Outcome, PipelineStep, ProgressView, StepState, StepView};
 use crate::session::{Session, SessionEvent, SessionStatus};
 use crate::store::SessionFilter;
 use crate::webhook::triggers::{CommandJob, CommandKind};

@@ -14,10 +14,10 @@ use super::run::{Stop, remove_work_tree, set_status};
 use super::{PipelineDeps, public_session_link};
 use crate::agent::steps::SessionContext;
 use crate::agent::steps::iteration::{self, IterationState, Pushed, ask_of};
-use crate::github::iteration_messages::{
+use crate::github::types::CommentId;
+use crate::report::iteration::{
     CommentView, IterationAsk, IterationEnd, IterationReplyView, iteration_reply,
 };
-use crate::github::types::CommentId;
 use crate::session::{Session, SessionStatus};
 use crate::worker::JobError;
 

@@ -13,9 +13,9 @@
 //! round's push is tested by CI again).
 
 use crate::github::client::{GitHub, PullRequestInfo};
-use crate::github::iteration_messages::ci_cap_reply;
-use crate::github::messages::reply_marker;
+use crate::github::markers::reply_marker;
 use crate::github::types::{InstallationId, IssueNumber, RepoName};
+use crate::report::iteration::ci_cap_reply;
 use crate::session::iteration::{CI_KEY_PREFIX, IterationRequest, issue_of_branch};
 use crate::session::repo_config::{REPO_CONFIG_PATH, RepoConfig};
 use crate::session::{NewSession, Session, TriggerKind};

@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::git::RepoCache;
 use crate::github::client::GitHub;
-use crate::github::messages::SessionLink;
 use crate::llm::{Model, SessionBudget};
+use crate::report::SessionLink;
 use crate::sandbox::{Limits, Sandbox};
 use crate::session::{Session, SessionStatus};
 use crate::store::SessionPatch;

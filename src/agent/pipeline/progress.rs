@@ -8,14 +8,14 @@
 use std::time::{Duration, Instant};
 
 use crate::github::client::{CheckConclusion, CheckStatus};
-use crate::github::messages::{
-    CheckRunView, Outcome, PipelineStep, ProgressView, SessionLink, StepState, StepView,
-    check_run_output,
-};
 use crate::github::reporter::{Reporter, SessionRef};
 use crate::github::types::{
     CheckRunId, CommentId, CommitSha, InstallationId, IssueNumber, RepoName,
 };
+use crate::report::messages::{
+    CheckRunView, check_run_output, progress_comment, superseded_check_output,
+};
+use crate::report::{Outcome, PipelineStep, ProgressView, SessionLink, StepState, StepView};
 use crate::session::{EventLevel, Session};
 use crate::store::SessionPatch;
 use crate::store::Store;
@@ -226,7 +226,7 @@ impl Progress {
             outcome: outcome.clone(),
         };
         let mut patch = SessionPatch::default();
-        match reporter.progress(&view).await {
+        match reporter.progress(&progress_comment(&view)).await {
             Ok(id) => patch.progress_comment_id = Some(id.0 as i64),
             Err(err) => {
                 tracing::warn!(session = %self.session_id, error = %err, "could not update the progress comment")
@@ -254,8 +254,9 @@ impl Progress {
                 output_before: self.output_before.clone(),
                 output_after: self.output_after.clone(),
             });
+            let superseded = superseded_check_output(&output, &sha.0);
             match reporter
-                .check(sha, status, self.session.url.clone(), output)
+                .check(sha, status, self.session.url.clone(), output, superseded)
                 .await
             {
                 Ok(id) => patch.check_run_id = Some(id.0 as i64),

@@ -3,7 +3,7 @@
 
 use crate::agent::pipeline::progress::github_ref;
 use crate::agent::pipeline::{Progress, Stop};
-use crate::github::messages::PipelineStep;
+use crate::report::PipelineStep;
 use crate::session::repo_config::{REPO_CONFIG_PATH, RepoConfig};
 use crate::store::SessionPatch;
 

@@ -7,7 +7,7 @@ use crate::agent::localize::{
     Candidate, IndexCache, IndexUse, LocalizeInput, PendingIndex, localize_deferring_index,
 };
 use crate::agent::pipeline::{Progress, Stop};
-use crate::github::messages::PipelineStep;
+use crate::report::PipelineStep;
 use crate::session::EventLevel;
 
 use super::SessionContext;

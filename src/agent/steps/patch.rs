@@ -10,8 +10,8 @@ use crate::agent::prompt::{
     AttemptFeedback, BYTES_PER_TOKEN, PatchPromptInput, PreviousAttempt, PromptFile, PromptFit,
     build_fitting_request, request_bytes,
 };
-use crate::github::messages::PipelineStep;
 use crate::llm::{BudgetedModel, Model};
+use crate::report::PipelineStep;
 use crate::session::EventLevel;
 use crate::store::SessionPatch;
 

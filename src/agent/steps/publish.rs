@@ -11,10 +11,10 @@ use crate::agent::git::{self, GitError, Publication, Signature, TamperKind, Tamp
 use crate::agent::pipeline::progress::github_ref;
 use crate::agent::pipeline::{Progress, Stop};
 use crate::github::client::NewPullRequest;
-use crate::github::messages::{
-    Outcome, PipelineStep, PullRequestView, commit_message, pull_request_body, pull_request_title,
-    work_tree_tampered,
+use crate::report::messages::{
+    PullRequestView, commit_message, pull_request_body, pull_request_title, work_tree_tampered,
 };
+use crate::report::{Outcome, PipelineStep};
 use crate::store::SessionPatch;
 
 use super::{SessionContext, github_stop};

@@ -4,7 +4,8 @@
 //! installed, a failed set-up) is an environment failure, reported as such without a model call.
 
 use crate::agent::pipeline::{Progress, Stop};
-use crate::github::messages::{Outcome, PipelineStep, could_not_reproduce, fenced};
+use crate::report::messages::{could_not_reproduce, fenced};
+use crate::report::{Outcome, PipelineStep};
 use crate::sandbox::RunOutcome;
 use crate::sandbox::environment::{
     EnvironmentFailure, environment_failure, missing_python_dependency,

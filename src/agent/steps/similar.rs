@@ -5,7 +5,7 @@
 use crate::agent::pipeline::Progress;
 use crate::agent::pipeline::progress::github_ref;
 use crate::agent::prompt::SimilarFix;
-use crate::github::messages::PipelineStep;
+use crate::report::PipelineStep;
 use crate::session::EventLevel;
 
 use super::SessionContext;

@@ -76,13 +76,13 @@ fn lines(events: &[&SessionEvent]) -> String {
 
 fn step_item(row: &StepRow<'_>, now: DateTime<Utc>) -> String {
     let duration = match (row.first, row.last, row.state) {
-        (Some(first), _, crate::github::messages::StepState::Running) => duration_text(first, now),
+        (Some(first), _, crate::report::StepState::Running) => duration_text(first, now),
         (Some(first), Some(last), _) => duration_text(first, last),
         _ => String::new(),
     };
     let open = matches!(
         row.state,
-        crate::github::messages::StepState::Running | crate::github::messages::StepState::Failed
+        crate::report::StepState::Running | crate::report::StepState::Failed
     );
     format!(
         r#"<li class="step state-{state}" data-step="{name}" data-first="{first}" data-last="{last}">
@@ -109,7 +109,7 @@ fn outcome(session: &Session, steps: &Steps<'_>) -> String {
             let current = steps
                 .rows
                 .iter()
-                .find(|r| r.state == crate::github::messages::StepState::Running)
+                .find(|r| r.state == crate::report::StepState::Running)
                 .map(|r| r.label)
                 .unwrap_or("Waiting to start");
             out.push_str(&format!(

@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::agent::pipeline::progress::step_name;
-use crate::github::messages::{PipelineStep, StepState};
+use crate::report::{PipelineStep, StepState};
 use crate::session::{EventLevel, SessionEvent, SessionStatus};
 
 /// One step as the page shows it.

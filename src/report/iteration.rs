@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 use super::markdown::{
     BODY_LIMIT, FullTextAt, bound, fenced, inline_code, tail, untrusted_markdown, untrusted_plain,
 };
-use super::messages::{SessionLink, public_reason, reply_marker, session_marker};
+use super::messages::public_reason;
+use super::model::SessionLink;
+use crate::github::markers::{reply_marker, session_marker};
 
 /// The output tail quoted as evidence.
 const EVIDENCE_TAIL: usize = 2_500;

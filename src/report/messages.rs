@@ -1,9 +1,10 @@
-//! Every text PatchPilot shows on GitHub, one named function per situation.
+//! Every text PatchPilot shows on GitHub, one named function per situation; the GitHub
+//! boundary posts what these render.
 //!
 //! Inputs are plain view structs so the wording can be tested without a session, a store
 //! or HTTP, and so the lead's pipeline maps its own state onto them in one place.
 //! Invariants:
-//! - the progress comment starts with the hidden [`session_marker`], so a restarted server
+//! - the progress comment starts with the hidden session marker (`github::markers`), so a restarted server
 //!   finds its comment again (the reporter trusts it only in the App's own comments);
 //! - text PatchPilot did not write itself (the model's summary, the issue title, commands,
 //!   their output, error messages) goes through [`super::markdown`]: closing keywords for
@@ -21,140 +22,17 @@ pub use super::markdown::{BODY_LIMIT, fenced, tail};
 use super::markdown::{
     FullTextAt, bound, inline_code, redact_operator_details, untrusted_markdown, untrusted_plain,
 };
+use super::model::{Outcome, ProgressView, SessionLink, StepState, StepView};
 
-use super::client::CheckOutput;
-use super::types::IssueNumber;
+use crate::github::client::CheckOutput;
+use crate::github::markers::session_marker;
+use crate::github::types::IssueNumber;
 
 /// GitHub's limit on check-run `summary` and `text`, and on comment and PR bodies, minus a
 /// margin (see [`BODY_LIMIT`]).
 pub const GITHUB_TEXT_LIMIT: usize = BODY_LIMIT;
 /// How much of a command's output a comment or PR body shows (its tail).
 pub const OUTPUT_TAIL: usize = 6_000;
-
-/// The seven pipeline steps, in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum PipelineStep {
-    Clone,
-    Reproduce,
-    Localise,
-    SimilarFixes,
-    Patch,
-    Verify,
-    Publish,
-}
-
-impl PipelineStep {
-    pub const ALL: [PipelineStep; 7] = [
-        PipelineStep::Clone,
-        PipelineStep::Reproduce,
-        PipelineStep::Localise,
-        PipelineStep::SimilarFixes,
-        PipelineStep::Patch,
-        PipelineStep::Verify,
-        PipelineStep::Publish,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            PipelineStep::Clone => "Clone the repository",
-            PipelineStep::Reproduce => "Reproduce the bug",
-            PipelineStep::Localise => "Find the relevant code",
-            PipelineStep::SimilarFixes => "Look for similar fixes",
-            PipelineStep::Patch => "Write a patch",
-            PipelineStep::Verify => "Verify the fix",
-            PipelineStep::Publish => "Open a pull request",
-        }
-    }
-}
-
-/// Where one step stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StepState {
-    Pending,
-    Running,
-    Done,
-    Failed,
-    Skipped,
-}
-
-impl StepState {
-    pub fn icon(self) -> &'static str {
-        match self {
-            StepState::Pending | StepState::Running => "⏳",
-            StepState::Done => "✅",
-            StepState::Failed => "❌",
-            StepState::Skipped => "⏭️",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StepView {
-    pub step: PipelineStep,
-    pub state: StepState,
-    /// How long the step took (or has been running); `None` before it starts.
-    pub duration: Option<Duration>,
-}
-
-/// How a session ended, or that it has not yet.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Recorded, waiting for a worker to claim it.
-    Queued,
-    /// A worker is on it (the running step, if any, is in the step list).
-    InProgress,
-    PullRequest {
-        url: String,
-    },
-    /// Stopped short: `reason` says exactly why, `remedy` what the maintainer can do.
-    Stopped {
-        reason: String,
-        remedy: String,
-    },
-    Cancelled {
-        by: Option<String>,
-    },
-}
-
-/// A session's identity in public text: its id, and its page when it has a public URL.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SessionLink {
-    pub id: String,
-    /// Absolute URL of the session page; `None` without `PATCHPILOT_PUBLIC_URL`.
-    pub url: Option<String>,
-}
-
-impl SessionLink {
-    fn full_text_at(&self) -> FullTextAt<'_> {
-        match &self.url {
-            Some(url) => FullTextAt::SessionPage(url),
-            None => FullTextAt::SessionRecord(&self.id),
-        }
-    }
-
-    /// `[label](url)`, or nothing without a public URL.
-    fn markdown(&self, label: &str) -> Option<String> {
-        self.url.as_ref().map(|url| format!("[{label}]({url})"))
-    }
-}
-
-/// Everything the progress comment and status reply show.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProgressView {
-    pub session: SessionLink,
-    pub steps: Vec<StepView>,
-    pub outcome: Outcome,
-}
-
-impl ProgressView {
-    /// The step running now, if any.
-    pub fn current_step(&self) -> Option<PipelineStep> {
-        self.steps
-            .iter()
-            .find(|s| s.state == StepState::Running)
-            .map(|s| s.step)
-    }
-}
 
 /// An error or reason sentence, as the public may see it: operator addresses hidden and
 /// untrusted parts (commands, output, the model's words) defused.
@@ -170,28 +48,6 @@ fn code(text: &str, own_issue: Option<u64>) -> String {
 /// A command's output (its tail) in a fence it cannot break, closing keywords defused.
 fn output_block(output: &str, max_bytes: usize, own_issue: Option<u64>) -> String {
     untrusted_markdown(&fenced(&tail(output, max_bytes)), own_issue)
-}
-
-/// The hidden marker tying a comment to its session.
-pub fn session_marker(session_id: &str) -> String {
-    format!("<!-- patchpilot:session={session_id} -->")
-}
-
-/// The hidden marker of a one-off reply of some kind (e.g. `unauthorised`); the reporter's
-/// rate limit reads it back.
-pub fn reply_marker(kind: &str) -> String {
-    format!("<!-- patchpilot:reply={kind} -->")
-}
-
-/// The session id in a comment's marker, if the comment starts with one.
-pub fn parse_session_marker(body: &str) -> Option<&str> {
-    let rest = body.trim_start().strip_prefix("<!-- patchpilot:session=")?;
-    let (id, _) = rest.split_once(" -->")?;
-    let valid = !id.is_empty()
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    valid.then_some(id)
 }
 
 /// `850ms`, `4.2s`, `42s`, `3m 05s`, `1h 02m`.
@@ -539,6 +395,8 @@ pub fn pull_request_body(view: &PullRequestView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::github::markers::parse_session_marker;
+    use crate::report::PipelineStep;
     use pretty_assertions::assert_eq;
 
     fn steps(states: &[(StepState, Option<u64>)]) -> Vec<StepView> {
@@ -653,23 +511,6 @@ mod tests {
                 .contains("Cancelled by @alice.\nComment `/patchpilot retry` to start again.\n")
         );
         assert_eq!(parse_session_marker(&cancelled), Some("0193-abc"));
-    }
-
-    #[test]
-    fn marker_round_trips_and_rejects_forgeries() {
-        assert_eq!(
-            parse_session_marker(&format!("{}\nhi", session_marker("s-1"))),
-            Some("s-1")
-        );
-        assert_eq!(
-            parse_session_marker("hi <!-- patchpilot:session=s-1 -->"),
-            None
-        );
-        assert_eq!(parse_session_marker("<!-- patchpilot:session= -->"), None);
-        assert_eq!(
-            parse_session_marker("<!-- patchpilot:session=a b -->"),
-            None
-        );
     }
 
     #[test]
