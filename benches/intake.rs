@@ -354,7 +354,8 @@ fn reference_router(database_url: &str, store_payload: bool) -> axum::Router {
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Write>(4096);
     std::thread::spawn(move || reference_writer(&path, &receiver));
     let secrets = Arc::new(
-        patchpilot::config::WebhookSecrets::parse(&SECRET.to_owned().into()).expect("secret"),
+        patchpilot::webhook::signature::WebhookSecrets::parse(&SECRET.to_owned().into())
+            .expect("secret"),
     );
     axum::Router::new().route(
         "/webhooks/github",

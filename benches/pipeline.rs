@@ -14,7 +14,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use patchpilot::session::{EventLevel, SessionEvent, SessionStatus};
+use patchpilot::store::{EventLevel, SessionEvent, SessionStatus};
 use support::e2e::{MAINTAINER, PYTHON_FIX, PYTHON_REPRO, World, python_project};
 use support::fake_model::Reply;
 

@@ -14,9 +14,10 @@ use tokio::sync::Notify;
 
 use crate::agent::git::RepoCache;
 use crate::agent::pipeline::{Pipeline, PipelineDeps};
-use crate::config::{ServeArgs, WebhookSecrets};
+use crate::config::ServeArgs;
 use crate::server::{self, AppState, Features};
 use crate::store::{self, IntakeQueue, Store};
+use crate::webhook::signature::WebhookSecrets;
 use crate::webhook::triggers::TriggerSettings;
 use crate::worker::{WorkerConfig, WorkerPool};
 
@@ -78,7 +79,7 @@ fn features(args: &ServeArgs) -> Features {
         .as_ref()
         .and_then(WebhookSecrets::parse)
         .is_some();
-    let api_writes = crate::config::present(args.server.api_token.as_ref()).is_some();
+    let api_writes = crate::server::present(args.server.api_token.as_ref()).is_some();
     Features {
         webhooks,
         api_writes,
@@ -125,7 +126,7 @@ fn log_features(features: &Features) {
     }
 }
 
-fn log_limits(args: &crate::config::ServerArgs) {
+fn log_limits(args: &crate::server::ServerArgs) {
     tracing::info!(
         max_inflight_webhooks = args.max_inflight_webhooks,
         max_body_bytes = args.max_body_bytes,

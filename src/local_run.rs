@@ -14,11 +14,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::git::RepoCache;
 use crate::agent::pipeline::{Pipeline, PipelineDeps};
-use crate::config::{DatabaseArgs, WorkerArgs};
 use crate::llm::ModelArgs;
 use crate::sandbox::SandboxArgs;
-use crate::session::{EventLevel, NewSession, SessionStatus, TriggerKind};
+use crate::store::DatabaseArgs;
+use crate::store::{EventLevel, NewSession, SessionStatus, TriggerKind};
 use crate::worker::JobHandler;
+use crate::worker::WorkerArgs;
 
 /// `patchpilot run` arguments.
 #[derive(clap::Args, Debug, Clone)]

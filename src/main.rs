@@ -3,9 +3,11 @@
 use clap::{Parser, Subcommand};
 use patchpilot::agent::localize::LocalizeArgs;
 use patchpilot::app;
-use patchpilot::config::{DatabaseArgs, LogFormat, ServeArgs};
+use patchpilot::config::ServeArgs;
 use patchpilot::github::manifest::AppCreateArgs;
 use patchpilot::local_run::RunArgs;
+use patchpilot::server::LogFormat;
+use patchpilot::store::DatabaseArgs;
 
 #[derive(Parser, Debug)]
 #[command(

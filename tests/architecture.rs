@@ -1,6 +1,6 @@
 //! The layers `src/lib.rs` promises, checked against the code's own `use` paths.
 //!
-//! Imports run one way: edge (`server`, `app`, `local_run`) → core (`webhook`, `session`,
+//! Imports run one way: edge (`server`, `app`, `config`, `local_run`) → core (`webhook`, `session`,
 //! `report`, `agent`, `worker`) → boundaries (`github`, `store`, `llm`, `sandbox`). No cycle
 //! between top-level modules or between folders. Test modules are left out: they may reach
 //! anywhere.

@@ -13,7 +13,7 @@ mod support;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use patchpilot::session::{Session, SessionStatus};
+use patchpilot::store::{Session, SessionStatus};
 use support::e2e::{MAINTAINER, Options, REPO, World};
 use support::fake_model::Reply;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

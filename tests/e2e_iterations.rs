@@ -8,8 +8,8 @@ mod support;
 
 use std::time::Duration;
 
-use patchpilot::session::{Session, SessionStatus};
 use patchpilot::store::SessionFilter;
+use patchpilot::store::{Session, SessionStatus};
 use serde_json::{Value, json};
 use support::e2e::{
     INSTALLATION, MAINTAINER, Options, PYTHON_FIX, PYTHON_REPRO, REPO, World, python_project,

@@ -3,7 +3,7 @@
 
 mod support;
 
-use patchpilot::session::SessionStatus;
+use patchpilot::store::SessionStatus;
 use support::e2e::{MAINTAINER, PYTHON_FIX, PYTHON_REPRO, REPO, World, python_project};
 use support::fake_model::Reply;
 

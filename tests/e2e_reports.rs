@@ -5,7 +5,7 @@
 
 mod support;
 
-use patchpilot::session::SessionStatus;
+use patchpilot::store::SessionStatus;
 use regex::Regex;
 use support::e2e::{MAINTAINER, Options, PYTHON_FIX, PYTHON_REPRO, REPO, World, python_project};
 use support::fake_model::Reply;

@@ -8,7 +8,7 @@
 
 mod support;
 
-use patchpilot::session::SessionStatus;
+use patchpilot::store::SessionStatus;
 use support::e2e::{MAINTAINER, Options, REPO, World, python_project};
 use support::fake_model::Reply;
 

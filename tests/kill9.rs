@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::Method;
-use patchpilot::session::SessionStatus;
+use patchpilot::store::SessionStatus;
 use support::e2e::{PYTHON_FIX, PYTHON_REPRO, REPO, python_project};
 use support::fake_github::KillSwitch;
 use support::fake_model::Reply;

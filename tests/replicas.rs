@@ -7,8 +7,8 @@ mod support;
 
 use std::time::Duration;
 
-use patchpilot::session::SessionStatus;
 use patchpilot::store::SessionPatch;
+use patchpilot::store::SessionStatus;
 use support::e2e::{PYTHON_FIX, PYTHON_REPRO, REPO, python_project};
 use support::fake_model::Reply;
 use support::replicas::{Cluster, descendants};

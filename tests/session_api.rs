@@ -2,10 +2,10 @@
 
 mod support;
 
-use patchpilot::session::NewSession;
 use patchpilot::session::links::LinkSigner;
-use patchpilot::session::{EventLevel, SessionStatus};
+use patchpilot::store::NewSession;
 use patchpilot::store::SessionPatch;
+use patchpilot::store::{EventLevel, SessionStatus};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::server::{API_TOKEN, SECRET, TestServer};

@@ -5,11 +5,11 @@ mod support;
 use std::time::Duration;
 
 use chrono::Utc;
-use patchpilot::session::{EventLevel, NewSession, SessionStatus, TriggerKind};
 use patchpilot::store::{
     DeliveryRecord, InstallationChange, Intake, IntakeEffect, JobOutcome, Recorded, SessionFilter,
     SessionPatch,
 };
+use patchpilot::store::{EventLevel, NewSession, SessionStatus, TriggerKind};
 
 fn delivery(id: &str, event: &str) -> DeliveryRecord {
     DeliveryRecord {

@@ -5,7 +5,7 @@
 mod support;
 
 use patchpilot::session::iteration::IterationRequest;
-use patchpilot::session::{NewSession, TriggerKind};
+use patchpilot::store::{NewSession, TriggerKind};
 
 fn first_session() -> NewSession {
     NewSession {
@@ -70,7 +70,7 @@ on_both_backends! {
         db.store.create_session(first_session()).await.unwrap();
     }
     async fn an_issue_and_the_rounds_on_its_pull_request_share_one_branch(db) {
-        use patchpilot::session::SessionStatus;
+        use patchpilot::store::SessionStatus;
         use patchpilot::store::SessionPatch;
         let done = SessionPatch { status: Some(SessionStatus::Succeeded), ..SessionPatch::default() };
         let first = db.store.create_session(first_session()).await.unwrap();

@@ -3,7 +3,7 @@
 mod support;
 
 use patchpilot::github::markers::check_run_external_id;
-use patchpilot::session::TriggerKind;
+use patchpilot::store::TriggerKind;
 use patchpilot::store::{InstallationChange, IntakeEffect};
 use patchpilot::webhook::events::{self, Event};
 use patchpilot::webhook::triggers::{self, CommandJob, CommandKind, TriggerSettings};
@@ -46,7 +46,7 @@ fn command_of(decision: &triggers::Decision) -> CommandJob {
     }
 }
 
-fn session_of(decision: &triggers::Decision) -> patchpilot::session::NewSession {
+fn session_of(decision: &triggers::Decision) -> patchpilot::store::NewSession {
     match &decision.effect {
         IntakeEffect::StartSession(new) => new.clone(),
         other => panic!("expected a session, got {other:?} ({})", decision.outcome),

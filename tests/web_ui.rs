@@ -11,7 +11,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use patchpilot::session::SessionStatus;
+use patchpilot::store::SessionStatus;
 use serde_json::json;
 use support::e2e::{MAINTAINER, PYTHON_FIX, PYTHON_REPRO, REPO, World, python_project};
 use support::fake_model::Reply;

@@ -3,8 +3,8 @@
 
 mod support;
 
-use patchpilot::session::{SessionStatus, TriggerKind};
 use patchpilot::store::SessionFilter;
+use patchpilot::store::{SessionStatus, TriggerKind};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::server::{SECRET, TestServer};
@@ -18,7 +18,7 @@ fn labeled_payload(issue_body: &str) -> Value {
     payload
 }
 
-async fn sessions(server: &TestServer) -> Vec<patchpilot::session::Session> {
+async fn sessions(server: &TestServer) -> Vec<patchpilot::store::Session> {
     server
         .store
         .list_sessions(&SessionFilter::default())

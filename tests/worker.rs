@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use patchpilot::session::NewSession;
+use patchpilot::store::NewSession;
 use patchpilot::store::{Clock, Job, JobOutcome, ORPHANED_SESSION_REASON, Store};
 use patchpilot::worker::{JobError, JobHandler, WorkerConfig, WorkerPool};
 use tokio::sync::Notify;

@@ -29,9 +29,9 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::WebhookSecrets;
-use crate::session::Session;
 use crate::session::links::{LinkSigner, derive_key};
+use crate::store::Session;
+use crate::webhook::signature::WebhookSecrets;
 
 /// How long a browser stays signed in.
 pub const SIGN_IN_LIFETIME: Duration = Duration::hours(12);

@@ -19,8 +19,8 @@ use serde_json::json;
 
 use super::AppState;
 use super::access::{Denied, LinkQuery, MAX_STREAM_LIFETIME};
-use crate::session::{NewSession, Session, TriggerKind};
 use crate::store::SessionFilter;
+use crate::store::{NewSession, Session, TriggerKind};
 
 /// An API error: status and a sentence.
 pub struct ApiError(StatusCode, String);

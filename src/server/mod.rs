@@ -13,6 +13,7 @@
 pub mod access;
 mod api;
 mod assets;
+mod config;
 mod health;
 pub mod metrics;
 mod pages;
@@ -32,10 +33,11 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::config::WebhookSecrets;
 use crate::store::{IntakeQueue, Store};
+use crate::webhook::signature::WebhookSecrets;
 use crate::webhook::triggers::TriggerSettings;
 
+pub use config::{LogFormat, ServerArgs, present};
 pub use health::Features;
 pub use webhook::VerifiedDelivery;
 
@@ -68,7 +70,7 @@ pub struct EdgeLimits {
 }
 
 impl EdgeLimits {
-    pub fn from_args(args: &crate::config::ServerArgs) -> Self {
+    pub fn from_args(args: &crate::server::ServerArgs) -> Self {
         Self {
             webhook_permits: Arc::new(Semaphore::new(args.max_inflight_webhooks as usize)),
             body_timeout: Duration::from_secs(args.body_timeout_secs),

@@ -13,7 +13,9 @@
 //!   claims the job again, so a crash resumes or fails a session visibly, never silently.
 
 mod clock;
+mod config;
 mod intake;
+mod model;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -25,11 +27,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use clock::{Clock, SystemClock};
+pub use config::DatabaseArgs;
 pub use intake::IntakeQueue;
+pub use model::{EventLevel, NewSession, Session, SessionEvent, SessionStatus, TriggerKind};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-
-use crate::session::{EventLevel, NewSession, Session, SessionEvent, SessionStatus};
 
 /// Storage failures. The message never contains a secret (URLs are redacted before use).
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use super::sql::impl_store;
 use super::{Intake, IntakeEffect, Recorded, StoreResult};
-use crate::session::{NewSession, TriggerKind};
+use super::{NewSession, TriggerKind};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 

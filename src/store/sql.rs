@@ -8,8 +8,8 @@
 
 use chrono::{DateTime, Utc};
 
+use super::{EventLevel, Session, SessionEvent};
 use super::{Installation, Job, StoreError, StoreResult};
-use crate::session::{EventLevel, Session, SessionEvent};
 
 pub(super) const SESSION_COLUMNS: &str = "id, repo_url, branch, bug_description, repro_command, \
     status, patch_diff, pr_url, error_message, created_at, updated_at, installation_id, \
@@ -315,8 +315,8 @@ macro_rules! impl_store {
 
             async fn create_session(
                 &self,
-                new: $crate::session::NewSession,
-            ) -> $crate::store::StoreResult<$crate::session::Session> {
+                new: $crate::store::NewSession,
+            ) -> $crate::store::StoreResult<$crate::store::Session> {
                 let id = $crate::store::sql::new_session_id();
                 let mut tx = self.pool.begin().await?;
                 insert_sessions(&mut tx, &[(id.as_str(), &new, None)]).await?;
@@ -330,7 +330,7 @@ macro_rules! impl_store {
             async fn get_session(
                 &self,
                 id: &str,
-            ) -> $crate::store::StoreResult<Option<$crate::session::Session>> {
+            ) -> $crate::store::StoreResult<Option<$crate::store::Session>> {
                 let sql = format!(
                     "SELECT {} FROM sessions WHERE id = $1",
                     $crate::store::sql::SESSION_COLUMNS
@@ -343,7 +343,7 @@ macro_rules! impl_store {
             async fn list_sessions(
                 &self,
                 filter: &$crate::store::SessionFilter,
-            ) -> $crate::store::StoreResult<Vec<$crate::session::Session>> {
+            ) -> $crate::store::StoreResult<Vec<$crate::store::Session>> {
                 let mut query = sqlx::QueryBuilder::<$db>::new(format!(
                     "SELECT {} FROM sessions WHERE 1 = 1",
                     $crate::store::sql::SESSION_COLUMNS
@@ -388,7 +388,7 @@ macro_rules! impl_store {
                 &self,
                 repository: &str,
                 issue_number: i64,
-            ) -> $crate::store::StoreResult<Option<$crate::session::Session>> {
+            ) -> $crate::store::StoreResult<Option<$crate::store::Session>> {
                 let sql = format!(
                     "SELECT {} FROM sessions WHERE repository = $1 AND issue_number = $2 \
                      AND status IN ('queued', 'running') ORDER BY created_at, id LIMIT 1",
@@ -406,7 +406,7 @@ macro_rules! impl_store {
                 &self,
                 repository: &str,
                 issue_number: i64,
-            ) -> $crate::store::StoreResult<Option<$crate::session::Session>> {
+            ) -> $crate::store::StoreResult<Option<$crate::store::Session>> {
                 let sql = format!(
                     "SELECT {} FROM sessions WHERE repository = $1 AND status IN ('queued', 'running') \
                      AND ((issue_number = $2 AND parent_session_id IS NULL) OR parent_session_id IN \
@@ -481,7 +481,7 @@ macro_rules! impl_store {
                 &self,
                 session_id: &str,
                 step: &str,
-                level: $crate::session::EventLevel,
+                level: $crate::store::EventLevel,
                 message: &str,
             ) -> $crate::store::StoreResult<i64> {
                 let (id,): (i64,) = sqlx::query_as(
@@ -503,7 +503,7 @@ macro_rules! impl_store {
                 session_id: &str,
                 after_id: i64,
                 limit: i64,
-            ) -> $crate::store::StoreResult<Vec<$crate::session::SessionEvent>> {
+            ) -> $crate::store::StoreResult<Vec<$crate::store::SessionEvent>> {
                 let rows: Vec<$crate::store::sql::EventRow> = sqlx::query_as(
                     "SELECT id, session_id, at, step, level, message FROM session_events \
                      WHERE session_id = $1 AND id > $2 ORDER BY id LIMIT $3",
@@ -687,14 +687,14 @@ macro_rules! impl_store {
                 .into_iter()
                 .filter(|&i| inserted.contains(&batch[i].delivery.delivery_id))
                 .collect();
-            let starts: Vec<(usize, &$crate::session::NewSession)> = accepted
+            let starts: Vec<(usize, &$crate::store::NewSession)> = accepted
                 .iter()
                 .filter_map(|&i| match &batch[i].effect {
                     IntakeEffect::StartSession(new) => Some((i, new)),
                     _ => None,
                 })
                 .collect();
-            let sessions: Vec<(&str, &$crate::session::NewSession, Option<&str>)> = starts
+            let sessions: Vec<(&str, &$crate::store::NewSession, Option<&str>)> = starts
                 .iter()
                 .map(|&(i, new)| (session_ids[i].as_deref().unwrap_or_default(), new, Some(batch[i].delivery.delivery_id.as_str())))
                 .collect();
@@ -729,7 +729,7 @@ macro_rules! impl_store {
         /// Inserts queued sessions: `(id, what is known, delivery id)`, one statement per 200.
         async fn insert_sessions(
             tx: &mut sqlx::Transaction<'_, $db>,
-            sessions: &[(&str, &$crate::session::NewSession, Option<&str>)],
+            sessions: &[(&str, &$crate::store::NewSession, Option<&str>)],
         ) -> $crate::store::StoreResult<()> {
             let now = chrono::Utc::now();
             for chunk in sessions.chunks(200) {
@@ -740,7 +740,7 @@ macro_rules! impl_store {
                      parent_session_id, iteration_key, iteration_request, pr_number, head_branch) ",
                 );
                 query.push_values(chunk, |mut row, &(id, new, delivery_id)| {
-                    let kind = new.trigger_kind.unwrap_or($crate::session::TriggerKind::Api);
+                    let kind = new.trigger_kind.unwrap_or($crate::store::TriggerKind::Api);
                     row.push_bind(id.to_owned())
                         .push_bind(new.repo_url.clone())
                         .push_bind(new.branch.clone())

@@ -31,7 +31,7 @@ use tokio::sync::Mutex;
 
 use super::sql::impl_store;
 use super::{Intake, IntakeEffect, Recorded, StoreResult};
-use crate::session::{NewSession, TriggerKind};
+use super::{NewSession, TriggerKind};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 

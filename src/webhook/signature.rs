@@ -6,10 +6,8 @@
 //! <https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries>
 
 use hmac::{Hmac, Mac};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
-
-use crate::config::WebhookSecrets;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
@@ -55,6 +53,34 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The accepted webhook secrets, parsed from the comma-separated setting.
+#[derive(Clone)]
+pub struct WebhookSecrets(Vec<SecretString>);
+
+impl WebhookSecrets {
+    /// `None` when no non-empty secret is given.
+    pub fn parse(setting: &SecretString) -> Option<Self> {
+        let secrets: Vec<SecretString> = setting
+            .expose_secret()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| SecretString::from(s.to_owned()))
+            .collect();
+        (!secrets.is_empty()).then_some(Self(secrets))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &SecretString> {
+        self.0.iter()
+    }
+}
+
+impl std::fmt::Debug for WebhookSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebhookSecrets([{} redacted])", self.0.len())
+    }
 }
 
 #[cfg(test)]
@@ -110,5 +136,15 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn secrets_split_on_commas_and_skip_blanks() {
+        let parsed =
+            WebhookSecrets::parse(&SecretString::from(" old , new ,,".to_owned())).unwrap();
+        let values: Vec<&str> = parsed.iter().map(|s| s.expose_secret()).collect();
+        assert_eq!(values, ["old", "new"]);
+        assert!(WebhookSecrets::parse(&SecretString::from(" , ".to_owned())).is_none());
+        assert_eq!(format!("{parsed:?}"), "WebhookSecrets([2 redacted])");
     }
 }

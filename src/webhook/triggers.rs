@@ -11,8 +11,8 @@ use super::events::{
     Account, Event, InstallationEvent, InstallationRepositoriesEvent, Issue, Repository,
 };
 use crate::session::issue_body::{Repro, parse_issue_body};
-use crate::session::{NewSession, TriggerKind};
 use crate::store::{InstallationChange, IntakeEffect};
+use crate::store::{NewSession, TriggerKind};
 
 /// The check run PatchPilot creates; `check_run.rerequested` on it starts a new attempt.
 use crate::github::markers::issue_from_external_id;

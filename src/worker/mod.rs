@@ -17,6 +17,8 @@
 //!   time instead of sleeping through a lease. Timers that only pace the loop (idle poll,
 //!   heartbeat interval) stay on tokio's time.
 
+mod config;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::store::{Clock, Job, JobOutcome, SETTLE_KEY, Store, SystemClock};
+
+pub use config::WorkerArgs;
 
 /// How a job handler failed.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use patchpilot::agent::git::RepoCache;
 use patchpilot::agent::pipeline::{Pipeline, PipelineDeps};
 use patchpilot::server::{self, AppState, Features};
-use patchpilot::session::Session;
+use patchpilot::store::Session;
 use patchpilot::store::{IntakeQueue, Store};
 use patchpilot::webhook::triggers::TriggerSettings;
 use patchpilot::worker::{WorkerConfig, WorkerPool};

@@ -19,7 +19,7 @@ pub enum Layer {
 impl Layer {
     pub fn of(top_level: &str) -> Layer {
         match top_level {
-            "main" | "server" | "app" | "local_run" => Layer::Edge,
+            "main" | "server" | "app" | "config" | "local_run" => Layer::Edge,
             "webhook" | "session" | "report" | "agent" | "worker" | "authorization" => {
                 Layer::Core
             }

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use patchpilot::session::Session;
+use patchpilot::store::Session;
 use patchpilot::store::{SessionFilter, Store};
 use serde_json::{Value, json};
 

@@ -10,8 +10,8 @@ use crate::github::client::ReactionTarget;
 use crate::github::reporter::{reply_limited, reply_once};
 use crate::github::types::CommentId;
 use crate::report::messages::{already_running_reply, unauthorised_reply};
-use crate::session::{Session, SessionStatus};
 use crate::store::SessionPatch;
+use crate::store::{Session, SessionStatus};
 use crate::worker::JobError;
 
 use super::progress::{Progress, github_ref};

@@ -9,8 +9,8 @@ use crate::github::reporter::{reply_limited, reply_once};
 use crate::github::types::{CommentId, InstallationId, IssueNumber, RepoName};
 use crate::report::messages::{help_text, status_reply};
 use crate::report::{Outcome, PipelineStep, ProgressView, StepState, StepView};
-use crate::session::{Session, SessionEvent, SessionStatus};
 use crate::store::SessionFilter;
+use crate::store::{Session, SessionEvent, SessionStatus};
 use crate::webhook::triggers::{CommandJob, CommandKind};
 use crate::worker::JobError;
 
@@ -187,7 +187,7 @@ pub(crate) fn step_states(
     events: &[SessionEvent],
     running: bool,
 ) -> Vec<(PipelineStep, StepState)> {
-    use crate::session::EventLevel;
+    use crate::store::EventLevel;
     let started = |step: PipelineStep| {
         let (name, marker) = (step_name(step), start_message(step));
         events
@@ -233,7 +233,7 @@ pub(crate) fn step_states(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::EventLevel;
+    use crate::store::EventLevel;
 
     fn events(list: &[(&str, EventLevel, &str)]) -> Vec<SessionEvent> {
         list.iter()

@@ -18,7 +18,7 @@ use crate::github::types::CommentId;
 use crate::report::iteration::{
     CommentView, IterationAsk, IterationEnd, IterationReplyView, iteration_reply,
 };
-use crate::session::{Session, SessionStatus};
+use crate::store::{Session, SessionStatus};
 use crate::worker::JobError;
 
 /// What maintainers can do after a round that pushed nothing.

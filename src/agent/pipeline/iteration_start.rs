@@ -18,8 +18,8 @@ use crate::github::types::{InstallationId, IssueNumber, RepoName};
 use crate::report::iteration::ci_cap_reply;
 use crate::session::iteration::{CI_KEY_PREFIX, IterationRequest, issue_of_branch};
 use crate::session::repo_config::{REPO_CONFIG_PATH, RepoConfig};
-use crate::session::{NewSession, Session, TriggerKind};
 use crate::store::SessionFilter;
+use crate::store::{NewSession, Session, TriggerKind};
 use crate::webhook::triggers::CommandJob;
 use crate::worker::JobError;
 

@@ -25,9 +25,9 @@ use crate::github::client::GitHub;
 use crate::llm::{Model, SessionBudget};
 use crate::report::SessionLink;
 use crate::sandbox::{Limits, Sandbox};
-use crate::session::{Session, SessionStatus};
 use crate::store::SessionPatch;
 use crate::store::{Job, Store};
+use crate::store::{Session, SessionStatus};
 use crate::worker::{JobError, JobHandler};
 
 pub use progress::Progress;

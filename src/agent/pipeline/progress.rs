@@ -16,9 +16,9 @@ use crate::report::messages::{
     CheckRunView, check_run_output, progress_comment, superseded_check_output,
 };
 use crate::report::{Outcome, PipelineStep, ProgressView, SessionLink, StepState, StepView};
-use crate::session::{EventLevel, Session};
 use crate::store::SessionPatch;
 use crate::store::Store;
+use crate::store::{EventLevel, Session};
 
 use super::PipelineDeps;
 

@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use super::progress::Progress;
 use super::{PipelineDeps, authorize};
 use crate::agent::steps::{self, SessionContext};
-use crate::session::{Session, SessionStatus};
 use crate::store::SessionPatch;
+use crate::store::{Session, SessionStatus};
 use crate::worker::JobError;
 
 /// Why a session stopped short of a pull request.

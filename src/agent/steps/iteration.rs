@@ -16,7 +16,7 @@ use crate::report::PipelineStep;
 use crate::report::iteration::{IterationAsk, iteration_commit_message};
 use crate::sandbox::environment::environment_failure;
 use crate::session::iteration::IterationRequest;
-use crate::session::{EventLevel, SessionStatus};
+use crate::store::{EventLevel, SessionStatus};
 use crate::store::{SessionFilter, SessionPatch};
 
 use super::iteration_request::{GatheredRequest, NamedComment, gather};

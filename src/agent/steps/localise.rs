@@ -8,7 +8,7 @@ use crate::agent::localize::{
 };
 use crate::agent::pipeline::{Progress, Stop};
 use crate::report::PipelineStep;
-use crate::session::EventLevel;
+use crate::store::EventLevel;
 
 use super::SessionContext;
 

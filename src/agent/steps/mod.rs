@@ -27,7 +27,7 @@ use crate::agent::prompt::{RepoInstructions, SimilarFix};
 use crate::github::client::GitHubError;
 use crate::sandbox::{RunOutcome, SandboxCommand, SandboxError};
 use crate::session::repo_config::RepoConfig;
-use crate::session::{EventLevel, Session};
+use crate::store::{EventLevel, Session};
 
 /// At most this many output lines of one command are recorded as events (all of the output
 /// is still captured, bounded, for the model and the reports).

@@ -12,7 +12,7 @@ use crate::agent::prompt::{
 };
 use crate::llm::{BudgetedModel, Model};
 use crate::report::PipelineStep;
-use crate::session::EventLevel;
+use crate::store::EventLevel;
 use crate::store::SessionPatch;
 
 use super::SessionContext;

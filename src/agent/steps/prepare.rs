@@ -13,8 +13,8 @@ use crate::agent::pipeline::progress::github_ref;
 use crate::agent::pipeline::{Progress, Stop};
 use crate::session::issue_body::{Repro, parse_issue_body};
 use crate::session::repo_config::{REPO_CONFIG_PATH, RepoConfig};
-use crate::session::{EventLevel, TriggerKind};
 use crate::store::SessionPatch;
+use crate::store::{EventLevel, TriggerKind};
 
 use super::{SessionContext, github_stop};
 

@@ -10,7 +10,7 @@ use crate::sandbox::RunOutcome;
 use crate::sandbox::environment::{
     EnvironmentFailure, environment_failure, missing_python_dependency,
 };
-use crate::session::EventLevel;
+use crate::store::EventLevel;
 
 use super::SessionContext;
 

@@ -6,7 +6,7 @@ use crate::agent::pipeline::Progress;
 use crate::agent::pipeline::progress::github_ref;
 use crate::agent::prompt::SimilarFix;
 use crate::report::PipelineStep;
-use crate::session::EventLevel;
+use crate::store::EventLevel;
 
 use super::SessionContext;
 

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use super::session::badge;
 use super::{escape, html, layout, message_page, to_sign_in};
 use crate::server::AppState;
-use crate::session::{Session, SessionStatus};
 use crate::store::SessionFilter;
+use crate::store::{Session, SessionStatus};
 
 /// The filter form's fields; empty fields mean "any".
 #[derive(Debug, Default, Deserialize)]

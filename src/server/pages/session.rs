@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::steps::{self, StepRow, Steps, state_name};
 use super::{diff, escape, layout};
 use crate::server::access::LinkQuery;
-use crate::session::{Session, SessionEvent, SessionStatus};
+use crate::store::{Session, SessionEvent, SessionStatus};
 
 /// A short human duration: "0.4 s", "12 s", "2 min 05 s".
 pub fn duration_text(from: DateTime<Utc>, to: DateTime<Utc>) -> String {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use crate::agent::pipeline::progress::step_name;
 use crate::report::{PipelineStep, StepState};
-use crate::session::{EventLevel, SessionEvent, SessionStatus};
+use crate::store::{EventLevel, SessionEvent, SessionStatus};
 
 /// One step as the page shows it.
 #[derive(Debug)]
