@@ -11,8 +11,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use octocrab::jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -20,9 +18,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use super::client::GitHub;
-use super::octo::OctocrabGitHub;
-use super::retry::RetryPolicy;
 use super::types::{InstallationId, RepoName};
 
 /// Tokens with less than this left are replaced before use.
@@ -74,21 +69,6 @@ pub enum GitHubConfigError {
 }
 
 impl GitHubArgs {
-    /// The configured client, or `None` when no App is configured at all.
-    pub fn build(&self) -> Result<Option<Arc<dyn GitHub>>, GitHubConfigError> {
-        let Some(credentials) = self.credentials()? else {
-            return Ok(None);
-        };
-        let client = OctocrabGitHub::new(
-            &self.github_api_url,
-            credentials,
-            self.bot_login.clone(),
-            Duration::from_secs(self.github_timeout_secs.max(1)),
-            RetryPolicy::default(),
-        )?;
-        Ok(Some(Arc::new(client)))
-    }
-
     /// The App credentials, or `None` when neither an id nor a key is configured.
     pub fn credentials(&self) -> Result<Option<AppCredentials>, GitHubConfigError> {
         let pem = match (&self.github_private_key, &self.github_private_key_path) {

@@ -12,6 +12,7 @@
 //! This file is the transport (auth headers, retries, timeouts); `api.rs` maps each domain
 //! verb of [`GitHub`] to its REST route and narrow response struct.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
@@ -25,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use super::auth::{AppCredentials, CachedToken, GitHubConfigError, TokenCache};
+use super::auth::{AppCredentials, CachedToken, GitHubArgs, GitHubConfigError, TokenCache};
 use super::client::*;
 use super::retry::{Attempt, RetryPolicy, Verdict, classify};
 use super::types::{InstallationId, RepoName};
@@ -350,6 +351,25 @@ impl OctocrabGitHub {
 
 mod api;
 mod iteration_api;
+
+/// The client is built here, from the settings `auth` parses, so that `auth` needs nothing
+/// of octocrab.
+impl GitHubArgs {
+    /// The configured client, or `None` when no App is configured at all.
+    pub fn build(&self) -> Result<Option<Arc<dyn GitHub>>, GitHubConfigError> {
+        let Some(credentials) = self.credentials()? else {
+            return Ok(None);
+        };
+        let client = OctocrabGitHub::new(
+            &self.github_api_url,
+            credentials,
+            self.bot_login.clone(),
+            Duration::from_secs(self.github_timeout_secs.max(1)),
+            RetryPolicy::default(),
+        )?;
+        Ok(Some(Arc::new(client)))
+    }
+}
 
 #[cfg(test)]
 mod tests {
