@@ -12,8 +12,9 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use crate::agent::deps::PipelineDeps;
 use crate::agent::git::RepoCache;
-use crate::agent::pipeline::{Pipeline, PipelineDeps};
+use crate::agent::pipeline::Pipeline;
 use crate::config::ServeArgs;
 use crate::server::{self, AppState, Features};
 use crate::store::{self, IntakeQueue, Store};

@@ -12,8 +12,9 @@ use anyhow::Context;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::deps::PipelineDeps;
 use crate::agent::git::RepoCache;
-use crate::agent::pipeline::{Pipeline, PipelineDeps};
+use crate::agent::pipeline::Pipeline;
 use crate::llm::ModelArgs;
 use crate::sandbox::SandboxArgs;
 use crate::store::DatabaseArgs;

@@ -8,4 +8,6 @@ pub mod markdown;
 pub mod messages;
 pub mod model;
 
-pub use model::{Outcome, PipelineStep, ProgressView, SessionLink, StepState, StepView};
+pub use model::{
+    Outcome, PipelineStep, ProgressView, SessionLink, StepState, StepView, start_message, step_name,
+};

@@ -129,3 +129,21 @@ impl ProgressView {
             .map(|s| s.step)
     }
 }
+
+/// The event message that marks a step as started (`/patchpilot status` looks for it).
+pub fn start_message(step: PipelineStep) -> String {
+    format!("{} …", step.label())
+}
+
+/// Short machine name of a step, used in session events.
+pub fn step_name(step: PipelineStep) -> &'static str {
+    match step {
+        PipelineStep::Clone => "clone",
+        PipelineStep::Reproduce => "reproduce",
+        PipelineStep::Localise => "localise",
+        PipelineStep::SimilarFixes => "similar_fixes",
+        PipelineStep::Patch => "patch",
+        PipelineStep::Verify => "verify",
+        PipelineStep::Publish => "publish",
+    }
+}

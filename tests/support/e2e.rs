@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use patchpilot::agent::deps::PipelineDeps;
 use patchpilot::agent::git::RepoCache;
-use patchpilot::agent::pipeline::{Pipeline, PipelineDeps};
+use patchpilot::agent::pipeline::Pipeline;
 use patchpilot::server::{self, AppState, Features};
 use patchpilot::store::Session;
 use patchpilot::store::{IntakeQueue, Store};

@@ -14,8 +14,8 @@ use crate::store::SessionPatch;
 use crate::store::{Session, SessionStatus};
 use crate::worker::JobError;
 
-use super::progress::{Progress, github_ref};
-use super::{PipelineDeps, public_session_link};
+use crate::agent::deps::{PipelineDeps, public_session_link};
+use crate::agent::progress::{Progress, github_ref};
 
 /// Whether the session may run; refusals are recorded and answered here.
 pub async fn authorize(deps: &PipelineDeps, session: &Session) -> Result<bool, JobError> {

@@ -14,8 +14,9 @@ use crate::store::{Session, SessionEvent, SessionStatus};
 use crate::webhook::triggers::{CommandJob, CommandKind};
 use crate::worker::JobError;
 
-use super::progress::{start_message, step_name};
-use super::{PipelineDeps, iteration_start, public_session_link};
+use super::iteration_start;
+use crate::agent::deps::{PipelineDeps, public_session_link};
+use crate::report::{start_message, step_name};
 
 fn transient(err: impl std::fmt::Display) -> JobError {
     JobError::Transient(err.to_string())

@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::progress::{Progress, github_ref};
-use super::run::{Stop, remove_work_tree, set_status};
-use super::{PipelineDeps, public_session_link};
-use crate::agent::steps::SessionContext;
+use super::run::{remove_work_tree, set_status};
+use crate::agent::deps::{PipelineDeps, public_session_link};
+use crate::agent::progress::{Progress, github_ref};
 use crate::agent::steps::iteration::{self, IterationState, Pushed, ask_of};
+use crate::agent::steps::{StepEnv, Stop};
 use crate::github::types::CommentId;
 use crate::report::iteration::{
     CommentView, IterationAsk, IterationEnd, IterationReplyView, iteration_reply,
@@ -35,32 +35,32 @@ pub async fn run_iteration(
     let git_dir = crate::agent::git::git_dir_for(&work_dir);
     remove_work_tree(&work_dir).await;
     remove_work_tree(&git_dir).await;
-    let mut ctx = SessionContext::new(deps.clone(), session.clone(), work_dir.clone(), cancel);
+    let env = StepEnv::new(deps.clone(), session.clone(), work_dir.clone(), cancel);
     let mut state = IterationState::default();
-    let result = iteration::run(&mut ctx, progress, &mut state).await;
+    let result = iteration::run(&env, progress, &mut state).await;
     remove_work_tree(&work_dir).await;
     remove_work_tree(&git_dir).await;
-    finish(deps, &ctx, progress, &state, result).await
+    finish(deps, &env, progress, &state, result).await
 }
 
 async fn finish(
     deps: &PipelineDeps,
-    ctx: &SessionContext,
+    env: &StepEnv,
     progress: &mut Progress,
     state: &IterationState,
     result: Result<Pushed, Stop>,
 ) -> Result<(), JobError> {
-    let id = ctx.session.id.as_str();
+    let id = env.session.id.as_str();
     let end = match result {
         Ok(pushed) => {
             progress.finish_pull_request(&pushed.pr_url).await;
             IterationEnd::Pushed {
                 head_sha: pushed.head_sha,
                 previous_head: pushed.previous_head,
-                files_changed: ctx.changed_files.clone(),
-                summary: ctx.summary.clone(),
-                repro_command: ctx.repro.clone(),
-                output_after: ctx.passing_output.clone(),
+                files_changed: pushed.files_changed,
+                summary: pushed.summary,
+                repro_command: pushed.repro_command,
+                output_after: pushed.output_after,
             }
         }
         Err(Stop::Transient(error)) => return Err(JobError::Transient(error)),
@@ -91,7 +91,7 @@ async fn finish(
         IterationEnd::NotPushed { reason, .. } => Some(reason.clone()),
         IterationEnd::Pushed { .. } => None,
     };
-    reply(deps, ctx, progress, state, end).await;
+    reply(deps, env, progress, state, end).await;
     let status = if pushed {
         SessionStatus::Succeeded
     } else {
@@ -104,20 +104,20 @@ async fn finish(
 /// Rewrites the round's comment with its outcome (the progress comment stays if that fails).
 async fn reply(
     deps: &PipelineDeps,
-    ctx: &SessionContext,
+    env: &StepEnv,
     progress: &Progress,
     state: &IterationState,
     end: IterationEnd,
 ) {
     let (Some(github), Some(s), Some(reporter)) =
-        (&deps.github, github_ref(&ctx.session), progress.reporter())
+        (&deps.github, github_ref(&env.session), progress.reporter())
     else {
         return;
     };
     let mut ask = match &state.request {
-        Some(request) => ask_of(request, ctx),
+        Some(request) => ask_of(request, env),
         None => IterationAsk::Feedback {
-            by: ctx.session.triggered_by.clone(),
+            by: env.session.triggered_by.clone(),
         },
     };
     if let IterationAsk::Review { comments, .. } = &mut ask {
@@ -128,21 +128,20 @@ async fn reply(
                 path: c.path.clone(),
                 line: c.line,
                 body: c.body.clone(),
-                addressed: matches!(end, IterationEnd::Pushed { .. })
-                    && ctx.changed_files.contains(&c.path),
+                addressed: matches!(&end, IterationEnd::Pushed { files_changed, .. } if files_changed.contains(&c.path)),
             })
             .collect();
     }
     let view = IterationReplyView {
-        session: public_session_link(deps, &ctx.session),
-        branch: ctx.base_branch.clone(),
+        session: public_session_link(deps, &env.session),
+        branch: state.branch.clone().unwrap_or_default(),
         ask,
         end,
     };
     let body = iteration_reply(&view);
     let comment = match reporter.comment_id().await {
         Some(id) => Some(id),
-        None => ctx
+        None => env
             .session
             .progress_comment_id
             .map(|id| CommentId(id as u64)),
@@ -159,6 +158,6 @@ async fn reply(
             .map(|_| ()),
     };
     if let Err(err) = result {
-        tracing::warn!(session = %ctx.session.id, error = %err, "could not post the iteration reply");
+        tracing::warn!(session = %env.session.id, error = %err, "could not post the iteration reply");
     }
 }

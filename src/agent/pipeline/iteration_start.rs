@@ -23,7 +23,7 @@ use crate::store::{NewSession, Session, TriggerKind};
 use crate::webhook::triggers::CommandJob;
 use crate::worker::JobError;
 
-use super::PipelineDeps;
+use crate::agent::deps::PipelineDeps;
 
 fn transient(err: impl std::fmt::Display) -> JobError {
     JobError::Transient(err.to_string())

@@ -1,6 +1,6 @@
 //! One session, start to finish: authorise, prepare, then the seven steps, then the outcome.
 //!
-//! Every way a session can end is a [`Stop`] with a sentence for the maintainer; only
+//! Every way a session can end is a `Stop` with a sentence for the maintainer; only
 //! transient infrastructure errors (GitHub 5xx, network) go back to the worker for a retry.
 
 use std::path::Path;
@@ -8,39 +8,12 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::progress::Progress;
-use super::{PipelineDeps, authorize};
-use crate::agent::steps::{self, SessionContext};
-use crate::store::SessionPatch;
-use crate::store::{Session, SessionStatus};
+use super::authorize;
+use crate::agent::deps::PipelineDeps;
+use crate::agent::progress::Progress;
+use crate::agent::steps::{self, StepEnv, Stop};
+use crate::store::{Session, SessionPatch, SessionStatus};
 use crate::worker::JobError;
-
-/// Why a session stopped short of a pull request.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Stop {
-    /// The repro command passed before any change.
-    NotReproduced {
-        reason: String,
-        remedy: String,
-    },
-    /// It stopped; `reason` says exactly why, `remedy` what the maintainer can do.
-    Failed {
-        reason: String,
-        remedy: String,
-    },
-    Cancelled,
-    /// An infrastructure hiccup: the job is retried later.
-    Transient(String),
-}
-
-impl Stop {
-    pub fn failed(reason: impl Into<String>, remedy: impl Into<String>) -> Self {
-        Self::Failed {
-            reason: reason.into(),
-            remedy: remedy.into(),
-        }
-    }
-}
 
 pub async fn run_session(
     deps: &Arc<PipelineDeps>,
@@ -72,11 +45,11 @@ pub async fn run_session(
     let git_dir = crate::agent::git::git_dir_for(&work_dir);
     remove_work_tree(&work_dir).await;
     remove_work_tree(&git_dir).await;
-    let mut ctx = SessionContext::new(deps.clone(), session.clone(), work_dir.clone(), cancel);
-    let result = steps::run_all(&mut ctx, &mut progress).await;
+    let env = StepEnv::new(deps.clone(), session.clone(), work_dir.clone(), cancel);
+    let result = steps::run_all(&env, &mut progress).await;
     remove_work_tree(&work_dir).await;
     remove_work_tree(&git_dir).await;
-    finish(deps, &ctx.session, &mut progress, result).await
+    finish(deps, &session, &mut progress, result).await
 }
 
 async fn finish(
@@ -132,9 +105,7 @@ pub(super) async fn set_status(
         error_message: error.map(str::to_owned),
         ..SessionPatch::default()
     };
-    if let Err(err) = deps.store.update_session(id, &patch).await {
-        tracing::error!(session = %id, error = %err, "could not store the session status");
-    }
+    deps.record(id, &patch).await;
 }
 
 /// Removes a work tree; files the sandbox created belong to other uids, which root can remove.

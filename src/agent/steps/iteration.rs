@@ -10,8 +10,7 @@
 
 use crate::agent::git::{self, Publication, Signature};
 use crate::agent::localize::Candidate;
-use crate::agent::pipeline::progress::github_ref;
-use crate::agent::pipeline::{Progress, Stop};
+use crate::agent::progress::{Progress, github_ref};
 use crate::report::PipelineStep;
 use crate::report::iteration::{IterationAsk, iteration_commit_message};
 use crate::sandbox::environment::environment_failure;
@@ -20,7 +19,11 @@ use crate::store::{EventLevel, SessionStatus};
 use crate::store::{SessionFilter, SessionPatch};
 
 use super::iteration_request::{GatheredRequest, NamedComment, gather};
-use super::{SessionContext, clone, github_stop, patch, prepare};
+use super::patch::{PatchInput, Patched};
+use super::{
+    Cloned, Localised, Prepared, Reproduced, SimilarFixes, StepEnv, Stop, clone, github_stop,
+    patch, prepare,
+};
 
 /// The pull request's diff shown to the model is cut to this many bytes (its tail).
 const MAX_DIFF_BYTES: usize = 6_000;
@@ -31,6 +34,10 @@ pub struct Pushed {
     pub previous_head: String,
     pub head_sha: String,
     pub pr_url: String,
+    pub files_changed: Vec<String>,
+    pub summary: String,
+    pub repro_command: String,
+    pub output_after: String,
 }
 
 /// What the round was about, for the reply (also when it fails half-way).
@@ -40,60 +47,78 @@ pub struct IterationState {
     pub comments: Vec<NamedComment>,
     /// The branch head the round started from, once cloned.
     pub start_head: Option<String>,
+    /// The pull request's branch, once prepared.
+    pub branch: Option<String>,
 }
 
-pub fn request_of(ctx: &SessionContext) -> Result<IterationRequest, Stop> {
-    let text = ctx.session.iteration_request.as_deref().unwrap_or_default();
+pub fn request_of(env: &StepEnv) -> Result<IterationRequest, Stop> {
+    let text = env.session.iteration_request.as_deref().unwrap_or_default();
     IterationRequest::from_json(text)
         .map_err(|err| Stop::failed(err, "This is a PatchPilot bug; please report it."))
 }
 
 /// Runs the round; `state` keeps what the reply needs even when it stops early.
 pub async fn run(
-    ctx: &mut SessionContext,
+    env: &StepEnv,
     progress: &mut Progress,
     state: &mut IterationState,
 ) -> Result<Pushed, Stop> {
-    let request = request_of(ctx)?;
+    let request = request_of(env)?;
     state.request = Some(request.clone());
-    prepare::run(ctx, progress).await?;
-    ctx.check_cancel()?;
-    clone::run(ctx, progress).await?;
-    state.start_head = Some(ctx.base_sha.clone());
+    let mut prepared = prepare::run(env, progress).await?;
+    state.branch = Some(prepared.base_branch.clone());
+    env.check_cancel()?;
+    let cloned = clone::run(env, progress, &prepared).await?;
+    if let Some(config) = cloned.repo_config.clone() {
+        prepared.config = config;
+    }
+    state.start_head = Some(cloned.base_sha.clone());
     if let IterationRequest::CiFailure { head_sha, .. } = &request
-        && *head_sha != ctx.base_sha
+        && *head_sha != cloned.base_sha
     {
         return Err(Stop::failed(
             format!(
                 "CI failed on {}, but the branch has moved on to {}",
                 &head_sha[..head_sha.len().min(12)],
-                &ctx.base_sha[..ctx.base_sha.len().min(12)]
+                &cloned.base_sha[..cloned.base_sha.len().min(12)]
             ),
             "Nothing to do: CI on the new head decides whether another round is needed.",
         ));
     }
-    ctx.check_cancel()?;
-    let gathered = gather(ctx, &request).await?;
+    env.check_cancel()?;
+    let gathered = gather(env, &request).await?;
     state.comments = gathered.comments.clone();
-    latest_repro(ctx, progress).await?;
-    ctx.check_cancel()?;
-    let diff = pull_request_diff(ctx).await;
-    localise(ctx, progress, &gathered, &diff).await;
+    let reproduced = latest_repro(env, progress, &prepared).await?;
+    env.check_cancel()?;
+    let diff = pull_request_diff(env).await;
+    let localised = localise(env, progress, &gathered, &diff).await;
     progress
         .skipped(
             PipelineStep::SimilarFixes,
             "not needed for a round on an open pull request",
         )
         .await;
-    ctx.description = follow_up_description(ctx, &gathered, &diff);
-    patch::run(ctx, progress).await?;
-    ctx.check_cancel()?;
-    publish(ctx, progress, &ask_of(&request, ctx)).await
+    prepared.description = follow_up_description(env, &prepared, &gathered, &diff);
+    let input = PatchInput {
+        prepared: &prepared,
+        cloned: &cloned,
+        reproduced: &reproduced,
+        localised: &localised,
+        similar: &SimilarFixes::default(),
+    };
+    let patched = patch::run(env, progress, &input).await?;
+    // A round pushes only a verified change (a draft's unverified attempt is for first PRs).
+    if let Some(stop) = patched.unverified {
+        return Err(stop);
+    }
+    env.check_cancel()?;
+    let ask = ask_of(&request, env);
+    publish(env, progress, &prepared, &cloned, &patched, &ask).await
 }
 
 /// The ask as the reply and commit message name it.
-pub fn ask_of(request: &IterationRequest, ctx: &SessionContext) -> IterationAsk {
-    let by = ctx.session.triggered_by.clone();
+pub fn ask_of(request: &IterationRequest, env: &StepEnv) -> IterationAsk {
+    let by = env.session.triggered_by.clone();
     match request {
         IterationRequest::Feedback { .. } => IterationAsk::Feedback { by },
         IterationRequest::Review { .. } => IterationAsk::Review {
@@ -108,10 +133,17 @@ pub fn ask_of(request: &IterationRequest, ctx: &SessionContext) -> IterationAsk 
 
 /// Set-up (when configured), then the repro command on the branch head: its output is the
 /// latest evidence the model sees. Passing is expected here; not being able to run is not.
-async fn latest_repro(ctx: &mut SessionContext, progress: &mut Progress) -> Result<(), Stop> {
+async fn latest_repro(
+    env: &StepEnv,
+    progress: &mut Progress,
+    prepared: &Prepared,
+) -> Result<Reproduced, Stop> {
     progress.start(PipelineStep::Reproduce).await;
-    if let Some(setup) = ctx.config.setup_command.clone() {
-        let outcome = ctx.sandboxed(progress, "setup", &setup, true).await?;
+    let config = &prepared.config;
+    if let Some(setup) = config.setup_command.clone() {
+        let outcome = env
+            .sandboxed(progress, config, "setup", &setup, true)
+            .await?;
         if !outcome.success() {
             return Err(Stop::failed(
                 format!("the set-up command `{setup}` failed on the branch"),
@@ -119,26 +151,28 @@ async fn latest_repro(ctx: &mut SessionContext, progress: &mut Progress) -> Resu
             ));
         }
     }
-    let repro = ctx.repro.clone();
-    let outcome = ctx.sandboxed(progress, "reproduce", &repro, false).await?;
+    let repro = &prepared.repro;
+    let outcome = env
+        .sandboxed(progress, config, "reproduce", repro, false)
+        .await?;
     if let Some(failure) = environment_failure(&outcome) {
-        return Err(super::reproduce::could_not_run(&repro, &failure, &outcome));
+        return Err(super::reproduce::could_not_run(repro, &failure, &outcome));
     }
-    ctx.failing_output = outcome.output.text();
-    progress.output_before = Some(ctx.failing_output.clone());
+    let failing_output = outcome.output.text();
+    progress.output_before = Some(failing_output.clone());
     let verdict = if outcome.success() {
         "the reproduction command passes on the branch head"
     } else {
         "the reproduction command fails on the branch head"
     };
     progress.done(PipelineStep::Reproduce, verdict).await;
-    Ok(())
+    Ok(Reproduced { failing_output })
 }
 
 /// The pull request's changes so far: the first session's diff, then each earlier round's.
-async fn pull_request_diff(ctx: &SessionContext) -> String {
-    let store = &ctx.deps.store;
-    let Some(parent) = ctx.session.parent_session_id.clone() else {
+async fn pull_request_diff(env: &StepEnv) -> String {
+    let store = &env.deps.store;
+    let Some(parent) = env.session.parent_session_id.clone() else {
         return String::new();
     };
     let mut diffs = Vec::new();
@@ -146,8 +180,8 @@ async fn pull_request_diff(ctx: &SessionContext) -> String {
         diffs.extend(first.patch_diff);
     }
     let filter = SessionFilter {
-        repository: ctx.session.repository.clone(),
-        issue_number: ctx.session.issue_number,
+        repository: env.session.repository.clone(),
+        issue_number: env.session.issue_number,
         status: Some(SessionStatus::Succeeded),
         limit: 500,
     };
@@ -172,11 +206,11 @@ fn diff_paths(diff: &str) -> Vec<String> {
 
 /// The files the request names, then the files the pull request changed.
 async fn localise(
-    ctx: &mut SessionContext,
+    env: &StepEnv,
     progress: &mut Progress,
     gathered: &GatheredRequest,
     diff: &str,
-) {
+) -> Localised {
     progress.start(PipelineStep::Localise).await;
     let mut candidates: Vec<Candidate> = Vec::new();
     let named = gathered
@@ -187,7 +221,7 @@ async fn localise(
         .into_iter()
         .map(|p| (p, "changed by the pull request"));
     for (path, reason) in named.chain(changed) {
-        let is_file = std::fs::symlink_metadata(ctx.work_dir.join(&path))
+        let is_file = std::fs::symlink_metadata(env.work_dir.join(&path))
             .map(|m| m.is_file())
             .unwrap_or(false);
         if !is_file || candidates.iter().any(|c| c.path == path) {
@@ -220,12 +254,17 @@ async fn localise(
         "{} files from the request and the pull request",
         candidates.len()
     );
-    ctx.candidates = candidates;
     progress.done(PipelineStep::Localise, &message).await;
+    Localised { candidates }
 }
 
-fn follow_up_description(ctx: &SessionContext, gathered: &GatheredRequest, diff: &str) -> String {
-    let pr = github_ref(&ctx.session)
+fn follow_up_description(
+    env: &StepEnv,
+    prepared: &Prepared,
+    gathered: &GatheredRequest,
+    diff: &str,
+) -> String {
+    let pr = github_ref(&env.session)
         .map(|s| s.issue.0)
         .unwrap_or_default();
     let mut start = diff.len().saturating_sub(MAX_DIFF_BYTES);
@@ -234,22 +273,26 @@ fn follow_up_description(ctx: &SessionContext, gathered: &GatheredRequest, diff:
     }
     format!(
         "# Follow-up on pull request #{pr}\n\nPatchPilot opened pull request #{pr} for the bug report below. This is a new round on its branch `{}`: the reproduction command already passes there and must still pass after your change.\n\n{}\n\n## The pull request's changes so far\n\n```diff\n{}\n```\n\n# The original bug report\n\n{}",
-        ctx.base_branch,
+        prepared.base_branch,
         gathered.text.trim(),
         diff[start..].trim_end(),
-        ctx.session.bug_description.trim()
+        env.session.bug_description.trim()
     )
 }
 
 /// One new commit on top of the head the round started from; never a force-push.
 async fn publish(
-    ctx: &mut SessionContext,
+    env: &StepEnv,
     progress: &mut Progress,
+    prepared: &Prepared,
+    cloned: &Cloned,
+    patched: &Patched,
     ask: &IterationAsk,
 ) -> Result<Pushed, Stop> {
     progress.start(PipelineStep::Publish).await;
-    super::publish::check_work_tree(ctx).await?;
-    let (Some(github), Some(s)) = (ctx.deps.github.clone(), github_ref(&ctx.session)) else {
+    let edited = &patched.edited;
+    super::publish::check_work_tree(env, &cloned.base_sha, &edited.applied).await?;
+    let (Some(github), Some(s)) = (env.deps.github.clone(), github_ref(&env.session)) else {
         return Err(Stop::failed(
             "an iteration needs the GitHub App",
             "Ask the operator to configure the GitHub App.",
@@ -273,14 +316,14 @@ async fn publish(
         name: bot.clone(),
         email: format!("{bot}@users.noreply.github.com"),
     };
-    let message = iteration_commit_message(s.issue.0, ask, &ctx.summary);
+    let message = iteration_commit_message(s.issue.0, ask, &patched.summary);
     let (git_dir, base, changes, auth, branch, clone_url) = (
-        ctx.git_dir.clone(),
-        ctx.base_sha.clone(),
-        patch::changes(ctx),
-        ctx.auth.clone(),
-        ctx.base_branch.clone(),
-        ctx.clone_url.clone(),
+        env.git_dir.clone(),
+        cloned.base_sha.clone(),
+        edited.changes(),
+        prepared.auth.clone(),
+        prepared.base_branch.clone(),
+        env.session.repo_url.clone(),
     );
     let push_branch = branch.clone();
     let head_sha = tokio::task::spawn_blocking(move || {
@@ -303,28 +346,32 @@ async fn publish(
     })?;
     progress.set_check_commit(&head_sha);
     let patch = SessionPatch {
-        patch_diff: Some(ctx.diff.clone()),
+        patch_diff: Some(edited.diff.clone()),
         pr_url: Some(pull.html_url.clone()),
         pr_number: Some(s.issue.0 as i64),
         head_sha: Some(head_sha.clone()),
         head_branch: Some(branch.clone()),
         ..SessionPatch::default()
     };
-    let _ = ctx.deps.store.update_session(&ctx.session.id, &patch).await;
+    env.record(patch).await;
     progress
         .done(
             PipelineStep::Publish,
             &format!(
                 "pushed {} on top of {}",
                 &head_sha[..12.min(head_sha.len())],
-                &ctx.base_sha[..12.min(ctx.base_sha.len())]
+                &cloned.base_sha[..12.min(cloned.base_sha.len())]
             ),
         )
         .await;
     Ok(Pushed {
-        previous_head: ctx.base_sha.clone(),
+        previous_head: cloned.base_sha.clone(),
         head_sha,
         pr_url: pull.html_url,
+        files_changed: edited.changed_files.clone(),
+        summary: patched.summary.clone(),
+        repro_command: prepared.repro.clone(),
+        output_after: patched.output_after.clone(),
     })
 }
 

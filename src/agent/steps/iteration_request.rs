@@ -5,13 +5,12 @@
 
 use std::path::Path;
 
-use crate::agent::pipeline::Stop;
-use crate::agent::pipeline::progress::github_ref;
+use crate::agent::progress::github_ref;
 use crate::github::client::{CiJob, GitHub, ReviewComment};
 use crate::github::reporter::SessionRef;
 use crate::session::iteration::IterationRequest;
 
-use super::{SessionContext, github_stop};
+use super::{StepEnv, Stop, github_stop};
 
 /// Lines shown above and below a review comment's line.
 const CONTEXT_LINES: u64 = 4;
@@ -40,11 +39,8 @@ pub struct GatheredRequest {
     pub comments: Vec<NamedComment>,
 }
 
-pub async fn gather(
-    ctx: &SessionContext,
-    request: &IterationRequest,
-) -> Result<GatheredRequest, Stop> {
-    let (Some(github), Some(s)) = (ctx.deps.github.clone(), github_ref(&ctx.session)) else {
+pub async fn gather(env: &StepEnv, request: &IterationRequest) -> Result<GatheredRequest, Stop> {
+    let (Some(github), Some(s)) = (env.deps.github.clone(), github_ref(&env.session)) else {
         return Err(Stop::failed(
             "an iteration needs the GitHub App",
             "Ask the operator to configure the GitHub App.",
@@ -53,7 +49,7 @@ pub async fn gather(
     match request {
         IterationRequest::Feedback { text, .. } => Ok(feedback(text)),
         IterationRequest::Review { review_id } => {
-            review(github.as_ref(), &s, *review_id as u64, &ctx.work_dir).await
+            review(github.as_ref(), &s, *review_id as u64, &env.work_dir).await
         }
         IterationRequest::CiFailure {
             head_sha,

@@ -6,28 +6,40 @@
 use crate::agent::localize::{
     Candidate, IndexCache, IndexUse, LocalizeInput, PendingIndex, localize_deferring_index,
 };
-use crate::agent::pipeline::{Progress, Stop};
+use crate::agent::progress::Progress;
 use crate::report::PipelineStep;
 use crate::store::EventLevel;
 
-use super::SessionContext;
+use super::{Cloned, Prepared, Reproduced, StepEnv, Stop};
+
+/// The files most likely to hold the bug, best first.
+#[derive(Clone, Debug, Default)]
+pub struct Localised {
+    pub candidates: Vec<Candidate>,
+}
 
 /// How many files the patch prompt considers.
 const FILES: usize = 8;
 
-pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<(), Stop> {
+pub async fn run(
+    env: &StepEnv,
+    progress: &mut Progress,
+    prepared: &Prepared,
+    cloned: &Cloned,
+    reproduced: &Reproduced,
+) -> Result<Localised, Stop> {
     progress.start(PipelineStep::Localise).await;
     let (dir, issue, failure, commit) = (
-        ctx.work_dir.clone(),
-        ctx.description.clone(),
-        ctx.failing_output.clone(),
-        ctx.base_sha.clone(),
+        env.work_dir.clone(),
+        prepared.description.clone(),
+        reproduced.failing_output.clone(),
+        cloned.base_sha.clone(),
     );
     // The index of each commit lives next to the repository's git mirror.
     let cache = IndexCache::new(
-        ctx.deps
+        env.deps
             .repo_cache
-            .mirror_path(&ctx.clone_url)
+            .mirror_path(&env.session.repo_url)
             .with_extension("localize"),
     );
     let (localized, pending) = tokio::task::spawn_blocking(move || {
@@ -80,9 +92,8 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
             candidates[0].kind
         )
     };
-    ctx.candidates = candidates;
     progress.done(PipelineStep::Localise, &message).await;
-    Ok(())
+    Ok(Localised { candidates })
 }
 
 /// Builds and stores the commit's index off the step's time: the next steps wait on the

@@ -1,8 +1,15 @@
-//! The pipeline steps, one file each, sharing a [`SessionContext`].
+//! The pipeline steps, one file each. A step takes what it needs and returns what it
+//! produced; [`run_all`] passes each output on to the steps that read it:
 //!
-//! Order: prepare (issue, repository config, repro command), clone, reproduce, localise,
-//! similar fixes, patch + verify (one loop: each failed verification goes back to the model),
-//! publish. Each returns `Err(Stop)` to end the session with a reason.
+//! prepare → [`Prepared`] (issue, repository config, repro command) · clone → [`Cloned`] ·
+//! reproduce → [`Reproduced`] · localise → [`Localised`] · similar fixes → [`SimilarFixes`] ·
+//! patch + verify → [`Patched`] (one loop: each failed verification goes back to the model) ·
+//! publish → the pull request's URL.
+//!
+//! Every step also gets the [`StepEnv`] (the outside world, the session as claimed, its
+//! directories and cancel token, all read-only) and the session's [`Progress`]. Each returns
+//! `Err(Stop)` to end the session with a reason. A new step is a new file here, its output
+//! type, a line in [`run_all`], and its label in `report::model`.
 
 mod clone;
 pub mod iteration;
@@ -19,56 +26,64 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::edits::AppliedFile;
-use crate::agent::git::{self, GitAuth};
-use crate::agent::localize::Candidate;
-use crate::agent::pipeline::{PipelineDeps, Progress, Stop};
-use crate::agent::prompt::{RepoInstructions, SimilarFix};
+use crate::agent::deps::PipelineDeps;
+use crate::agent::git;
+use crate::agent::progress::Progress;
 use crate::github::client::GitHubError;
 use crate::sandbox::{RunOutcome, SandboxCommand, SandboxError};
 use crate::session::repo_config::RepoConfig;
-use crate::store::{EventLevel, Session};
+use crate::store::{EventLevel, Session, SessionPatch};
+
+pub use clone::Cloned;
+pub use localise::Localised;
+pub use patch::Patched;
+pub use prepare::Prepared;
+pub use reproduce::Reproduced;
+pub use similar::SimilarFixes;
 
 /// At most this many output lines of one command are recorded as events (all of the output
 /// is still captured, bounded, for the model and the reports).
 const MAX_STREAMED_LINES: usize = 400;
 
-/// What the steps know about the session as it advances.
-pub struct SessionContext {
+/// Why a session stopped short of a pull request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    /// The repro command passed before any change.
+    NotReproduced {
+        reason: String,
+        remedy: String,
+    },
+    /// It stopped; `reason` says exactly why, `remedy` what the maintainer can do.
+    Failed {
+        reason: String,
+        remedy: String,
+    },
+    Cancelled,
+    /// An infrastructure hiccup: the job is retried later.
+    Transient(String),
+}
+
+impl Stop {
+    pub fn failed(reason: impl Into<String>, remedy: impl Into<String>) -> Self {
+        Self::Failed {
+            reason: reason.into(),
+            remedy: remedy.into(),
+        }
+    }
+}
+
+/// What every step may use and none may change: the outside world, the session as it was
+/// claimed, its directories and its cancel token.
+pub struct StepEnv {
     pub deps: Arc<PipelineDeps>,
     pub session: Session,
     pub work_dir: PathBuf,
     /// The session's bare git directory, outside the work tree (see `agent::git`).
     pub git_dir: PathBuf,
-    /// The base commit the work tree was checked out at (set by the clone step).
-    pub base_sha: String,
     pub cancel: CancellationToken,
-    pub config: RepoConfig,
-    pub auth: GitAuth,
-    pub clone_url: String,
-    pub base_branch: String,
-    pub repro: String,
-    pub title: String,
-    pub description: String,
-    pub failing_output: String,
-    pub candidates: Vec<Candidate>,
-    pub similar: Vec<SimilarFix>,
-    pub instructions: Option<RepoInstructions>,
-    pub changed_files: Vec<String>,
-    /// What the applied edits read and wrote, per changed file: publishing commits these
-    /// bytes and checks the work tree still holds them.
-    pub applied: Vec<AppliedFile>,
-    pub diff: String,
-    pub passing_output: String,
-    pub summary: String,
-    /// The last reply whose edits applied but did not pass verification.
-    pub last_unverified_reply: Option<String>,
-    pub model_name: String,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
 }
 
-impl SessionContext {
+impl StepEnv {
     pub fn new(
         deps: Arc<PipelineDeps>,
         session: Session,
@@ -76,33 +91,17 @@ impl SessionContext {
         cancel: CancellationToken,
     ) -> Self {
         Self {
-            clone_url: session.repo_url.clone(),
-            title: session.issue_title.clone().unwrap_or_default(),
-            description: session.bug_description.clone(),
-            repro: session.repro_command.clone().unwrap_or_default(),
-            base_branch: session.branch.clone().unwrap_or_else(|| "main".to_owned()),
             deps,
             session,
             git_dir: git::git_dir_for(&work_dir),
-            base_sha: String::new(),
             work_dir,
             cancel,
-            config: RepoConfig::default(),
-            auth: GitAuth::anonymous(),
-            failing_output: String::new(),
-            candidates: Vec::new(),
-            similar: Vec::new(),
-            instructions: None,
-            changed_files: Vec::new(),
-            applied: Vec::new(),
-            diff: String::new(),
-            passing_output: String::new(),
-            summary: String::new(),
-            last_unverified_reply: None,
-            model_name: String::new(),
-            input_tokens: 0,
-            output_tokens: 0,
         }
+    }
+
+    /// Writes `patch` to the session's record; a failure is logged once, not fatal.
+    pub async fn record(&self, patch: SessionPatch) {
+        self.deps.record(&self.session.id, &patch).await;
     }
 
     pub fn check_cancel(&self) -> Result<(), Stop> {
@@ -114,16 +113,18 @@ impl SessionContext {
     }
 
     /// Runs `script` in the sandbox in the work tree, streaming its first lines as events.
+    /// `config` is the repository's: its environment and its (tighter) limits apply.
     pub async fn sandboxed(
         &self,
         progress: &Progress,
+        config: &RepoConfig,
         step: &str,
         script: &str,
         network: bool,
     ) -> Result<RunOutcome, Stop> {
         let mut command = SandboxCommand::new(script, self.work_dir.clone());
         command.network = network;
-        command.env = self.config.env.clone();
+        command.env = config.env.clone();
         // Python checks cached bytecode by source mtime (whole seconds) and size: an edit of
         // the same size within a second of the repro run would be verified against the old
         // code. Not writing bytecode in the sandbox keeps every run on the current source.
@@ -133,9 +134,9 @@ impl SessionContext {
             .or_insert_with(|| "1".to_owned());
         command.limits = self.deps.limits.clone();
         // This repository's dependency caches: filled by set-up, read by every later run.
-        command.cache = Some(self.clone_url.clone());
+        command.cache = Some(self.session.repo_url.clone());
         // The repository may tighten the operator's limits, never loosen them.
-        let repo = &self.config.limits;
+        let repo = &config.limits;
         let limits = &mut command.limits;
         limits.timeout = limits
             .timeout
@@ -216,32 +217,38 @@ pub fn github_stop(err: GitHubError, what: &str) -> Stop {
     }
 }
 
-/// Runs the steps in order.
-pub async fn run_all(ctx: &mut SessionContext, progress: &mut Progress) -> Result<String, Stop> {
-    prepare::run(ctx, progress).await?;
-    ctx.check_cancel()?;
-    clone::run(ctx, progress).await?;
-    ctx.check_cancel()?;
-    reproduce::run(ctx, progress).await?;
-    ctx.check_cancel()?;
-    localise::run(ctx, progress).await?;
-    ctx.check_cancel()?;
-    similar::run(ctx, progress).await;
-    ctx.check_cancel()?;
-    match patch::run(ctx, progress).await {
-        Ok(()) => {}
-        // Out of attempts: with `draft: true` the last attempt still becomes a draft PR.
-        Err(Stop::Failed { reason, remedy })
-            if ctx.config.draft && patch::reapply_last(ctx).await =>
-        {
-            let url = publish::run(ctx, progress, Some(&reason)).await?;
-            return Err(Stop::failed(
-                format!("{reason}; the last attempt is in draft pull request {url}"),
-                remedy,
-            ));
-        }
-        Err(stop) => return Err(stop),
+/// Runs the steps in order, each on what the earlier ones produced.
+pub async fn run_all(env: &StepEnv, progress: &mut Progress) -> Result<String, Stop> {
+    let mut prepared = prepare::run(env, progress).await?;
+    env.check_cancel()?;
+    let cloned = clone::run(env, progress, &prepared).await?;
+    if let Some(config) = cloned.repo_config.clone() {
+        prepared.config = config;
     }
-    ctx.check_cancel()?;
-    publish::run(ctx, progress, None).await
+    env.check_cancel()?;
+    let reproduced = reproduce::run(env, progress, &prepared).await?;
+    env.check_cancel()?;
+    let localised = localise::run(env, progress, &prepared, &cloned, &reproduced).await?;
+    env.check_cancel()?;
+    let similar = similar::run(env, progress, &prepared, &reproduced).await;
+    env.check_cancel()?;
+    let input = patch::PatchInput {
+        prepared: &prepared,
+        cloned: &cloned,
+        reproduced: &reproduced,
+        localised: &localised,
+        similar: &similar,
+    };
+    let patched = patch::run(env, progress, &input).await?;
+    env.check_cancel()?;
+    let url = publish::run(env, progress, &prepared, &cloned, &patched).await?;
+    match patched.unverified {
+        // Out of attempts with `draft: true`: the last attempt became a draft PR.
+        Some(Stop::Failed { reason, remedy }) => Err(Stop::failed(
+            format!("{reason}; the last attempt is in draft pull request {url}"),
+            remedy,
+        )),
+        Some(stop) => Err(stop),
+        None => Ok(url),
+    }
 }

@@ -3,9 +3,9 @@
 //! does not apply, or a reply without edits goes back to the model, up to `max_attempts`.
 //! Between attempts the edited files are restored, so each reply is applied to the original.
 
-use crate::agent::edits::{EditPolicy, apply_edits, parse_edits};
+use crate::agent::edits::{AppliedFile, EditPolicy, apply_edits, parse_edits};
 use crate::agent::git;
-use crate::agent::pipeline::{Progress, Stop};
+use crate::agent::progress::Progress;
 use crate::agent::prompt::{
     AttemptFeedback, BYTES_PER_TOKEN, PatchPromptInput, PreviousAttempt, PromptFile, PromptFit,
     build_fitting_request, request_bytes,
@@ -15,14 +15,61 @@ use crate::report::PipelineStep;
 use crate::store::EventLevel;
 use crate::store::SessionPatch;
 
-use super::SessionContext;
+use super::{Cloned, Localised, Prepared, Reproduced, SimilarFixes, StepEnv, Stop};
 
 /// Bytes of a localised file read for the prompt (the prompt budget trims further).
 const MAX_FILE_READ: u64 = 256 * 1024;
 
-pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<(), Stop> {
+/// What the patch step reads: everything the earlier steps produced.
+pub struct PatchInput<'a> {
+    pub prepared: &'a Prepared,
+    pub cloned: &'a Cloned,
+    pub reproduced: &'a Reproduced,
+    pub localised: &'a Localised,
+    pub similar: &'a SimilarFixes,
+}
+
+/// Edits applied to the work tree (PatchPilot's own record of the bytes it wrote).
+#[derive(Clone, Debug, Default)]
+pub struct Edited {
+    /// What each edit read and wrote: publishing commits these bytes and checks the work
+    /// tree still holds them.
+    pub applied: Vec<AppliedFile>,
+    pub changed_files: Vec<String>,
+    pub diff: String,
+}
+
+/// A fix: verified, or (with `draft: true`, out of attempts) the last attempt re-applied.
+#[derive(Clone, Debug)]
+pub struct Patched {
+    pub edited: Edited,
+    /// The model's explanation of the change.
+    pub summary: String,
+    /// Output of the verification runs (passing, unless `unverified`).
+    pub output_after: String,
+    pub model_name: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Why the change is not verified, when it is the last attempt kept for a draft.
+    pub unverified: Option<Stop>,
+}
+
+/// The model's running token count, recorded as it grows.
+struct Usage {
+    model_name: String,
+    input_tokens: u64,
+    output_tokens: u64,
+}
+
+pub async fn run(
+    env: &StepEnv,
+    progress: &mut Progress,
+    given: &PatchInput<'_>,
+) -> Result<Patched, Stop> {
     progress.start(PipelineStep::Patch).await;
-    let Some(model) = ctx.deps.model.clone() else {
+    let prepared = given.prepared;
+    let config = &prepared.config;
+    let Some(model) = env.deps.model.clone() else {
         return Err(Stop::failed(
             "no language model is configured on this PatchPilot server",
             "Ask the operator to set ANTHROPIC_API_KEY or OPENAI_API_KEY / OPENAI_BASE_URL (and PATCHPILOT_MODEL).",
@@ -30,49 +77,53 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
     };
     // A repository may ask for another model of the operator's provider; the session budget
     // applies all the same.
-    let model = match ctx.config.model.as_deref().map(str::trim) {
+    let model = match config.model.as_deref().map(str::trim) {
         Some(name) if !name.is_empty() => model.with_model(name),
         _ => model,
     };
-    let model = BudgetedModel::new(model, ctx.deps.budget);
-    ctx.model_name = model.name();
+    let model = BudgetedModel::new(model, env.deps.budget);
+    let mut usage = Usage {
+        model_name: model.name(),
+        input_tokens: 0,
+        output_tokens: 0,
+    };
     let generation = model.generation();
     let fit = PromptFit::new(model.context_tokens().await, generation.max_output_tokens);
     log_fit(progress, &fit, generation.max_output_tokens).await;
     let mut input = PatchPromptInput {
-        title: ctx.title.clone(),
-        description: ctx.description.clone(),
-        repro_command: ctx.repro.clone(),
-        failing_output: ctx.failing_output.clone(),
-        files: prompt_files(ctx),
-        similar_fixes: ctx.similar.clone(),
-        instructions: ctx.instructions.clone(),
+        title: prepared.title.clone(),
+        description: prepared.description.clone(),
+        repro_command: prepared.repro.clone(),
+        failing_output: given.reproduced.failing_output.clone(),
+        files: prompt_files(env, given.localised),
+        similar_fixes: given.similar.fixes.clone(),
+        instructions: prepared.instructions.clone(),
         previous_attempts: Vec::new(),
     };
     let policy = EditPolicy {
-        protected_paths: ctx.config.protected_paths.clone(),
+        protected_paths: config.protected_paths.clone(),
         ..EditPolicy::default()
     };
-    let attempts = ctx.config.max_attempts.max(1);
+    let base_sha = &given.cloned.base_sha;
+    let attempts = config.max_attempts.max(1);
     let mut last_output = String::new();
+    let mut last_unverified_reply = None;
+    let mut last_diff = String::new();
     for attempt in 1..=attempts {
-        ctx.check_cancel()?;
-        let _ = ctx
-            .deps
-            .store
-            .update_session(
-                &ctx.session.id,
-                &SessionPatch {
-                    attempt_count: Some(i64::from(attempt)),
-                    ..SessionPatch::default()
-                },
-            )
-            .await;
+        env.check_cancel()?;
+        env.record(SessionPatch {
+            attempt_count: Some(i64::from(attempt)),
+            ..SessionPatch::default()
+        })
+        .await;
         progress
             .log(
                 "patch",
                 EventLevel::Info,
-                &format!("attempt {attempt} of {attempts}: asking {}", ctx.model_name),
+                &format!(
+                    "attempt {attempt} of {attempts}: asking {}",
+                    usage.model_name
+                ),
             )
             .await;
         let request = build_fitting_request(&input, &fit, generation.temperature);
@@ -93,59 +144,82 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
         }
         let response = tokio::select! {
             response = model.complete(&request) => response,
-            () = ctx.cancel.cancelled() => return Err(Stop::Cancelled),
+            () = env.cancel.cancelled() => return Err(Stop::Cancelled),
         }
         .map_err(|err| Stop::failed(format!("the model call failed: {err}"), "Comment `/patchpilot retry` later; if it keeps failing, ask the operator to check the model settings."))?;
         record_usage(
-            ctx,
+            env,
+            &mut usage,
             response.usage.input_tokens,
             response.usage.output_tokens,
         )
         .await;
         let reply = response.text;
-        let feedback = match try_reply(ctx, progress, &reply, &policy).await? {
-            Ok(()) => {
-                ctx.summary = summary_of(&reply);
+        let (edited, verdict) =
+            try_reply(env, progress, prepared, base_sha, &reply, &policy).await?;
+        if !edited.applied.is_empty() {
+            last_diff = edited.diff.clone();
+        }
+        let feedback = match verdict {
+            Ok(output_after) => {
                 progress
                     .done(
                         PipelineStep::Verify,
                         &format!("verified on attempt {attempt}"),
                     )
                     .await;
-                return Ok(());
+                return Ok(Patched {
+                    edited,
+                    summary: summary_of(&reply),
+                    output_after,
+                    model_name: usage.model_name,
+                    input_tokens: usage.input_tokens,
+                    output_tokens: usage.output_tokens,
+                    unverified: None,
+                });
             }
             Err(feedback) => feedback,
         };
         if let AttemptFeedback::StillFailing { output, .. } = &feedback {
             last_output = output.clone();
-            ctx.last_unverified_reply = Some(reply.clone());
+            last_unverified_reply = Some(reply.clone());
         }
         progress
             .log("patch", EventLevel::Warn, &feedback_summary(&feedback))
             .await;
-        restore(ctx).await?;
+        restore(env, base_sha, &edited).await?;
         input
             .previous_attempts
             .push(PreviousAttempt { reply, feedback });
     }
-    let _ = ctx
-        .deps
-        .store
-        .update_session(
-            &ctx.session.id,
-            &SessionPatch {
-                patch_diff: Some(ctx.diff.clone()),
-                ..SessionPatch::default()
-            },
-        )
-        .await;
+    env.record(SessionPatch {
+        patch_diff: Some(last_diff),
+        ..SessionPatch::default()
+    })
+    .await;
     progress.output_after = (!last_output.is_empty()).then_some(last_output.clone());
-    Err(Stop::failed(
+    let stop = Stop::failed(
         format!(
             "no verified fix after {attempts} attempts; the last diff and output are on the session page"
         ),
         "Add detail to the issue (where it goes wrong, expected behaviour), then comment `/patchpilot retry`, or raise `max_attempts`.",
-    ))
+    );
+    // Out of attempts: with `draft: true` the last attempt still becomes a draft PR.
+    if config.draft
+        && let Some(reply) = last_unverified_reply
+        && let Some(edited) = reapply(env, base_sha, &reply, &policy).await
+    {
+        return Ok(Patched {
+            edited,
+            summary: summary_of(&reply),
+            output_after: last_output,
+            model_name: usage.model_name,
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            unverified: Some(stop),
+        });
+    }
+    Err(stop)
 }
 
 /// Says how the prompt is sized, when the model's context window shapes it.
@@ -166,23 +240,26 @@ async fn log_fit(progress: &mut Progress, fit: &PromptFit, configured_output: u3
     progress.log("patch", EventLevel::Info, &line).await;
 }
 
-/// Applies one reply and verifies it. `Ok(Err(feedback))` means "tell the model and retry".
+/// Applies one reply and verifies it: what it edited, and `Ok(output)` when verified or
+/// `Err(feedback)` for "tell the model and retry".
 async fn try_reply(
-    ctx: &mut SessionContext,
+    env: &StepEnv,
     progress: &mut Progress,
+    prepared: &Prepared,
+    base_sha: &str,
     reply: &str,
     policy: &EditPolicy,
-) -> Result<Result<(), AttemptFeedback>, Stop> {
+) -> Result<(Edited, Result<String, AttemptFeedback>), Stop> {
+    let nothing = Edited::default();
     let edits = match parse_edits(reply) {
         Ok(edits) if !edits.is_empty() => edits,
-        Ok(_) => return Ok(Err(AttemptFeedback::NoEdits)),
+        Ok(_) => return Ok((nothing, Err(AttemptFeedback::NoEdits))),
         Err(err) => {
-            return Ok(Err(AttemptFeedback::EditError {
-                error: err.to_string(),
-            }));
+            let error = err.to_string();
+            return Ok((nothing, Err(AttemptFeedback::EditError { error })));
         }
     };
-    let (dir, policy) = (ctx.work_dir.clone(), policy.clone());
+    let (dir, policy) = (env.work_dir.clone(), policy.clone());
     let applied = tokio::task::spawn_blocking(move || apply_edits(&dir, &edits, &policy))
         .await
         .map_err(|err| Stop::Transient(format!("edit task failed: {err}")))?;
@@ -192,26 +269,26 @@ async fn try_reply(
             progress
                 .log("patch", EventLevel::Warn, &format!("edit refused: {err}"))
                 .await;
-            return Ok(Err(AttemptFeedback::EditError {
-                error: err.to_string(),
-            }));
+            let error = err.to_string();
+            return Ok((nothing, Err(AttemptFeedback::EditError { error })));
         }
     };
-    ctx.changed_files = applied.changed_files;
-    ctx.applied = applied.files;
-    ctx.diff = diff_of(ctx).await;
+    let edited = edited_from(env, base_sha, applied.files, applied.changed_files).await;
     progress
         .done(
             PipelineStep::Patch,
-            &format!("edited {}", ctx.changed_files.join(", ")),
+            &format!("edited {}", edited.changed_files.join(", ")),
         )
         .await;
     progress.start(PipelineStep::Verify).await;
-    let mut commands = vec![ctx.repro.clone()];
-    commands.extend(ctx.config.test_command.clone().filter(|t| *t != ctx.repro));
+    let config = &prepared.config;
+    let mut commands = vec![prepared.repro.clone()];
+    commands.extend(config.test_command.clone().filter(|t| *t != prepared.repro));
     let mut outputs = String::new();
     for command in commands {
-        let outcome = ctx.sandboxed(progress, "verify", &command, false).await?;
+        let outcome = env
+            .sandboxed(progress, config, "verify", &command, false)
+            .await?;
         if let Some(failure) = crate::sandbox::environment::environment_failure(&outcome) {
             return Err(super::reproduce::could_not_run(
                 &command, &failure, &outcome,
@@ -220,48 +297,58 @@ async fn try_reply(
         outputs.push_str(&outcome.output.text());
         if !outcome.success() {
             progress.output_after = Some(outputs.clone());
-            return Ok(Err(AttemptFeedback::StillFailing {
-                diff: ctx.diff.clone(),
+            let diff = edited.diff.clone();
+            let feedback = AttemptFeedback::StillFailing {
+                diff,
                 output: outputs,
-            }));
+            };
+            return Ok((edited, Err(feedback)));
         }
     }
     progress.output_after = Some(outputs.clone());
-    ctx.passing_output = outputs;
-    Ok(Ok(()))
+    Ok((edited, Ok(outputs)))
 }
 
-/// Applies the last reply that applied but failed verification again (for a draft PR);
-/// false when there is none or it no longer applies.
-pub async fn reapply_last(ctx: &mut SessionContext) -> bool {
-    let Some(reply) = ctx.last_unverified_reply.clone() else {
-        return false;
+/// Applies a reply that applied before but failed verification again (for a draft PR);
+/// `None` when it no longer applies.
+async fn reapply(
+    env: &StepEnv,
+    base_sha: &str,
+    reply: &str,
+    policy: &EditPolicy,
+) -> Option<Edited> {
+    let edits = parse_edits(reply).ok()?;
+    let (dir, policy) = (env.work_dir.clone(), policy.clone());
+    let applied = tokio::task::spawn_blocking(move || apply_edits(&dir, &edits, &policy))
+        .await
+        .ok()?
+        .ok()?;
+    Some(edited_from(env, base_sha, applied.files, applied.changed_files).await)
+}
+
+/// The record of applied edits, with their diff against the base commit.
+async fn edited_from(
+    env: &StepEnv,
+    base_sha: &str,
+    applied: Vec<AppliedFile>,
+    changed_files: Vec<String>,
+) -> Edited {
+    let mut edited = Edited {
+        applied,
+        changed_files,
+        diff: String::new(),
     };
-    let Ok(edits) = parse_edits(&reply) else {
-        return false;
-    };
-    let policy = EditPolicy {
-        protected_paths: ctx.config.protected_paths.clone(),
-        ..EditPolicy::default()
-    };
-    let dir = ctx.work_dir.clone();
-    let applied = tokio::task::spawn_blocking(move || apply_edits(&dir, &edits, &policy)).await;
-    let Ok(Ok(applied)) = applied else {
-        return false;
-    };
-    ctx.changed_files = applied.changed_files;
-    ctx.applied = applied.files;
-    ctx.diff = diff_of(ctx).await;
-    ctx.summary = summary_of(&reply);
-    true
+    edited.diff = diff_of(env, base_sha, &edited).await;
+    edited
 }
 
 /// The localised files with their content, for the prompt.
-fn prompt_files(ctx: &SessionContext) -> Vec<PromptFile> {
-    ctx.candidates
+fn prompt_files(env: &StepEnv, localised: &Localised) -> Vec<PromptFile> {
+    localised
+        .candidates
         .iter()
         .filter_map(|candidate| {
-            let path = ctx.work_dir.join(&candidate.path);
+            let path = env.work_dir.join(&candidate.path);
             let meta = std::fs::symlink_metadata(&path).ok()?;
             if !meta.is_file() || meta.len() > MAX_FILE_READ {
                 return None;
@@ -278,8 +365,8 @@ fn prompt_files(ctx: &SessionContext) -> Vec<PromptFile> {
 }
 
 /// The diff of what the edits wrote (PatchPilot's own bytes, not the work tree).
-async fn diff_of(ctx: &SessionContext) -> String {
-    let (git_dir, base, changes) = (ctx.git_dir.clone(), ctx.base_sha.clone(), changes(ctx));
+async fn diff_of(env: &StepEnv, base_sha: &str, edited: &Edited) -> String {
+    let (git_dir, base, changes) = (env.git_dir.clone(), base_sha.to_owned(), edited.changes());
     tokio::task::spawn_blocking(move || git::diff(&git_dir, &base, &changes))
         .await
         .ok()
@@ -287,26 +374,27 @@ async fn diff_of(ctx: &SessionContext) -> String {
         .unwrap_or_default()
 }
 
-/// The applied edits as the content to commit.
-pub fn changes(ctx: &SessionContext) -> Vec<git::FileChange> {
-    ctx.applied
-        .iter()
-        .map(|file| git::FileChange {
-            path: file.path.clone(),
-            content: file.content.clone().into_bytes(),
-        })
-        .collect()
+impl Edited {
+    /// The applied edits as the content to commit.
+    pub fn changes(&self) -> Vec<git::FileChange> {
+        self.applied
+            .iter()
+            .map(|file| git::FileChange {
+                path: file.path.clone(),
+                content: file.content.clone().into_bytes(),
+            })
+            .collect()
+    }
 }
 
 /// Puts the edited files back as they were at the base commit, never through a link: a
 /// sandboxed command that swapped an edited path for one ends the session.
-async fn restore(ctx: &mut SessionContext) -> Result<(), Stop> {
-    ctx.applied.clear();
+async fn restore(env: &StepEnv, base_sha: &str, edited: &Edited) -> Result<(), Stop> {
     let (git_dir, base, dir, files) = (
-        ctx.git_dir.clone(),
-        ctx.base_sha.clone(),
-        ctx.work_dir.clone(),
-        std::mem::take(&mut ctx.changed_files),
+        env.git_dir.clone(),
+        base_sha.to_owned(),
+        env.work_dir.clone(),
+        edited.changed_files.clone(),
     );
     tokio::task::spawn_blocking(move || git::restore_paths(&git_dir, &base, &dir, &files))
         .await
@@ -314,15 +402,15 @@ async fn restore(ctx: &mut SessionContext) -> Result<(), Stop> {
         .map_err(super::publish::git_stop)
 }
 
-async fn record_usage(ctx: &mut SessionContext, input: u64, output: u64) {
-    ctx.input_tokens += input;
-    ctx.output_tokens += output;
-    let patch = SessionPatch {
+async fn record_usage(env: &StepEnv, usage: &mut Usage, input: u64, output: u64) {
+    usage.input_tokens += input;
+    usage.output_tokens += output;
+    env.record(SessionPatch {
         add_input_tokens: Some(i64::try_from(input).unwrap_or(i64::MAX)),
         add_output_tokens: Some(i64::try_from(output).unwrap_or(i64::MAX)),
         ..SessionPatch::default()
-    };
-    let _ = ctx.deps.store.update_session(&ctx.session.id, &patch).await;
+    })
+    .await;
 }
 
 fn feedback_summary(feedback: &AttemptFeedback) -> String {

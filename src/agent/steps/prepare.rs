@@ -9,23 +9,55 @@
 //! who can edit it) may not have write access.
 
 use crate::agent::git::GitAuth;
-use crate::agent::pipeline::progress::github_ref;
-use crate::agent::pipeline::{Progress, Stop};
+use crate::agent::progress::{Progress, github_ref};
+use crate::agent::prompt::RepoInstructions;
 use crate::session::issue_body::{Repro, parse_issue_body};
 use crate::session::repo_config::{REPO_CONFIG_PATH, RepoConfig};
 use crate::store::SessionPatch;
 use crate::store::{EventLevel, TriggerKind};
 
-use super::{SessionContext, github_stop};
+use super::{StepEnv, Stop, github_stop};
 
-pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<(), Stop> {
-    if let (Some(github), Some(s)) = (ctx.deps.github.clone(), github_ref(&ctx.session)) {
+/// What the session is to fix, and how: settled before anything is cloned.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub title: String,
+    /// The issue's title and body as GitHub has them now (for the prompt only).
+    pub description: String,
+    pub repro: String,
+    pub base_branch: String,
+    /// The repository's settings (read from the checkout instead for sessions without
+    /// GitHub; see [`super::Cloned::repo_config`]).
+    pub config: RepoConfig,
+    pub auth: GitAuth,
+    pub instructions: Option<RepoInstructions>,
+}
+
+impl Prepared {
+    /// What the session record says before GitHub was asked.
+    fn from_session(env: &StepEnv) -> Self {
+        let session = &env.session;
+        Self {
+            title: session.issue_title.clone().unwrap_or_default(),
+            description: session.bug_description.clone(),
+            repro: session.repro_command.clone().unwrap_or_default(),
+            base_branch: session.branch.clone().unwrap_or_else(|| "main".to_owned()),
+            config: RepoConfig::default(),
+            auth: GitAuth::anonymous(),
+            instructions: None,
+        }
+    }
+}
+
+pub async fn run(env: &StepEnv, progress: &mut Progress) -> Result<Prepared, Stop> {
+    let mut ctx = Prepared::from_session(env);
+    if let (Some(github), Some(s)) = (env.deps.github.clone(), github_ref(&env.session)) {
         let issue = github
             .get_issue(s.installation, &s.repo, s.issue)
             .await
             .map_err(|e| github_stop(e, "reading the issue"))?;
         // An iteration's "issue" is its pull request: it keeps the first session's report.
-        if ctx.session.parent_session_id.is_none() {
+        if env.session.parent_session_id.is_none() {
             ctx.title = issue.title.clone();
             ctx.description = format!("{}\n\n{}", issue.title, issue.body)
                 .trim_end()
@@ -46,7 +78,7 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
             .map_err(|e| github_stop(e, "reading .github/patchpilot.yml"))?;
         ctx.config = RepoConfig::parse(config_text.as_deref())
             .map_err(|err| Stop::failed(err.to_string(), format!("Fix `{REPO_CONFIG_PATH}` on the default branch, then comment `/patchpilot retry`.")))?;
-        ctx.base_branch = ctx
+        ctx.base_branch = env
             .session
             .branch
             .clone()
@@ -66,18 +98,17 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
             .await
             .ok()
             .flatten();
-        ctx.instructions =
-            content.map(|content| crate::agent::prompt::RepoInstructions { path, content });
+        ctx.instructions = content.map(|content| RepoInstructions { path, content });
         let base = github
             .branch_head(s.installation, &s.repo, &ctx.base_branch)
             .await
             .map_err(|e| github_stop(e, "reading the base branch"))?;
         // An iteration's check run goes on the commit it pushes, never on the head it found.
-        if ctx.session.parent_session_id.is_none() {
+        if env.session.parent_session_id.is_none() {
             progress.set_check_commit(&base.0);
         }
     }
-    ctx.repro = settle_repro(ctx).await?;
+    ctx.repro = settle_repro(env, &ctx.config).await?;
     progress.repro_command = Some(ctx.repro.clone());
     let patch = SessionPatch {
         repro_command: Some(ctx.repro.clone()),
@@ -86,7 +117,7 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
         bug_description: Some(ctx.description.clone()),
         ..SessionPatch::default()
     };
-    let _ = ctx.deps.store.update_session(&ctx.session.id, &patch).await;
+    env.record(patch).await;
     progress
         .log(
             "prepare",
@@ -97,16 +128,16 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
             ),
         )
         .await;
-    Ok(())
+    Ok(ctx)
 }
 
 /// A follow-up's pinned command wins, then the command recorded with the trigger, then the
 /// issue body as the trigger carried it, then the repository's test command.
-async fn settle_repro(ctx: &SessionContext) -> Result<String, Stop> {
-    if let Some(command) = pinned_repro(ctx).await? {
+async fn settle_repro(env: &StepEnv, config: &RepoConfig) -> Result<String, Stop> {
+    if let Some(command) = pinned_repro(env).await? {
         return Ok(command);
     }
-    if let Some(command) = ctx
+    if let Some(command) = env
         .session
         .repro_command
         .clone()
@@ -114,8 +145,8 @@ async fn settle_repro(ctx: &SessionContext) -> Result<String, Stop> {
     {
         return Ok(command);
     }
-    // The body as the triggering event carried it, not `ctx.description` (refreshed above).
-    match parse_issue_body(&ctx.session.bug_description).repro {
+    // The body as the triggering event carried it, not the description refreshed above.
+    match parse_issue_body(&env.session.bug_description).repro {
         Repro::Found { command, .. } => Ok(command),
         Repro::Ambiguous(candidates) => Err(Stop::failed(
             format!(
@@ -129,7 +160,7 @@ async fn settle_repro(ctx: &SessionContext) -> Result<String, Stop> {
             ),
             "Comment `/patchpilot repro <command>` with the one command that fails because of this bug.",
         )),
-        Repro::Missing => match ctx.config.test_command.clone() {
+        Repro::Missing => match config.test_command.clone() {
             Some(command) => Ok(command),
             None => Err(Stop::failed(
                 "the issue does not say how to reproduce the bug",
@@ -140,21 +171,21 @@ async fn settle_repro(ctx: &SessionContext) -> Result<String, Stop> {
 }
 
 /// The command of the issue's last approved session, for sessions that follow one up.
-async fn pinned_repro(ctx: &SessionContext) -> Result<Option<String>, Stop> {
+async fn pinned_repro(env: &StepEnv) -> Result<Option<String>, Stop> {
     let follow_up = matches!(
-        ctx.session.trigger_kind,
+        env.session.trigger_kind,
         TriggerKind::Retry | TriggerKind::CheckRun | TriggerKind::PullRequestFeedback
     );
     let (true, Some(repository), Some(issue)) = (
         follow_up,
-        ctx.session.repository.as_deref(),
-        ctx.session.issue_number,
+        env.session.repository.as_deref(),
+        env.session.issue_number,
     ) else {
         return Ok(None);
     };
-    ctx.deps
+    env.deps
         .store
-        .approved_repro_command(repository, issue, &ctx.session.id)
+        .approved_repro_command(repository, issue, &env.session.id)
         .await
         .map_err(|err| Stop::Transient(format!("reading the approved command: {err}")))
 }

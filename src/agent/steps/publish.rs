@@ -4,12 +4,13 @@
 //! still hold exactly those bytes, each edited file applied to the base commit's content. A
 //! sandboxed command that changed either (or swapped a directory on the path for a link)
 //! ends the session with a clear reason and nothing published. Sessions without GitHub keep
-//! the verified diff in `patchDiff`. With `unverified` set (out of attempts, `draft: true`),
+//! the verified diff in `patchDiff`. With `Patched::unverified` set (out of attempts, `draft: true`),
 //! the last attempt is opened as a draft whose body says it is not verified.
 
+use crate::agent::deps::session_url;
+use crate::agent::edits::AppliedFile;
 use crate::agent::git::{self, GitError, Publication, Signature, TamperKind, Tampering};
-use crate::agent::pipeline::progress::github_ref;
-use crate::agent::pipeline::{Progress, Stop};
+use crate::agent::progress::{Progress, github_ref};
 use crate::github::client::NewPullRequest;
 use crate::report::messages::{
     PullRequestView, commit_message, pull_request_body, pull_request_title, work_tree_tampered,
@@ -17,36 +18,32 @@ use crate::report::messages::{
 use crate::report::{Outcome, PipelineStep};
 use crate::store::SessionPatch;
 
-use super::{SessionContext, github_stop};
+use super::{Cloned, Patched, Prepared, StepEnv, Stop, github_stop};
 
+/// Publishes `patched`; its URL is the pull request's (or, without GitHub, the session page).
 pub async fn run(
-    ctx: &mut SessionContext,
+    env: &StepEnv,
     progress: &mut Progress,
-    unverified: Option<&str>,
+    prepared: &Prepared,
+    cloned: &Cloned,
+    patched: &Patched,
 ) -> Result<String, Stop> {
     progress.start(PipelineStep::Publish).await;
-    check_work_tree(ctx).await?;
-    let store = ctx.deps.store.clone();
-    let _ = store
-        .update_session(
-            &ctx.session.id,
-            &SessionPatch {
-                patch_diff: Some(ctx.diff.clone()),
-                ..SessionPatch::default()
-            },
-        )
-        .await;
-    let (Some(github), Some(s)) = (ctx.deps.github.clone(), github_ref(&ctx.session)) else {
+    let edited = &patched.edited;
+    check_work_tree(env, &cloned.base_sha, &edited.applied).await?;
+    env.record(SessionPatch {
+        patch_diff: Some(edited.diff.clone()),
+        ..SessionPatch::default()
+    })
+    .await;
+    let (Some(github), Some(s)) = (env.deps.github.clone(), github_ref(&env.session)) else {
         progress
             .done(
                 PipelineStep::Publish,
                 "verified diff recorded (no GitHub repository to open a pull request on)",
             )
             .await;
-        return Ok(crate::agent::pipeline::session_url(
-            &ctx.deps,
-            &ctx.session.id,
-        ));
+        return Ok(session_url(&env.deps, &env.session.id));
     };
     let branch = format!("patchpilot/issue-{}", s.issue);
     let bot = github
@@ -57,14 +54,14 @@ pub async fn run(
         name: bot.clone(),
         email: format!("{bot}@users.noreply.github.com"),
     };
-    let message = commit_message(s.issue, &ctx.title, &ctx.repro);
+    let message = commit_message(s.issue, &prepared.title, &prepared.repro);
     let (git_dir, base, changes, auth, push_branch, clone_url) = (
-        ctx.git_dir.clone(),
-        ctx.base_sha.clone(),
-        super::patch::changes(ctx),
-        ctx.auth.clone(),
+        env.git_dir.clone(),
+        cloned.base_sha.clone(),
+        edited.changes(),
+        prepared.auth.clone(),
         branch.clone(),
-        ctx.clone_url.clone(),
+        env.session.repo_url.clone(),
     );
     let head_sha = tokio::task::spawn_blocking(move || {
         let publication = Publication {
@@ -80,26 +77,26 @@ pub async fn run(
         .map_err(|err| Stop::Transient(format!("push task failed: {err}")))?
         .map_err(|err| Stop::failed(format!("could not push `{branch}`: {err}"), "Check that the App has contents: write permission and the branch is not protected, then comment `/patchpilot retry`."))?;
     progress.set_check_commit(&head_sha);
-    let summary = match unverified {
-        Some(why) => format!(
-            "**Not verified:** {why}. This draft holds PatchPilot's last attempt for a maintainer to pick up.\n\n{}",
-            ctx.summary
+    let summary = match &patched.unverified {
+        Some(Stop::Failed { reason, .. }) => format!(
+            "**Not verified:** {reason}. This draft holds PatchPilot's last attempt for a maintainer to pick up.\n\n{}",
+            patched.summary
         ),
-        None => ctx.summary.clone(),
+        _ => patched.summary.clone(),
     };
     let body = pull_request_body(&PullRequestView {
         issue: s.issue,
         summary,
-        files_changed: ctx.changed_files.clone(),
-        repro_command: ctx.repro.clone(),
+        files_changed: edited.changed_files.clone(),
+        repro_command: prepared.repro.clone(),
         output_before: progress.output_before.clone().unwrap_or_default(),
-        output_after: match unverified {
+        output_after: match patched.unverified {
             Some(_) => progress.output_after.clone().unwrap_or_default(),
-            None => ctx.passing_output.clone(),
+            None => patched.output_after.clone(),
         },
-        model: ctx.model_name.clone(),
-        input_tokens: ctx.input_tokens,
-        output_tokens: ctx.output_tokens,
+        model: patched.model_name.clone(),
+        input_tokens: patched.input_tokens,
+        output_tokens: patched.output_tokens,
         session: progress.session_link(),
     });
     let pr = github
@@ -107,11 +104,11 @@ pub async fn run(
             s.installation,
             &s.repo,
             &NewPullRequest {
-                title: pull_request_title(s.issue, &ctx.title),
+                title: pull_request_title(s.issue, &prepared.title),
                 head: branch.clone(),
-                base: ctx.base_branch.clone(),
+                base: prepared.base_branch.clone(),
                 body,
-                draft: ctx.config.draft,
+                draft: prepared.config.draft,
             },
         )
         .await
@@ -123,7 +120,7 @@ pub async fn run(
         head_branch: Some(branch),
         ..SessionPatch::default()
     };
-    let _ = store.update_session(&ctx.session.id, &patch).await;
+    env.record(patch).await;
     progress
         .done(PipelineStep::Publish, &format!("opened {}", pr.html_url))
         .await;
@@ -132,12 +129,16 @@ pub async fn run(
 
 /// Whether the work tree still holds what the edits wrote, and the edits were applied to
 /// the base commit's content; otherwise a sandboxed command changed one of them.
-pub(super) async fn check_work_tree(ctx: &SessionContext) -> Result<(), Stop> {
+pub(super) async fn check_work_tree(
+    env: &StepEnv,
+    base_sha: &str,
+    applied: &[AppliedFile],
+) -> Result<(), Stop> {
     let (git_dir, base, dir, applied) = (
-        ctx.git_dir.clone(),
-        ctx.base_sha.clone(),
-        ctx.work_dir.clone(),
-        ctx.applied.clone(),
+        env.git_dir.clone(),
+        base_sha.to_owned(),
+        env.work_dir.clone(),
+        applied.to_vec(),
     );
     tokio::task::spawn_blocking(move || -> Result<(), GitError> {
         for file in &applied {

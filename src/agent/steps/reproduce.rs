@@ -3,7 +3,7 @@
 //! and a command that could not run (not found, not executable, runner or dependencies not
 //! installed, a failed set-up) is an environment failure, reported as such without a model call.
 
-use crate::agent::pipeline::{Progress, Stop};
+use crate::agent::progress::Progress;
 use crate::report::messages::{could_not_reproduce, fenced};
 use crate::report::{Outcome, PipelineStep};
 use crate::sandbox::RunOutcome;
@@ -12,21 +12,34 @@ use crate::sandbox::environment::{
 };
 use crate::store::EventLevel;
 
-use super::SessionContext;
+use super::{Prepared, StepEnv, Stop};
+
+/// The bug shows: the repro command fails, by running, before any change.
+#[derive(Clone, Debug)]
+pub struct Reproduced {
+    pub failing_output: String,
+}
 
 /// How much of a failed command's output is quoted on the issue.
 const QUOTED_TAIL: usize = 3_000;
 
-pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<(), Stop> {
+pub async fn run(
+    env: &StepEnv,
+    progress: &mut Progress,
+    prepared: &Prepared,
+) -> Result<Reproduced, Stop> {
     progress.start(PipelineStep::Reproduce).await;
+    let ctx = prepared;
     if let Some(setup) = ctx.config.setup_command.clone() {
-        let outcome = ctx.sandboxed(progress, "setup", &setup, true).await?;
+        let outcome = env
+            .sandboxed(progress, &ctx.config, "setup", &setup, true)
+            .await?;
         if !outcome.success() {
             return Err(told(progress, setup_failed(&setup, &outcome)).await);
         }
     }
-    let outcome = ctx
-        .sandboxed(progress, "reproduce", &ctx.repro.clone(), false)
+    let outcome = env
+        .sandboxed(progress, &ctx.config, "reproduce", &ctx.repro, false)
         .await?;
     let output = outcome.output.text();
     progress.output_before = Some(output.clone());
@@ -70,18 +83,19 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) -> Result<()
         ));
     }
     let failure = environment_failure(&outcome)
-        .or_else(|| missing_python_dependency(&outcome, &ctx.work_dir));
+        .or_else(|| missing_python_dependency(&outcome, &env.work_dir));
     if let Some(failure) = failure {
         return Err(told(progress, could_not_run(&ctx.repro, &failure, &outcome)).await);
     }
-    ctx.failing_output = output;
     progress
         .done(
             PipelineStep::Reproduce,
             "reproduced: the command fails before any change",
         )
         .await;
-    Ok(())
+    Ok(Reproduced {
+        failing_output: output,
+    })
 }
 
 /// "The reproduction command could not run in the sandbox": why, the command's own output

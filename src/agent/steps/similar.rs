@@ -2,21 +2,33 @@
 //! Exa web results when `EXA_API_KEY` is set. Helpful context only: this step never fails a
 //! session.
 
-use crate::agent::pipeline::Progress;
-use crate::agent::pipeline::progress::github_ref;
+use crate::agent::progress::{Progress, github_ref};
 use crate::agent::prompt::SimilarFix;
 use crate::report::PipelineStep;
 use crate::store::EventLevel;
 
-use super::SessionContext;
+use super::{Prepared, Reproduced, StepEnv};
+
+/// Closed issues, pull requests and pages about a similar failure (may be empty).
+#[derive(Clone, Debug, Default)]
+pub struct SimilarFixes {
+    pub fixes: Vec<SimilarFix>,
+}
 
 const RESULTS: u8 = 5;
 
-pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) {
+/// Never stops the session: a failed search is logged and the patch step goes on without it.
+pub async fn run(
+    env: &StepEnv,
+    progress: &mut Progress,
+    prepared: &Prepared,
+    reproduced: &Reproduced,
+) -> SimilarFixes {
     progress.start(PipelineStep::SimilarFixes).await;
-    let terms = key_terms(&ctx.failing_output, &ctx.title);
-    let from_github = search_github(ctx, progress, &terms).await;
-    let from_web = search_web(ctx, progress, &terms).await;
+    let terms = key_terms(&reproduced.failing_output, &prepared.title);
+    let mut found = SimilarFixes::default();
+    let from_github = search_github(env, progress, &terms, &mut found.fixes).await;
+    let from_web = search_web(env, progress, &terms, &mut found.fixes).await;
     if !from_github && !from_web {
         progress
             .skipped(
@@ -24,18 +36,24 @@ pub async fn run(ctx: &mut SessionContext, progress: &mut Progress) {
                 "no GitHub repository and no EXA_API_KEY",
             )
             .await;
-        return;
+        return found;
     }
     let message = format!(
         "{} related issues, pull requests or pages",
-        ctx.similar.len()
+        found.fixes.len()
     );
     progress.done(PipelineStep::SimilarFixes, &message).await;
+    found
 }
 
 /// Closed issues and merged pull requests of the same repository; false when not on GitHub.
-async fn search_github(ctx: &mut SessionContext, progress: &Progress, terms: &str) -> bool {
-    let (Some(github), Some(s)) = (ctx.deps.github.clone(), github_ref(&ctx.session)) else {
+async fn search_github(
+    env: &StepEnv,
+    progress: &Progress,
+    terms: &str,
+    found: &mut Vec<SimilarFix>,
+) -> bool {
+    let (Some(github), Some(s)) = (env.deps.github.clone(), github_ref(&env.session)) else {
         return false;
     };
     match github
@@ -60,7 +78,7 @@ async fn search_github(ctx: &mut SessionContext, progress: &Progress, terms: &st
                         &format!("{} {}", hit.title, hit.html_url),
                     )
                     .await;
-                ctx.similar.push(SimilarFix {
+                found.push(SimilarFix {
                     title: hit.title,
                     url: hit.html_url,
                     files,
@@ -82,8 +100,13 @@ async fn search_github(ctx: &mut SessionContext, progress: &Progress, terms: &st
 }
 
 /// Exa web results; false when `EXA_API_KEY` is not set.
-async fn search_web(ctx: &mut SessionContext, progress: &Progress, terms: &str) -> bool {
-    let Some(exa) = ctx.deps.exa.clone() else {
+async fn search_web(
+    env: &StepEnv,
+    progress: &Progress,
+    terms: &str,
+    found: &mut Vec<SimilarFix>,
+) -> bool {
+    let Some(exa) = env.deps.exa.clone() else {
         return false;
     };
     match exa
@@ -99,7 +122,7 @@ async fn search_web(ctx: &mut SessionContext, progress: &Progress, terms: &str) 
                         &format!("{} {}", result.title, result.url),
                     )
                     .await;
-                ctx.similar.push(SimilarFix {
+                found.push(SimilarFix {
                     title: result.title,
                     url: result.url,
                     files: Vec::new(),

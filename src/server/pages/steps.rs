@@ -1,7 +1,7 @@
 //! The seven pipeline steps of a session, derived from its events.
 //!
 //! The store keeps an append-only event log, not step states, so the page folds the log the
-//! way the pipeline writes it (`agent::pipeline::progress`): a step's first event means it is
+//! way the pipeline writes it (`agent::progress`, with the names in `report::model`): a step's first event means it is
 //! running and any other running step has finished (then); an `error` event means it failed; an event
 //! starting with `skipped:` means it was skipped. When the session ends, a step still running
 //! is done (success, not reproduced) or failed (anything else). `assets/session.js` applies
@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::agent::pipeline::progress::step_name;
+use crate::report::step_name;
 use crate::report::{PipelineStep, StepState};
 use crate::store::{EventLevel, SessionEvent, SessionStatus};
 

@@ -15,12 +15,14 @@ use crate::github::types::{
 use crate::report::messages::{
     CheckRunView, check_run_output, progress_comment, superseded_check_output,
 };
-use crate::report::{Outcome, PipelineStep, ProgressView, SessionLink, StepState, StepView};
+use crate::report::{
+    Outcome, PipelineStep, ProgressView, SessionLink, StepState, StepView, start_message, step_name,
+};
 use crate::store::SessionPatch;
 use crate::store::Store;
 use crate::store::{EventLevel, Session};
 
-use super::PipelineDeps;
+use super::deps::{PipelineDeps, public_session_link, record};
 
 /// Tracks one session's steps and shows them wherever the session is visible.
 pub struct Progress {
@@ -36,24 +38,6 @@ pub struct Progress {
     pub repro_command: Option<String>,
     pub output_before: Option<String>,
     pub output_after: Option<String>,
-}
-
-/// The event message that marks a step as started (`/patchpilot status` looks for it).
-pub fn start_message(step: PipelineStep) -> String {
-    format!("{} …", step.label())
-}
-
-/// Short machine name of a step, used in session events.
-pub fn step_name(step: PipelineStep) -> &'static str {
-    match step {
-        PipelineStep::Clone => "clone",
-        PipelineStep::Reproduce => "reproduce",
-        PipelineStep::Localise => "localise",
-        PipelineStep::SimilarFixes => "similar_fixes",
-        PipelineStep::Patch => "patch",
-        PipelineStep::Verify => "verify",
-        PipelineStep::Publish => "publish",
-    }
 }
 
 impl Progress {
@@ -81,7 +65,7 @@ impl Progress {
         Self {
             store: deps.store.clone(),
             session_id: session.id.clone(),
-            session: super::public_session_link(deps, session),
+            session: public_session_link(deps, session),
             reporter,
             steps: PipelineStep::ALL
                 .iter()
@@ -111,6 +95,11 @@ impl Progress {
     /// How public text links this session (no link without a public URL).
     pub fn session_link(&self) -> SessionLink {
         self.session.clone()
+    }
+
+    /// Writes `patch` to the session's record; a failure is logged, not fatal.
+    pub async fn record(&self, patch: &SessionPatch) {
+        record(self.store.as_ref(), &self.session_id, patch).await;
     }
 
     /// Records an event for `step`; store failures are logged, not fatal.
@@ -265,10 +254,8 @@ impl Progress {
                 }
             }
         }
-        if patch != SessionPatch::default()
-            && let Err(err) = self.store.update_session(&self.session_id, &patch).await
-        {
-            tracing::warn!(session = %self.session_id, error = %err, "could not store reporter ids");
+        if patch != SessionPatch::default() {
+            self.record(&patch).await;
         }
     }
 }
