@@ -137,9 +137,11 @@ on_both_backends! {
 
     async fn a_crashed_workers_job_is_resumed_then_given_up(db) {
         // A worker claimed the job and died: its lease runs out.
+        db.clock.set(Utc::now());
         let s = db.store.create_session(session()).await.unwrap();
         let dead = db.store.claim_job("dead-worker", Duration::from_millis(300)).await.unwrap().unwrap();
         assert_eq!(dead.session_id.as_deref(), Some(s.id.as_str()));
+        db.clock.advance(Duration::from_millis(301));
         let handler = Recorder::new(Behaviour::Succeed);
         let pool = WorkerPool::start(db.store.clone(), handler.clone(), Arc::new(Notify::new()), config());
         eventually("the job is resumed", || handler.runs.lock().unwrap().len() == 1).await;
@@ -149,7 +151,6 @@ on_both_backends! {
         // A job that keeps crashing its workers is failed visibly, not retried forever.
         let s2 = db.store.create_session(session()).await.unwrap();
         let mut crashy = 0;
-        db.clock.set(Utc::now());
         for _ in 1..=3 {
             // Each claim happens just after the previous 1 ms lease ran out.
             db.clock.advance(Duration::from_millis(10));
