@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::deps::PipelineDeps;
@@ -84,7 +83,7 @@ pub async fn run_local(args: RunArgs) -> anyhow::Result<bool> {
         .await?;
     eprintln!("session {}", session.id);
     let job = store
-        .claim_session_job(&session.id, "cli", Duration::from_secs(3600), Utc::now())
+        .claim_session_job(&session.id, "cli", Duration::from_secs(3600))
         .await?
         .context("the session's job was taken by a server worker sharing this database")?;
     let cancel = CancellationToken::new();

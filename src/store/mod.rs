@@ -11,6 +11,8 @@
 //!   one transaction before the webhook is answered; a redelivered id changes nothing.
 //! - A job is claimed under a lease; a worker that dies loses the lease and another worker
 //!   claims the job again, so a crash resumes or fails a session visibly, never silently.
+//! - One clock per store: leases, retry delays and timestamps are all measured on it, so a
+//!   lease written by one call is compared with a "now" of the same clock by the next.
 
 mod clock;
 mod config;
@@ -212,6 +214,12 @@ pub const SETTLE_KEY: &str = "settle";
 pub const ORPHANED_SESSION_REASON: &str = "its job was lost (the server crashed or its queue entry was removed), so PatchPilot stopped it";
 
 /// The storage the core uses. Every method is one transaction.
+///
+/// Time is the store's own: every timestamp it writes and every "now" it compares with
+/// (claims, leases, heartbeats, retry delays, reconciliation, session and event times) is read
+/// from the [`Clock`] the backend was built with, never from the caller or the wall clock
+/// directly. Production runs on [`SystemClock`]; a test injects a clock it moves by hand
+/// (`with_clock` on either backend), so lease and retry timing is exact without sleeping.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
@@ -283,53 +291,29 @@ pub trait Store: Send + Sync + 'static {
         session_id: Option<&str>,
         payload: &serde_json::Value,
     ) -> StoreResult<i64>;
-    /// Claims the oldest runnable job (queued, or running with an expired lease).
-    async fn claim_job(
-        &self,
-        owner: &str,
-        lease: Duration,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<Job>>;
+    /// Claims the oldest runnable job (queued and due, or running with an expired lease) for
+    /// `lease` from the store's clock.
+    async fn claim_job(&self, owner: &str, lease: Duration) -> StoreResult<Option<Job>>;
     /// Claims the queued job of one session (the local `patchpilot run` path), if still queued.
     async fn claim_session_job(
         &self,
         session_id: &str,
         owner: &str,
         lease: Duration,
-        now: DateTime<Utc>,
     ) -> StoreResult<Option<Job>>;
-    /// Extends a lease to `now + lease`; false when the lease was lost to another worker.
-    async fn heartbeat_at(
-        &self,
-        job_id: i64,
-        owner: &str,
-        lease: Duration,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool>;
-    /// [`Store::heartbeat_at`] on the wall clock.
-    async fn heartbeat(&self, job_id: i64, owner: &str, lease: Duration) -> StoreResult<bool> {
-        self.heartbeat_at(job_id, owner, lease, Utc::now()).await
-    }
-    /// Records how a job ended, as of `now` (a retry runs after `now + after`). Does nothing
-    /// when `owner` no longer holds the job.
-    async fn finish_job_at(
-        &self,
-        job_id: i64,
-        owner: &str,
-        outcome: &JobOutcome,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
-    /// [`Store::finish_job_at`] on the wall clock.
-    async fn finish_job(&self, job_id: i64, owner: &str, outcome: &JobOutcome) -> StoreResult<()> {
-        self.finish_job_at(job_id, owner, outcome, Utc::now()).await
-    }
+    /// Extends a lease to the clock's now plus `lease`; false when the lease was lost to
+    /// another worker.
+    async fn heartbeat(&self, job_id: i64, owner: &str, lease: Duration) -> StoreResult<bool>;
+    /// Records how a job ended (a retry runs once the clock reaches now plus `after`). Does
+    /// nothing when `owner` no longer holds the job.
+    async fn finish_job(&self, job_id: i64, owner: &str, outcome: &JobOutcome) -> StoreResult<()>;
 
-    /// One reconciliation pass, as of `now`: jobs whose session already ended are failed (a
-    /// live lease is left alone: its worker is finishing), and every active session without a
-    /// queued or running job gets a settle job (see [`SETTLE_KEY`]), which a worker turns into
-    /// a visible end on the issue and check run. Safe to run on several replicas at once: a
-    /// second settle job for a session finds it ended and does nothing.
-    async fn reconcile(&self, now: DateTime<Utc>) -> StoreResult<Reconciled>;
+    /// One reconciliation pass, as of the clock's now: jobs whose session already ended are
+    /// failed (a live lease is left alone: its worker is finishing), and every active session
+    /// without a queued or running job gets a settle job (see [`SETTLE_KEY`]), which a worker
+    /// turns into a visible end on the issue and check run. Safe to run on several replicas at
+    /// once: a second settle job for a session finds it ended and does nothing.
+    async fn reconcile(&self) -> StoreResult<Reconciled>;
 }
 
 /// Opens the store named by `database_url` (`sqlite:` or `postgres:`/`postgresql:`).

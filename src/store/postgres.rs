@@ -4,13 +4,15 @@
 //! row without waiting on the others. A group commit is one statement, so one round trip.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use super::sql::impl_store;
-use super::{Intake, IntakeEffect, Recorded, StoreResult};
+use super::{Clock, Intake, IntakeEffect, Recorded, StoreResult, SystemClock};
 use super::{NewSession, TriggerKind};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -19,17 +21,28 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// What every "now" of this store is read from.
+    clock: Arc<dyn Clock>,
 }
 
 impl PostgresStore {
-    /// Connects to `url`, e.g. `postgres://postgres@127.0.0.1:5432/test`.
+    /// Connects to `url`, e.g. `postgres://postgres@127.0.0.1:5432/test`, on the wall clock.
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// The same store measuring time on `clock` (tests move it by hand).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 }
 
@@ -48,25 +61,28 @@ impl PostgresStore {
             && !batch
                 .iter()
                 .any(|intake| matches!(intake.effect, IntakeEffect::Installation(_)));
+        // One reading of the clock per batch: every row of a group commit has the same time.
+        let now = self.clock.now();
         if !single {
-            return record_deliveries_portable(&self.pool, batch).await;
+            return record_deliveries_portable(&self.pool, batch, now).await;
         }
-        let plan = SingleStatement::new(batch);
+        let plan = SingleStatement::new(batch, now);
         let inserted: Vec<(String,)> = plan.query().build_query_as().fetch_all(&self.pool).await?;
         let inserted: HashSet<String> = inserted.into_iter().map(|(id,)| id).collect();
         Ok(plan.results(&inserted))
     }
 }
 
-/// One batch as a single `WITH ... INSERT` statement.
+/// One batch as a single `WITH ... INSERT` statement; its sessions and jobs get the time `now`.
 struct SingleStatement<'a> {
     batch: &'a [Intake],
     candidates: Vec<usize>,
     session_ids: Vec<Option<String>>,
+    now: DateTime<Utc>,
 }
 
 impl<'a> SingleStatement<'a> {
-    fn new(batch: &'a [Intake]) -> Self {
+    fn new(batch: &'a [Intake], now: DateTime<Utc>) -> Self {
         let mut seen = HashSet::with_capacity(batch.len());
         let candidates = (0..batch.len())
             .filter(|&i| seen.insert(batch[i].delivery.delivery_id.as_str()))
@@ -82,11 +98,12 @@ impl<'a> SingleStatement<'a> {
             batch,
             candidates,
             session_ids,
+            now,
         }
     }
 
     fn query(&self) -> QueryBuilder<Postgres> {
-        let now = chrono::Utc::now();
+        let now = self.now;
         let mut query = QueryBuilder::<Postgres>::new(
             "WITH v (delivery_id, event, action, installation_id, repository, received_at, outcome, session_id) AS (",
         );

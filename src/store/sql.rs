@@ -4,7 +4,8 @@
 //! same method bodies generic over `sqlx::Database` needs a wall of higher-ranked bounds.
 //! Instead `impl_store!` expands the one body below for each backend; the only differences
 //! (migrations, the job-claim lock clause) are macro arguments. Placeholders are `$n`,
-//! which both SQLite and PostgreSQL accept.
+//! which both SQLite and PostgreSQL accept. The expanded body expects `pool` and `clock`
+//! fields on the store: every time it binds is `self.clock.now()`, read once per operation.
 
 use chrono::{DateTime, Utc};
 
@@ -318,9 +319,10 @@ macro_rules! impl_store {
                 new: $crate::store::NewSession,
             ) -> $crate::store::StoreResult<$crate::store::Session> {
                 let id = $crate::store::sql::new_session_id();
+                let now = self.clock.now();
                 let mut tx = self.pool.begin().await?;
-                insert_sessions(&mut tx, &[(id.as_str(), &new, None)]).await?;
-                insert_jobs(&mut tx, &[("session".to_owned(), Some(id.clone()), "{}".to_owned())]).await?;
+                insert_sessions(&mut tx, &[(id.as_str(), &new, None)], now).await?;
+                insert_jobs(&mut tx, &[("session".to_owned(), Some(id.clone()), "{}".to_owned())], now).await?;
                 tx.commit().await?;
                 self.get_session(&id)
                     .await?
@@ -428,7 +430,7 @@ macro_rules! impl_store {
                 patch: &$crate::store::SessionPatch,
             ) -> $crate::store::StoreResult<()> {
                 let mut query = sqlx::QueryBuilder::<$db>::new("UPDATE sessions SET updated_at = ");
-                query.push_bind(chrono::Utc::now());
+                query.push_bind(self.clock.now());
                 macro_rules! set {
                     ($field:ident, $column:literal) => {
                         if let Some(value) = patch.$field.clone() {
@@ -469,7 +471,7 @@ macro_rules! impl_store {
                     "UPDATE sessions SET cancel_requested = TRUE, updated_at = $1 \
                      WHERE id = $2 AND status IN ('queued', 'running')",
                 )
-                .bind(chrono::Utc::now())
+                .bind(self.clock.now())
                 .bind(id)
                 .execute(&self.pool)
                 .await?
@@ -489,7 +491,7 @@ macro_rules! impl_store {
                      VALUES ($1, $2, $3, $4, $5) RETURNING id",
                 )
                 .bind(session_id)
-                .bind(chrono::Utc::now())
+                .bind(self.clock.now())
                 .bind(step)
                 .bind(level.as_str())
                 .bind(message)
@@ -522,8 +524,9 @@ macro_rules! impl_store {
                 session_id: Option<&str>,
                 payload: &serde_json::Value,
             ) -> $crate::store::StoreResult<i64> {
+                let now = self.clock.now();
                 let mut tx = self.pool.begin().await?;
-                let ids = insert_jobs(&mut tx, &[(kind.to_owned(), session_id.map(str::to_owned), payload.to_string())]).await?;
+                let ids = insert_jobs(&mut tx, &[(kind.to_owned(), session_id.map(str::to_owned), payload.to_string())], now).await?;
                 let id = ids.first().copied().ok_or_else(|| $crate::store::StoreError::Corrupt("job insert returned no id".to_owned()))?;
                 tx.commit().await?;
                 Ok(id)
@@ -533,8 +536,8 @@ macro_rules! impl_store {
                 &self,
                 owner: &str,
                 lease: std::time::Duration,
-                now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::StoreResult<Option<$crate::store::Job>> {
+                let now = self.clock.now();
                 let sql = $crate::store::sql::CLAIM_JOB.replace("{lock}", $lock);
                 let expires = $crate::store::sql::lease_deadline(now, lease);
                 let row: Option<$crate::store::sql::JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -551,8 +554,8 @@ macro_rules! impl_store {
                 session_id: &str,
                 owner: &str,
                 lease: std::time::Duration,
-                now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::StoreResult<Option<$crate::store::Job>> {
+                let now = self.clock.now();
                 let row: Option<$crate::store::sql::JobRow> = sqlx::query_as(
                     "UPDATE jobs SET status = 'running', lease_owner = $1, lease_expires_at = $2, \
                      attempts = attempts + 1 WHERE id = (SELECT id FROM jobs WHERE session_id = $3 \
@@ -567,13 +570,13 @@ macro_rules! impl_store {
                 row.map(TryInto::try_into).transpose()
             }
 
-            async fn heartbeat_at(
+            async fn heartbeat(
                 &self,
                 job_id: i64,
                 owner: &str,
                 lease: std::time::Duration,
-                now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::StoreResult<bool> {
+                let now = self.clock.now();
                 let changed = sqlx::query(
                     "UPDATE jobs SET lease_expires_at = $1 \
                      WHERE id = $2 AND lease_owner = $3 AND status = 'running'",
@@ -587,14 +590,14 @@ macro_rules! impl_store {
                 Ok(changed > 0)
             }
 
-            async fn finish_job_at(
+            async fn finish_job(
                 &self,
                 job_id: i64,
                 owner: &str,
                 outcome: &$crate::store::JobOutcome,
-                now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::StoreResult<()> {
                 use $crate::store::JobOutcome;
+                let now = self.clock.now();
                 let (status, error, run_after) = match outcome {
                     JobOutcome::Done => ("done", None, now),
                     JobOutcome::Failed(error) => ("failed", Some(error.clone()), now),
@@ -618,10 +621,8 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn reconcile(
-                &self,
-                now: chrono::DateTime<chrono::Utc>,
-            ) -> $crate::store::StoreResult<$crate::store::Reconciled> {
+            async fn reconcile(&self) -> $crate::store::StoreResult<$crate::store::Reconciled> {
+                let now = self.clock.now();
                 let mut tx = self.pool.begin().await?;
                 let ended = sqlx::query($crate::store::sql::FAIL_JOBS_OF_ENDED_SESSIONS)
                     .bind(now)
@@ -649,9 +650,11 @@ macro_rules! impl_store {
         /// multi-row statement per table (per-row round trips, not fsync, are what limit intake
         /// once commits are grouped). Safe with several replicas: the delivery insert decides,
         /// under its unique key, which deliveries are new, and only those get sessions and jobs.
+        /// Everything the batch writes gets the time `now` (one reading of the store's clock).
         async fn record_deliveries_portable(
             pool: &sqlx::Pool<$db>,
             batch: &[$crate::store::Intake],
+            now: chrono::DateTime<chrono::Utc>,
         ) -> $crate::store::StoreResult<Vec<$crate::store::Recorded>> {
             use $crate::store::{IntakeEffect, Recorded};
             let mut seen = std::collections::HashSet::new();
@@ -698,7 +701,7 @@ macro_rules! impl_store {
                 .iter()
                 .map(|&(i, new)| (session_ids[i].as_deref().unwrap_or_default(), new, Some(batch[i].delivery.delivery_id.as_str())))
                 .collect();
-            insert_sessions(&mut tx, &sessions).await?;
+            insert_sessions(&mut tx, &sessions, now).await?;
             let jobs: Vec<(String, Option<String>, String)> = accepted
                 .iter()
                 .filter_map(|&i| match &batch[i].effect {
@@ -707,10 +710,10 @@ macro_rules! impl_store {
                     _ => None,
                 })
                 .collect();
-            insert_jobs(&mut tx, &jobs).await?;
+            insert_jobs(&mut tx, &jobs, now).await?;
             for &i in &accepted {
                 if let IntakeEffect::Installation(change) = &batch[i].effect {
-                    apply_installation_change(&mut tx, change).await?;
+                    apply_installation_change(&mut tx, change, now).await?;
                 }
             }
             tx.commit().await?;
@@ -726,12 +729,13 @@ macro_rules! impl_store {
                 .collect())
         }
 
-        /// Inserts queued sessions: `(id, what is known, delivery id)`, one statement per 200.
+        /// Inserts queued sessions created at `now`: `(id, what is known, delivery id)`, one
+        /// statement per 200.
         async fn insert_sessions(
             tx: &mut sqlx::Transaction<'_, $db>,
             sessions: &[(&str, &$crate::store::NewSession, Option<&str>)],
+            now: chrono::DateTime<chrono::Utc>,
         ) -> $crate::store::StoreResult<()> {
-            let now = chrono::Utc::now();
             for chunk in sessions.chunks(200) {
                 let mut query = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO sessions (id, repo_url, branch, bug_description, repro_command, status, \
@@ -771,13 +775,13 @@ macro_rules! impl_store {
             Ok(())
         }
 
-        /// Inserts queued jobs: `(kind, session id, JSON payload)`; returns their ids (callers rely on
-        /// the order only for a single job).
+        /// Inserts queued jobs, due and created at `now`: `(kind, session id, JSON payload)`;
+        /// returns their ids (callers rely on the order only for a single job).
         async fn insert_jobs(
             tx: &mut sqlx::Transaction<'_, $db>,
             jobs: &[(String, Option<String>, String)],
+            now: chrono::DateTime<chrono::Utc>,
         ) -> $crate::store::StoreResult<Vec<i64>> {
-            let now = chrono::Utc::now();
             let mut ids = Vec::with_capacity(jobs.len());
             for chunk in jobs.chunks(500) {
                 let mut query = sqlx::QueryBuilder::<$db>::new(
@@ -802,10 +806,10 @@ macro_rules! impl_store {
         async fn apply_installation_change(
             tx: &mut sqlx::Transaction<'_, $db>,
             change: &$crate::store::InstallationChange,
+            now: chrono::DateTime<chrono::Utc>,
         ) -> $crate::store::StoreResult<()> {
             use $crate::store::InstallationChange;
             use $crate::store::sql::{merge_repositories, parse_repositories, repositories_json};
-            let now = chrono::Utc::now();
             match change {
                 InstallationChange::Upsert { installation_id, account, repositories } => {
                     sqlx::query(

@@ -29,8 +29,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::Mutex;
 
+use chrono::{DateTime, Utc};
+
 use super::sql::impl_store;
-use super::{Intake, IntakeEffect, Recorded, StoreResult};
+use super::{Clock, Intake, IntakeEffect, Recorded, StoreResult, SystemClock};
 use super::{NewSession, TriggerKind};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -46,6 +48,8 @@ pub struct SqliteStore {
     options: SqliteConnectOptions,
     /// The connection group commits run on; `None` until first use or after an error.
     intake: Arc<Mutex<Option<SqliteConnection>>>,
+    /// What every "now" of this store is read from.
+    clock: Arc<dyn Clock>,
 }
 
 /// Proof that this process is the only server of a SQLite database; dropping it (or exiting)
@@ -81,7 +85,8 @@ pub enum ServerLockError {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at `url`, e.g. `sqlite://patchpilot.db`.
+    /// Opens (creating if missing) the database at `url`, e.g. `sqlite://patchpilot.db`, on the
+    /// wall clock.
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -100,7 +105,14 @@ impl SqliteStore {
             pool,
             options,
             intake: Arc::new(Mutex::new(None)),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same store measuring time on `clock` (tests move it by hand).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Takes the one-server lock for the SQLite database named by `database_url`: `Ok(None)`
@@ -154,8 +166,10 @@ impl SqliteStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        // One reading of the clock per batch: every row of a group commit has the same time.
+        let now = self.clock.now();
         if !pinned_fits {
-            return record_deliveries_portable(&self.pool, batch).await;
+            return record_deliveries_portable(&self.pool, batch, now).await;
         }
         let mut slot = self.intake.lock().await;
         let connection = match slot.as_mut() {
@@ -167,7 +181,7 @@ impl SqliteStore {
                 slot.insert(SqliteConnection::connect_with(&options).await?)
             }
         };
-        let plan = BatchPlan::new(batch);
+        let plan = BatchPlan::new(batch, now);
         match plan.run(connection).await {
             Ok(known) => Ok(plan.results(&known)),
             Err(err) => {
@@ -182,16 +196,17 @@ impl SqliteStore {
     }
 }
 
-/// What one batch writes: its distinct delivery ids (the first of each wins) and the session
-/// id each session-starting delivery would get.
+/// What one batch writes: its distinct delivery ids (the first of each wins), the session
+/// id each session-starting delivery would get, and the time its sessions and jobs get.
 struct BatchPlan<'a> {
     batch: &'a [Intake],
     candidates: Vec<usize>,
     session_ids: Vec<Option<String>>,
+    now: DateTime<Utc>,
 }
 
 impl<'a> BatchPlan<'a> {
-    fn new(batch: &'a [Intake]) -> Self {
+    fn new(batch: &'a [Intake], now: DateTime<Utc>) -> Self {
         let mut seen = HashSet::with_capacity(batch.len());
         let candidates = (0..batch.len())
             .filter(|&i| seen.insert(batch[i].delivery.delivery_id.as_str()))
@@ -207,6 +222,7 @@ impl<'a> BatchPlan<'a> {
             batch,
             candidates,
             session_ids,
+            now,
         }
     }
 
@@ -242,7 +258,7 @@ impl<'a> BatchPlan<'a> {
         if starts.is_empty() {
             return;
         }
-        let now = chrono::Utc::now();
+        let now = self.now;
         query.push(
             " INSERT INTO sessions (id, repo_url, branch, bug_description, repro_command, status, \
              created_at, updated_at, installation_id, repository, issue_number, issue_title, \
@@ -292,7 +308,7 @@ impl<'a> BatchPlan<'a> {
         if jobs.is_empty() {
             return;
         }
-        let now = chrono::Utc::now();
+        let now = self.now;
         query.push(
             " INSERT INTO jobs (kind, session_id, payload, status, attempts, run_after, created_at) \
              SELECT column1, column2, column3, column4, column5, column6, column7 FROM (",

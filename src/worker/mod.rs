@@ -13,9 +13,9 @@
 //!   idempotent, see [`Store::reconcile`]): jobs of ended sessions are failed, and sessions
 //!   that lost their job get a settle job, which a worker ends visibly through
 //!   [`JobHandler::give_up`] like any other job it will not run again.
-//! - Leases, heartbeats and retry delays are measured on the injected [`Clock`], so tests move
-//!   time instead of sleeping through a lease. Timers that only pace the loop (idle poll,
-//!   heartbeat interval) stay on tokio's time.
+//! - Leases, heartbeats and retry delays are measured on the store's clock (see [`Store`]),
+//!   so tests move time instead of sleeping through a lease. Timers that only pace the loop
+//!   (idle poll, heartbeat interval) stay on tokio's time.
 
 mod config;
 
@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::store::{Clock, Job, JobOutcome, SETTLE_KEY, Store, SystemClock};
+use crate::store::{Job, JobOutcome, SETTLE_KEY, Store};
 
 pub use config::WorkerArgs;
 
@@ -66,8 +66,6 @@ pub struct WorkerConfig {
     pub retry_base: Duration,
     /// How often a reconciliation pass runs (one also runs at start-up).
     pub reconcile_every: Duration,
-    /// What leases and retry delays are measured on.
-    pub clock: Arc<dyn Clock>,
 }
 
 impl WorkerConfig {
@@ -96,7 +94,6 @@ impl Default for WorkerConfig {
             shutdown_grace: Duration::from_secs(30),
             retry_base: Duration::from_secs(5),
             reconcile_every: Duration::from_secs(60),
-            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -161,11 +158,7 @@ struct Worker {
 impl Worker {
     async fn run_loop(self) {
         while !self.shutdown.is_cancelled() {
-            match self
-                .store
-                .claim_job(&self.id, self.config.lease, self.config.clock.now())
-                .await
-            {
+            match self.store.claim_job(&self.id, self.config.lease).await {
                 Ok(Some(job)) => {
                     let span = tracing::info_span!("job", id = job.id, kind = %job.kind, session = job.session_id.as_deref().unwrap_or("-"), attempt = job.attempts);
                     self.run_job(job).instrument(span).await;
@@ -246,12 +239,7 @@ impl Worker {
     }
 
     async fn finish(&self, job: &Job, outcome: JobOutcome) {
-        let now = self.config.clock.now();
-        if let Err(err) = self
-            .store
-            .finish_job_at(job.id, &self.id, &outcome, now)
-            .await
-        {
+        if let Err(err) = self.store.finish_job(job.id, &self.id, &outcome).await {
             tracing::error!(job = job.id, error = %err, "could not record the job's end; its lease will expire and it will be retried");
         }
     }
@@ -283,7 +271,7 @@ async fn watch(
     loop {
         tokio::select! {
             _ = heartbeat.tick() => {
-                match store.heartbeat_at(job.id, &owner, config.lease, config.clock.now()).await {
+                match store.heartbeat(job.id, &owner, config.lease).await {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::warn!(job = job.id, "lease lost to another worker; stopping");
@@ -321,7 +309,7 @@ async fn reconcile_loop(
     shutdown: CancellationToken,
 ) {
     loop {
-        match store.reconcile(config.clock.now()).await {
+        match store.reconcile().await {
             Ok(done) => {
                 if !done.orphaned_sessions.is_empty() || done.jobs_of_ended_sessions > 0 {
                     tracing::warn!(

@@ -4,16 +4,52 @@
 //! `postgres://postgres@127.0.0.1:5432/test`). When it is unreachable the Postgres half of a
 //! test fails if `CI=true` (never a silent skip in CI) and is skipped with a loud note
 //! elsewhere.
+//!
+//! Every test store measures time on the test's own [`ManualClock`] (`db.clock`): it reads
+//! the wall clock until the test sets it, and from then on moves only when the test moves it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use patchpilot::store::{PostgresStore, SqliteStore, Store};
+use chrono::{DateTime, Utc};
+use patchpilot::store::{Clock, PostgresStore, SqliteStore, Store};
 
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The store's clock in tests: the wall clock until [`ManualClock::set`] or
+/// [`ManualClock::advance`] stops it; after that, time passes only when the test says so.
+#[derive(Debug, Default)]
+pub struct ManualClock(Mutex<Option<DateTime<Utc>>>);
+
+impl ManualClock {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Stops the clock at `at`.
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().unwrap() = Some(at);
+    }
+
+    /// Stops the clock `by` after its current time.
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.0.lock().unwrap();
+        let from = now.unwrap_or_else(Utc::now);
+        *now = Some(from + chrono::Duration::from_std(by).expect("a test duration"));
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.lock().unwrap().unwrap_or_else(Utc::now)
+    }
+}
 
 /// A store on a fresh database, kept alive with whatever it needs (the temp dir).
 pub struct TestDb {
     pub store: Arc<dyn Store>,
+    /// The clock `store` reads every "now" from.
+    pub clock: Arc<ManualClock>,
     pub url: String,
     _dir: Option<tempfile::TempDir>,
 }
@@ -21,10 +57,15 @@ pub struct TestDb {
 pub async fn fresh_sqlite() -> TestDb {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}/patchpilot.db", dir.path().display());
-    let store = SqliteStore::connect(&url).await.expect("open sqlite");
+    let clock = ManualClock::new();
+    let store = SqliteStore::connect(&url)
+        .await
+        .expect("open sqlite")
+        .with_clock(clock.clone());
     store.migrate().await.expect("migrate sqlite");
     TestDb {
         store: Arc::new(store),
+        clock,
         url,
         _dir: Some(dir),
     }
@@ -47,12 +88,15 @@ pub async fn fresh_postgres() -> Option<TestDb> {
             return None;
         }
     };
+    let clock = ManualClock::new();
     let store = PostgresStore::connect(&url)
         .await
-        .expect("connect to fresh postgres database");
+        .expect("connect to fresh postgres database")
+        .with_clock(clock.clone());
     store.migrate().await.expect("migrate postgres");
     Some(TestDb {
         store: Arc::new(store),
+        clock,
         url,
         _dir: None,
     })
