@@ -135,31 +135,31 @@ async fn iterations(world: &World, pr: u64) -> Vec<Session> {
 
 /// Waits for the `n`-th iteration on the pull request to exist and finish.
 async fn nth_iteration(world: &World, pr: u64, n: usize) -> Session {
-    for _ in 0..600 {
-        if let Some(session) = iterations(world, pr).await.get(n - 1) {
-            return world.finished(&session.id.clone()).await;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no iteration {n} on #{pr}");
+    let what = format!("iteration {n} on #{pr}");
+    let session = world
+        .within(&what, move || async move {
+            iterations(world, pr).await.get(n - 1).cloned()
+        })
+        .await;
+    world.finished(&session.id).await
 }
 
 /// Waits until every job (command jobs included) has been handled: none queued or running.
-async fn settled(db_url: &str) {
+async fn settled(world: &World, db_url: &str) {
     let pool = sqlx::SqlitePool::connect(db_url).await.unwrap();
-    for _ in 0..600 {
-        let pending: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-        if pending == 0 {
-            pool.close().await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("jobs did not settle");
+    let pool = &pool;
+    world
+        .within("every job to be handled", move || async move {
+            let pending: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')",
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            (pending == 0).then_some(())
+        })
+        .await;
+    pool.close().await;
 }
 
 /// A world on a fresh SQLite database, and the database's URL (to watch its job queue).
@@ -340,7 +340,7 @@ async fn a_review_with_two_line_comments_is_one_round_with_both_in_the_prompt() 
         world.events(&round.id).await,
         round.error_message
     );
-    settled(&db).await;
+    settled(&world, &db).await;
     assert_eq!(
         iterations(&world, pr.number).await.len(),
         1,
@@ -439,7 +439,7 @@ async fn failing_ci_on_its_branch_gets_one_round_per_head_and_never_loops() {
         world.events(&round.id).await,
         round.error_message
     );
-    settled(&db).await;
+    settled(&world, &db).await;
 
     // The failed job's annotation and log were in the prompt; one commit was pushed.
     let requests = world.model.requests();
@@ -471,7 +471,7 @@ async fn failing_ci_on_its_branch_gets_one_round_per_head_and_never_loops() {
     world
         .deliver("workflow_run", &workflow_run_payload(&world, run, &pr.head))
         .await;
-    settled(&db).await;
+    settled(&world, &db).await;
     assert_eq!(iterations(&world, pr.number).await.len(), 1);
 
     // CI failing on PatchPilot's own push: the cap (1) is reached, said once, no loop.
@@ -488,11 +488,11 @@ async fn failing_ci_on_its_branch_gets_one_round_per_head_and_never_loops() {
     world
         .deliver("workflow_run", &workflow_run_payload(&world, second, &head))
         .await;
-    settled(&db).await;
+    settled(&world, &db).await;
     world
         .deliver("workflow_run", &workflow_run_payload(&world, second, &head))
         .await;
-    settled(&db).await;
+    settled(&world, &db).await;
     assert_eq!(
         iterations(&world, pr.number).await.len(),
         1,
@@ -555,7 +555,7 @@ async fn feedback_or_a_review_by_a_non_writer_starts_no_work() {
                 >= 2
         })
         .await;
-    settled(&db).await;
+    settled(&world, &db).await;
 
     assert!(iterations(&world, pr.number).await.is_empty());
     assert_eq!(
@@ -663,7 +663,7 @@ async fn a_ci_round_that_failed_is_not_tried_again_for_the_same_head() {
     world
         .deliver("workflow_run", &workflow_run_payload(&world, run, &pr.head))
         .await;
-    settled(&db).await;
+    settled(&world, &db).await;
     assert_eq!(iterations(&world, pr.number).await.len(), 1);
     assert_eq!(world.model.requests().len(), calls);
     assert_eq!(branch_head(&world), pr.head);
@@ -705,7 +705,7 @@ async fn a_second_request_while_a_round_runs_is_answered_not_raced() {
         MAINTAINER,
     );
     world.deliver("issue_comment", &second).await;
-    settled(&db).await;
+    settled(&world, &db).await;
 
     let rounds = iterations(&world, pr.number).await;
     assert_eq!(rounds.len(), 2, "{rounds:#?}");
@@ -802,7 +802,7 @@ async fn another_ci_apps_failed_check_suite_gets_a_round_and_ours_never_does() {
         "{:?}",
         round.error_message
     );
-    settled(&db).await;
+    settled(&world, &db).await;
     let prompt = world.model.requests()[1].first_user_message();
     assert!(prompt.contains("Failed CI job `mypy`"), "{prompt}");
     assert!(prompt.contains("mypy: return a float here"), "{prompt}");
@@ -837,7 +837,7 @@ async fn a_retry_on_the_issue_while_a_round_runs_on_its_pull_request_waits_its_t
     let body = format!("`average([])` crashes with ZeroDivisionError.\n\nrepro: {PYTHON_REPRO}\n");
     let retry = world.comment_payload(1, "/patchpilot retry", &body, MAINTAINER);
     world.deliver("issue_comment", &retry).await;
-    settled(&db).await;
+    settled(&world, &db).await;
 
     let rounds = iterations(&world, pr.number).await;
     assert_eq!(rounds.len(), 1, "{rounds:#?}");

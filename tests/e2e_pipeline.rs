@@ -293,12 +293,7 @@ async fn cancel_mid_run_kills_the_sandbox_and_cancels_the_session() {
         .await;
     let session_id = answer["sessionId"].as_str().unwrap().to_owned();
     // Wait until the repro command is running in the sandbox.
-    for _ in 0..300 {
-        if world.events(&session_id).await.contains("$ sleep 600") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    world.wait_for_event(&session_id, "$ sleep 600").await;
     let mut comment = support::example("issue_comment", "created");
     comment["comment"]["body"] = serde_json::json!("/patchpilot cancel");
     comment["comment"]["user"]["login"] = serde_json::json!(MAINTAINER);

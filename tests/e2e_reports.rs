@@ -121,12 +121,8 @@ async fn status_while_the_repro_runs_names_the_step() {
         )
         .await;
     let session_id = answer["sessionId"].as_str().unwrap().to_owned();
-    for _ in 0..300 {
-        if world.events(&session_id).await.contains("$ sleep 60") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    // Wait until the repro command is running in the sandbox.
+    world.wait_for_event(&session_id, "$ sleep 60").await;
     let status = world.comment_payload(11, "/patchpilot status", body, MAINTAINER);
     world.deliver("issue_comment", &status).await;
     world

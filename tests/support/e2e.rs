@@ -2,7 +2,14 @@
 //! the fake GitHub (through the real octocrab client and App JWT), the scripted model, a real
 //! git smart-HTTP server and the real sandbox. Tests send signed webhooks and look at what a
 //! maintainer would see.
+//!
+//! Teardown is strict and cannot be forgotten: when a `World` goes away (through
+//! [`World::stop`] or simply dropped), a GitHub call the fake could not answer meaningfully
+//! fails the test, listing each call (see [`FakeGitHub::unanswered`]). Every wait is bounded
+//! by [`WAIT_TIMEOUT`] and ends with a report of each session's status, step and last
+//! events, so a hung step fails its test instead of hanging CI.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +18,7 @@ use patchpilot::agent::deps::PipelineDeps;
 use patchpilot::agent::git::RepoCache;
 use patchpilot::agent::pipeline::Pipeline;
 use patchpilot::server::{self, AppState, Features};
-use patchpilot::store::Session;
-use patchpilot::store::{IntakeQueue, Store};
+use patchpilot::store::{IntakeQueue, Session, SessionFilter, Store};
 use patchpilot::webhook::triggers::TriggerSettings;
 use patchpilot::worker::{WorkerConfig, WorkerPool};
 use serde_json::{Value, json};
@@ -25,6 +31,14 @@ use super::server::SECRET;
 pub const REPO: &str = "octo/calc";
 pub const INSTALLATION: u64 = 77;
 pub const MAINTAINER: &str = "maintainer";
+
+/// The longest any wait of the world may take (a session to finish, a comment, a pull
+/// request, the workers to stop). Longer than any step of a healthy run on a loaded machine,
+/// short enough that a hung step fails its test well inside CI's job limit.
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(120);
+const POLL: Duration = Duration::from_millis(100);
+/// How many of a session's last events a timeout report shows.
+const REPORTED_EVENTS: usize = 12;
 
 static NEXT_UID_BASE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(400_000);
 
@@ -41,6 +55,10 @@ pub struct World {
     pub data_dir: PathBuf,
     pub client: reqwest::Client,
     workers: Option<WorkerPool>,
+    /// [`WAIT_TIMEOUT`], unless a test about timeouts shortened it.
+    wait_timeout: Duration,
+    /// Set once the teardown check ran, so [`Drop`] does not run it a second time.
+    checked: bool,
     _dirs: Vec<tempfile::TempDir>,
     _db: TestDb,
 }
@@ -206,8 +224,13 @@ impl World {
             git_root,
             git_base,
             data_dir,
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder()
+                .timeout(WAIT_TIMEOUT)
+                .build()
+                .unwrap(),
             workers: Some(workers),
+            wait_timeout: WAIT_TIMEOUT,
+            checked: false,
             _dirs: vec![git_dir, data],
             _db: db,
         }
@@ -307,26 +330,100 @@ impl World {
         response.json().await.unwrap()
     }
 
-    /// Waits (up to two minutes) until the session is no longer queued or running.
-    pub async fn finished(&self, session_id: &str) -> Session {
-        for _ in 0..1200 {
-            let session = self.store.get_session(session_id).await.unwrap().unwrap();
-            if !session.status.is_active() {
-                return session;
+    /// Shortens every later wait (only for tests that prove a hung step fails them).
+    pub fn set_wait_timeout(&mut self, timeout: Duration) {
+        self.wait_timeout = timeout;
+    }
+
+    /// Polls until `poll` yields a value; after [`WAIT_TIMEOUT`] the test fails, naming
+    /// `what` and reporting every session's status and last events.
+    pub async fn within<T, F>(&self, what: &str, mut poll: impl FnMut() -> F) -> T
+    where
+        F: Future<Output = Option<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.wait_timeout;
+        loop {
+            if let Some(value) = poll().await {
+                return value;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            if tokio::time::Instant::now() >= deadline {
+                panic!(
+                    "timed out after {:?} waiting for {what}\n{}",
+                    self.wait_timeout,
+                    self.sessions_report().await
+                );
+            }
+            tokio::time::sleep(POLL).await;
         }
-        panic!("session {session_id} did not finish");
+    }
+
+    /// Waits until the session is no longer queued or running.
+    pub async fn finished(&self, session_id: &str) -> Session {
+        let what = format!("session {session_id} to finish");
+        self.within(&what, move || async move {
+            let session = self.store.get_session(session_id).await.unwrap();
+            let session = session.unwrap_or_else(|| panic!("no session {session_id}"));
+            (!session.status.is_active()).then_some(session)
+        })
+        .await
     }
 
     pub async fn wait_for(&self, what: &str, mut check: impl FnMut(&Self) -> bool) {
-        for _ in 0..600 {
-            if check(self) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        self.within(what, || std::future::ready(check(self).then_some(())))
+            .await
+    }
+
+    /// Waits until one of the session's events contains `text` (e.g. `$ sleep 60`: the
+    /// command is running in the sandbox).
+    pub async fn wait_for_event(&self, session_id: &str, text: &str) {
+        let what = format!("an event of session {session_id} containing {text:?}");
+        self.within(&what, move || async move {
+            self.events(session_id).await.contains(text).then_some(())
+        })
+        .await
+    }
+
+    /// Every session in the store, newest first, with its status and last events: what a
+    /// timeout shows so that the hung step can be read off the failure.
+    pub async fn sessions_report(&self) -> String {
+        let filter = SessionFilter {
+            limit: 100,
+            ..SessionFilter::default()
+        };
+        let sessions = match self.store.list_sessions(&filter).await {
+            Ok(sessions) => sessions,
+            Err(e) => return format!("(could not list sessions: {e})"),
+        };
+        if sessions.is_empty() {
+            return "no sessions in the store".into();
         }
-        panic!("timed out waiting for {what}");
+        let mut report = String::new();
+        for s in sessions {
+            report += &format!(
+                "session {} ({} on {}#{}): {}{}\n",
+                s.id,
+                s.trigger_kind.as_str(),
+                s.repository.as_deref().unwrap_or("-"),
+                s.issue_number.unwrap_or(0),
+                s.status,
+                s.error_message
+                    .map(|e| format!(", error: {e}"))
+                    .unwrap_or_default(),
+            );
+            let events = self
+                .store
+                .events_after(&s.id, 0, 10_000)
+                .await
+                .unwrap_or_default();
+            let skip = events.len().saturating_sub(REPORTED_EVENTS);
+            if skip > 0 {
+                report += &format!("  ({skip} earlier events)\n");
+            }
+            for e in &events[skip..] {
+                report += &format!("  [{}] {}\n", e.step, e.message);
+            }
+        }
+        report
     }
 
     pub async fn events(&self, session_id: &str) -> String {
@@ -341,9 +438,42 @@ impl World {
             .collect()
     }
 
+    /// Stops the workers (bounded by [`WAIT_TIMEOUT`]), then runs the strict teardown check.
     pub async fn stop(mut self) {
-        if let Some(workers) = self.workers.take() {
-            workers.shutdown().await;
+        if let Some(workers) = self.workers.take()
+            && tokio::time::timeout(WAIT_TIMEOUT, workers.shutdown())
+                .await
+                .is_err()
+        {
+            self.checked = true;
+            panic!(
+                "the workers did not stop within {WAIT_TIMEOUT:?}\n{}",
+                self.sessions_report().await
+            );
+        }
+        self.check_github_calls();
+    }
+
+    /// Fails the test if the fake GitHub saw a call it could not answer meaningfully.
+    fn check_github_calls(&mut self) {
+        self.checked = true;
+        let unanswered = self.github.unanswered();
+        assert!(
+            unanswered.is_empty(),
+            "the fake GitHub could not answer {} call(s); give each legitimate one a real route \
+             in tests/support/fake_github/, anything else is a bug:\n{}",
+            unanswered.len(),
+            unanswered.join("\n")
+        );
+    }
+}
+
+/// A world dropped without [`World::stop`] still gets the teardown check (unless the test is
+/// already failing, so its own panic is the one reported).
+impl Drop for World {
+    fn drop(&mut self) {
+        if !self.checked && !std::thread::panicking() {
+            self.check_github_calls();
         }
     }
 }

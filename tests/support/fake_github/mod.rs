@@ -8,6 +8,12 @@
 //! next N matching calls answer 5xx, 429 with `Retry-After`, a 403 secondary rate limit, or
 //! answer slowly. [`FakeGitHub::finish`] is the strict teardown: it fails on calls the fake
 //! could not serve or authorise and on bot comments the test never looked at.
+//!
+//! "Could not serve" is any call it did not know (route or method), any call without valid
+//! credentials, and any 404 except the few where GitHub answers 404 for something absent
+//! and PatchPilot branches on it (a missing file in `contents`, a missing branch). Those
+//! calls are listed by [`FakeGitHub::unanswered`], which the end-to-end world checks when
+//! it is torn down.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -147,6 +153,8 @@ struct World {
     seen_comments: HashSet<u64>,
     manifest_codes: HashSet<String>,
     kill_switches: Vec<KillSwitch>,
+    /// Routes the fake answers as unknown (see [`FakeGitHub::forget_route`]).
+    forgotten_routes: Vec<(Method, String)>,
 }
 
 /// SIGKILLs a process right after the fake carried out a matching write and before the answer
@@ -195,6 +203,7 @@ impl FakeGitHub {
             seen_comments: HashSet::new(),
             manifest_codes: HashSet::new(),
             kill_switches: Vec::new(),
+            forgotten_routes: Vec::new(),
         }));
         let app = axum::Router::new()
             .fallback(handle)
@@ -340,6 +349,22 @@ impl FakeGitHub {
     /// Kill switches that have not fired yet.
     pub fn armed_kill_switches(&self) -> usize {
         self.w().kill_switches.len()
+    }
+
+    /// From now on the fake answers `method` calls whose path contains `path_contains` as a
+    /// route it does not know: a test-only way to show that the strict teardown catches a call
+    /// the fake cannot serve.
+    pub fn forget_route(&self, method: Method, path_contains: &str) {
+        self.w()
+            .forgotten_routes
+            .push((method, path_contains.into()));
+    }
+
+    /// The calls the fake could not answer meaningfully, in order, each as
+    /// `METHOD /path answered STATUS (why)`: an unknown route or method, a request it could
+    /// not authenticate, or a 404 because nothing it holds matched.
+    pub fn unanswered(&self) -> Vec<String> {
+        self.w().problems.clone()
     }
 
     /// Marks every comment as seen (tests that assert counts rather than texts).

@@ -32,7 +32,45 @@ pub(super) fn user_json(base: &str, login: &str) -> Value {
 
 pub(super) fn error(status: StatusCode, message: &str) -> Response {
     let body = json!({ "message": message, "documentation_url": "https://docs.github.com/rest", "status": status.as_u16().to_string() });
-    (status, axum::Json(body)).into_response()
+    let mut response = (status, axum::Json(body)).into_response();
+    response
+        .extensions_mut()
+        .insert(Refusal(message.to_owned()));
+    response
+}
+
+/// Why the fake answered an error (kept on the response, never sent).
+#[derive(Clone)]
+struct Refusal(String);
+
+/// Marks a 404 that GitHub itself answers for something absent and that PatchPilot branches
+/// on (a missing `.github/patchpilot.yml`, a branch that does not exist yet). Every other
+/// 404 means the fake had nothing that matched, and the strict teardown reports it.
+#[derive(Clone)]
+struct Absent;
+
+pub(super) fn absent(message: &str) -> Response {
+    let mut response = error(StatusCode::NOT_FOUND, message);
+    response.extensions_mut().insert(Absent);
+    response
+}
+
+/// Why a call was not answered meaningfully: the fake did not know the route, authenticated
+/// nobody, or had nothing that matched (a 404 not marked [`Absent`]).
+fn unanswered(response: &Response) -> Option<String> {
+    let status = response.status();
+    let refused = status == StatusCode::UNAUTHORIZED
+        || status == StatusCode::METHOD_NOT_ALLOWED
+        || (status == StatusCode::NOT_FOUND && response.extensions().get::<Absent>().is_none());
+    if !refused {
+        return None;
+    }
+    let why = response
+        .extensions()
+        .get::<Refusal>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    Some(format!("{} ({why})", status.as_u16()))
 }
 
 pub(super) fn ok(status: StatusCode, body: Value) -> Response {
@@ -101,8 +139,12 @@ pub(super) async fn handle(
             .into_owned()
             .collect();
     let json_body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let (injected, delay) = {
+    let (injected, delay, forgotten) = {
         let mut w = world.lock().unwrap();
+        let forgotten = w
+            .forgotten_routes
+            .iter()
+            .any(|(m, part)| *m == method && path.contains(part.as_str()));
         let mut injected = None;
         let mut delay = None;
         if let Some(f) = w
@@ -116,7 +158,7 @@ pub(super) async fn handle(
                 other => injected = Some(other),
             }
         }
-        (injected, delay)
+        (injected, delay, forgotten)
     };
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
@@ -136,6 +178,7 @@ pub(super) async fn handle(
             r.headers_mut().insert("retry-after", retry_after.into());
             r
         }
+        _ if forgotten => unknown(&method, &path),
         _ => {
             let mut w = world.lock().unwrap();
             route(&mut w, &method, &path, &query, &headers, &json_body)
@@ -146,12 +189,12 @@ pub(super) async fn handle(
     if response.status().is_success() {
         w.fire_kill_switches(&method, &path, &json_body);
     }
-    if status == 401
-        || status == 405
-        || (status == 404 && response.headers().contains_key("x-fake-unknown-route"))
-    {
-        w.problems
-            .push(format!("{method} {path} answered {status}"));
+    if let Some(why) = unanswered(&response) {
+        let shown = match uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.clone(),
+        };
+        w.problems.push(format!("{method} {shown} answered {why}"));
     }
     w.calls.push(Call {
         method,
@@ -209,13 +252,10 @@ fn route(
 }
 
 fn unknown(method: &Method, path: &str) -> Response {
-    let mut r = error(
+    error(
         StatusCode::NOT_FOUND,
         &format!("the fake has no route {method} {path}"),
-    );
-    r.headers_mut()
-        .insert("x-fake-unknown-route", "1".parse().unwrap());
-    r
+    )
 }
 
 fn mint_token(w: &mut World, installation: u64, body: &Value) -> Response {
@@ -414,7 +454,7 @@ fn repo_route(
                     StatusCode::OK,
                     json!({ "name": name, "commit": { "sha": sha, "url": "" }, "protected": false }),
                 ),
-                None => error(StatusCode::NOT_FOUND, "Branch not found"),
+                None => absent("Branch not found"),
             }
         }
         ("GET", ["contents", file @ ..]) => {
@@ -441,7 +481,7 @@ fn repo_route(
                         }),
                     )
                 }
-                None => error(StatusCode::NOT_FOUND, "Not Found"),
+                None => absent("Not Found"),
             }
         }
         ("GET", ["issues", n]) => {
