@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod authorization;
 pub mod config;
 pub mod github;
 pub mod llm;

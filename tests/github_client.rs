@@ -5,8 +5,8 @@ mod support;
 use std::sync::Arc;
 
 use axum::http::Method;
+use patchpilot::authorization::{Sender, TriggerDecision, check_trigger};
 use patchpilot::github::client::*;
-use patchpilot::github::permissions::{Sender, TriggerDecision, check_trigger};
 use patchpilot::github::types::*;
 use secrecy::ExposeSecret;
 use support::fake_github::{BOT_LOGIN, FailureKind, FakeGitHub};
@@ -311,7 +311,8 @@ async fn only_writers_may_trigger_and_bots_are_ignored_without_asking_github() {
     let decide = |login: &'static str, kind: &'static str| {
         let gh = gh.clone();
         async move {
-            check_trigger(gh.as_ref(), INST, &repo(), Sender { login, kind })
+            let is_bot = kind == "Bot";
+            check_trigger(gh.as_ref(), INST, &repo(), Sender { login, is_bot })
                 .await
                 .unwrap()
         }

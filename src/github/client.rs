@@ -98,14 +98,6 @@ impl Permission {
             _ => Permission::None,
         }
     }
-
-    /// Whether this role may make PatchPilot run code (write, maintain or admin).
-    pub fn can_trigger(self) -> bool {
-        matches!(
-            self,
-            Permission::Admin | Permission::Maintain | Permission::Write
-        )
-    }
 }
 
 /// The conclusion of a completed check run.

@@ -13,6 +13,7 @@ use super::events::{
     PullRequestReviewEvent, Repository, WorkflowRunEvent,
 };
 use super::triggers::{CommandJob, CommandKind, Decision, TriggerSettings, sender_refusal};
+use crate::authorization::is_our_pull_request;
 use crate::session::iteration::issue_of_branch;
 
 /// CI conclusions that ask for a fix-up round (`cancelled`, `skipped`, `neutral`, ... do not).
@@ -23,11 +24,11 @@ fn is_ci_failure(conclusion: Option<&str>) -> bool {
 /// Whether the pull request is one PatchPilot opened: its branch, and its bot as the author
 /// when the bot's login is known.
 fn ours(pull: &PullRequestRef, settings: &TriggerSettings) -> bool {
-    issue_of_branch(&pull.head.branch).is_some()
-        && settings
-            .bot_login
-            .as_deref()
-            .is_none_or(|bot| pull.user.login.eq_ignore_ascii_case(bot))
+    is_our_pull_request(
+        &pull.head.branch,
+        &pull.user.login,
+        settings.bot_login.as_deref(),
+    )
 }
 
 fn job(

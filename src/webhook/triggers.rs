@@ -10,6 +10,7 @@ use super::command::{SlashCommand, parse_comment};
 use super::events::{
     Account, Event, InstallationEvent, InstallationRepositoriesEvent, Issue, Repository,
 };
+use crate::authorization::{Sender, TriggerDecision, pre_check};
 use crate::session::issue_body::{Repro, parse_issue_body};
 use crate::store::{InstallationChange, IntakeEffect};
 use crate::store::{NewSession, TriggerKind};
@@ -268,15 +269,14 @@ pub fn decide(event: &Event, settings: &TriggerSettings) -> Decision {
     }
 }
 
-/// Bots, Apps and PatchPilot itself never start work.
+/// The payload-only part of the rules (`crate::authorization::pre_check`): bots, Apps and
+/// PatchPilot itself never start work.
 pub(super) fn sender_refusal(sender: &Account, settings: &TriggerSettings) -> Option<&'static str> {
-    if settings.bot_login.as_deref() == Some(sender.login.as_str()) {
-        Some("our own comment")
-    } else if sender.is_bot() {
-        Some("sender is a bot")
-    } else {
-        None
-    }
+    let sender = Sender {
+        login: &sender.login,
+        is_bot: sender.is_bot(),
+    };
+    pre_check(sender, settings.bot_login.as_deref()).and_then(TriggerDecision::refusal)
 }
 
 fn start(

@@ -1,11 +1,10 @@
-//! Who may start work, and one active session per issue.
-//!
-//! The repro command runs code, so this is the security boundary of the GitHub triggers: the
-//! sender must have write, maintain or admin permission on the repository, checked through the
-//! collaborator-permission API when the job runs (label triggers too). `author_association`
-//! is not trusted. A refused sender gets a short reply, rate-limited per user and per issue
-//! (`reporter::reply_limited`), so a crowd of drive-by triggers cannot flood the issue.
+//! Before a session runs: its sender is checked against the rules of `crate::authorization`
+//! (read through the collaborator-permission API when the job runs, label triggers too), and
+//! only one session at a time works on an issue and its pull request's branch. A refused
+//! sender gets a short reply, rate-limited per user and per issue (`reporter::reply_limited`),
+//! so a crowd of drive-by triggers cannot flood the issue.
 
+use crate::authorization;
 use crate::github::client::ReactionTarget;
 use crate::github::reporter::{reply_limited, reply_once};
 use crate::github::types::CommentId;
@@ -36,7 +35,7 @@ pub async fn authorize(deps: &PipelineDeps, session: &Session) -> Result<bool, J
             .permission(session_ref.installation, &session_ref.repo, login)
             .await
             .map_err(|err| JobError::Transient(err.to_string()))?;
-        if !permission.can_trigger() {
+        if !authorization::may_run_code(permission) {
             let s = &session_ref;
             if let Err(err) = reply_limited(
                 github.as_ref(),

@@ -4,6 +4,7 @@
 //! The sender's permission is checked like for any trigger. Help is answered to anyone, but
 //! to people without write access only within the reply rate limit.
 
+use crate::authorization::{self, Action, Verdict};
 use crate::github::client::{Reaction, ReactionTarget};
 use crate::github::reporter::{reply_limited, reply_once};
 use crate::github::types::{CommentId, InstallationId, IssueNumber, RepoName};
@@ -17,6 +18,16 @@ use crate::worker::JobError;
 use super::iteration_start;
 use crate::agent::deps::{PipelineDeps, public_session_link};
 use crate::report::{start_message, step_name};
+
+/// What a command asks for, in the terms of `crate::authorization`.
+fn action_of(command: CommandKind) -> Action {
+    match command {
+        CommandKind::Help => Action::Help,
+        CommandKind::Cancel => Action::Cancel,
+        CommandKind::Status => Action::Status,
+        CommandKind::Feedback | CommandKind::Review | CommandKind::CiFailure => Action::Round,
+    }
+}
 
 fn transient(err: impl std::fmt::Display) -> JobError {
     JobError::Transient(err.to_string())
@@ -58,9 +69,9 @@ pub async fn run_command(deps: &PipelineDeps, payload: &serde_json::Value) -> Re
         .permission(inst, &repo, &job.sender)
         .await
         .map_err(transient)?;
+    let verdict = authorization::verdict(action_of(job.command), permission);
     if job.command == CommandKind::Help {
-        // Help is harmless: anyone may ask, but only writers may ask without a limit.
-        if permission.can_trigger() {
+        if verdict == Verdict::Allowed {
             return reply(help_text(&deps.label)).await;
         }
         return reply_limited(
@@ -77,7 +88,7 @@ pub async fn run_command(deps: &PipelineDeps, payload: &serde_json::Value) -> Re
         .map(|_| ())
         .map_err(transient);
     }
-    if !permission.can_trigger() {
+    if verdict == Verdict::Refused {
         tracing::info!(sender = %job.sender, "command refused: no write permission");
         return Ok(());
     }

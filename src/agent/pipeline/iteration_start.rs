@@ -12,6 +12,7 @@
 //! store), at most `max_ci_fixes` per pull request, and none while another round runs (that
 //! round's push is tested by CI again).
 
+use crate::authorization::is_our_pull_request;
 use crate::github::client::{GitHub, PullRequestInfo};
 use crate::github::markers::reply_marker;
 use crate::github::types::{InstallationId, IssueNumber, RepoName};
@@ -173,7 +174,7 @@ async fn target(
     let Some(issue) = issue_of_branch(&pull.head_branch) else {
         return Ok(None);
     };
-    if !pull.open || !pull.author.eq_ignore_ascii_case(&bot) {
+    if !pull.open || !is_our_pull_request(&pull.head_branch, &pull.author, Some(&bot)) {
         return Ok(None);
     }
     let first = first_session_for_issue(deps, &at.repo.to_string(), issue)
