@@ -85,7 +85,7 @@ on_both_backends! {
         };
         let session = db.store.get_session(id).await.unwrap().unwrap();
         assert_eq!(session.status, SessionStatus::Queued);
-        assert_eq!(session.issue_number, Some(42));
+        assert_eq!(session.github.as_ref().map(|g| g.issue_number), Some(42));
         assert_eq!(session.delivery_id.as_deref(), Some("d-1"));
         assert_eq!(session.trigger_kind, TriggerKind::Label);
         let stored = db.store.get_delivery("d-1").await.unwrap().unwrap();

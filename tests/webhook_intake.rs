@@ -39,10 +39,11 @@ on_both_backends! {
         let session = server.store.get_session(&session_id).await.unwrap().unwrap();
         assert_eq!(session.status, SessionStatus::Queued);
         assert_eq!(session.trigger_kind, TriggerKind::Label);
-        assert_eq!(session.installation_id, Some(4242));
+        let github = session.github.as_ref().expect("GitHub coordinates");
+        assert_eq!(github.installation_id, 4242);
         assert_eq!(session.repro_command.as_deref(), Some("pytest -x tests/test_a.py"));
         assert_eq!(session.branch.as_deref(), Some("develop"));
-        assert_eq!(session.repository.as_deref(), Some("Codertocat/Hello-World"));
+        assert_eq!(github.repository, "Codertocat/Hello-World");
         assert!(session.bug_description.starts_with("Spelling error in the README file"));
         let delivery = server.store.get_delivery("delivery-1").await.unwrap().unwrap();
         assert_eq!(delivery.record.event, "issues");

@@ -262,10 +262,11 @@ impl Progress {
 
 /// The GitHub coordinates of a session, when it has them.
 pub fn github_ref(session: &Session) -> Option<SessionRef> {
+    let github = session.github.as_ref()?;
     Some(SessionRef {
-        installation: InstallationId(u64::try_from(session.installation_id?).ok()?),
-        repo: RepoName::parse(session.repository.as_deref()?)?,
-        issue: IssueNumber(u64::try_from(session.issue_number?).ok()?),
+        installation: InstallationId(u64::try_from(github.installation_id).ok()?),
+        repo: RepoName::parse(&github.repository)?,
+        issue: IssueNumber(u64::try_from(github.issue_number).ok()?),
         session_id: session.id.clone(),
     })
 }

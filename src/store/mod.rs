@@ -31,7 +31,9 @@ use serde::{Deserialize, Serialize};
 pub use clock::{Clock, SystemClock};
 pub use config::DatabaseArgs;
 pub use intake::IntakeQueue;
-pub use model::{EventLevel, NewSession, Session, SessionEvent, SessionStatus, TriggerKind};
+pub use model::{
+    EventLevel, GitHubIssue, NewSession, Session, SessionEvent, SessionStatus, TriggerKind,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 

@@ -122,8 +122,52 @@ impl FromStr for TriggerKind {
     }
 }
 
+/// Where on GitHub a session lives: all three are known, or the session is not GitHub's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GitHubIssue {
+    pub installation_id: i64,
+    /// `owner/name`.
+    pub repository: String,
+    /// The issue the session reports on (for a round: its pull request).
+    pub issue_number: i64,
+}
+
+impl GitHubIssue {
+    /// The coordinates when all three parts are known.
+    pub fn from_parts(
+        installation_id: Option<i64>,
+        repository: Option<String>,
+        issue_number: Option<i64>,
+    ) -> Option<Self> {
+        Some(Self {
+            installation_id: installation_id?,
+            repository: repository?,
+            issue_number: issue_number?,
+        })
+    }
+}
+
+fn github_fields<S: serde::Serializer>(
+    github: &Option<GitHubIssue>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Fields<'a> {
+        installation_id: Option<i64>,
+        repository: Option<&'a str>,
+        issue_number: Option<i64>,
+    }
+    Fields {
+        installation_id: github.as_ref().map(|g| g.installation_id),
+        repository: github.as_ref().map(|g| g.repository.as_str()),
+        issue_number: github.as_ref().map(|g| g.issue_number),
+    }
+    .serialize(serializer)
+}
+
 /// A stored session.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Session {
     pub id: String,
@@ -138,10 +182,10 @@ pub struct Session {
     pub error_message: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub installation_id: Option<i64>,
-    /// `owner/name` for GitHub sessions.
-    pub repository: Option<String>,
-    pub issue_number: Option<i64>,
+    /// Where on GitHub the session reports; `None` for API and local sessions. (Its JSON keeps
+    /// the prototype's flat `installationId`, `repository`, `issueNumber`.)
+    #[serde(flatten, serialize_with = "github_fields")]
+    pub github: Option<GitHubIssue>,
     pub issue_title: Option<String>,
     pub trigger_kind: TriggerKind,
     pub triggered_by: Option<String>,

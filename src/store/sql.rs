@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{EventLevel, Session, SessionEvent};
+use super::{EventLevel, GitHubIssue, Session, SessionEvent};
 use super::{Installation, Job, StoreError, StoreResult};
 
 pub(super) const SESSION_COLUMNS: &str = "id, repo_url, branch, bug_description, repro_command, \
@@ -97,9 +97,7 @@ impl TryFrom<SessionRow> for Session {
             error_message: row.error_message,
             created_at: row.created_at,
             updated_at: row.updated_at,
-            installation_id: row.installation_id,
-            repository: row.repository,
-            issue_number: row.issue_number,
+            github: GitHubIssue::from_parts(row.installation_id, row.repository, row.issue_number),
             issue_title: row.issue_title,
             triggered_by: row.triggered_by,
             trigger_comment_id: row.trigger_comment_id,

@@ -403,8 +403,8 @@ impl World {
                 "session {} ({} on {}#{}): {}{}\n",
                 s.id,
                 s.trigger_kind.as_str(),
-                s.repository.as_deref().unwrap_or("-"),
-                s.issue_number.unwrap_or(0),
+                s.github.as_ref().map_or("-", |g| g.repository.as_str()),
+                s.github.as_ref().map_or(0, |g| g.issue_number),
                 s.status,
                 s.error_message
                     .map(|e| format!(", error: {e}"))

@@ -105,7 +105,7 @@ async fn other_active_session(
         Some(parent) => store
             .get_session(parent)
             .await?
-            .and_then(|first| first.issue_number)
+            .and_then(|first| first.github.map(|g| g.issue_number))
             .unwrap_or(number),
         None => number,
     };

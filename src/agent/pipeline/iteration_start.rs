@@ -207,7 +207,7 @@ async fn first_session_for_issue(
 /// The iterations linked to the pull request's first session.
 async fn iterations(deps: &PipelineDeps, target: &Target) -> Result<Vec<Session>, JobError> {
     let filter = SessionFilter {
-        repository: target.first.repository.clone(),
+        repository: target.first.github.as_ref().map(|g| g.repository.clone()),
         issue_number: Some(target.pull.number.0 as i64),
         status: None,
         limit: 500,

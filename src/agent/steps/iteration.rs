@@ -180,8 +180,8 @@ async fn pull_request_diff(env: &StepEnv) -> String {
         diffs.extend(first.patch_diff);
     }
     let filter = SessionFilter {
-        repository: env.session.repository.clone(),
-        issue_number: env.session.issue_number,
+        repository: env.session.github.as_ref().map(|g| g.repository.clone()),
+        issue_number: env.session.github.as_ref().map(|g| g.issue_number),
         status: Some(SessionStatus::Succeeded),
         limit: 500,
     };

@@ -176,16 +176,12 @@ async fn pinned_repro(env: &StepEnv) -> Result<Option<String>, Stop> {
         env.session.trigger_kind,
         TriggerKind::Retry | TriggerKind::CheckRun | TriggerKind::PullRequestFeedback
     );
-    let (true, Some(repository), Some(issue)) = (
-        follow_up,
-        env.session.repository.as_deref(),
-        env.session.issue_number,
-    ) else {
+    let (true, Some(github)) = (follow_up, &env.session.github) else {
         return Ok(None);
     };
     env.deps
         .store
-        .approved_repro_command(repository, issue, &env.session.id)
+        .approved_repro_command(&github.repository, github.issue_number, &env.session.id)
         .await
         .map_err(|err| Stop::Transient(format!("reading the approved command: {err}")))
 }

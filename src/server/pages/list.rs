@@ -73,9 +73,9 @@ fn bad_filter(message: &str) -> Response {
 }
 
 fn row(session: &Session) -> String {
-    let target = match (&session.repository, session.issue_number) {
-        (Some(repo), Some(n)) => format!("{repo}#{n}"),
-        _ => session.repo_url.clone(),
+    let target = match &session.github {
+        Some(g) => format!("{}#{}", g.repository, g.issue_number),
+        None => session.repo_url.clone(),
     };
     let title = session.issue_title.clone().unwrap_or_else(|| {
         session

@@ -34,7 +34,7 @@ pub fn status_label(status: SessionStatus) -> &'static str {
 
 /// What the reader can do next when a session stopped.
 fn remedy(session: &Session) -> &'static str {
-    let github = session.issue_number.is_some();
+    let github = session.github.is_some();
     match (session.status, github) {
         (SessionStatus::NotReproduced, true) => {
             "Check the reproduction command: it must fail before the fix. Correct it with `/patchpilot repro <command>` on the issue."
@@ -177,9 +177,9 @@ pub fn render(
         .issue_title
         .as_deref()
         .unwrap_or("PatchPilot session");
-    let target = match (&session.repository, session.issue_number) {
-        (Some(repo), Some(n)) => format!("{repo}#{n}"),
-        _ => session.repo_url.clone(),
+    let target = match &session.github {
+        Some(g) => format!("{}#{}", g.repository, g.issue_number),
+        None => session.repo_url.clone(),
     };
     let after = events.last().map(|e| e.id).unwrap_or(0);
     // The stream starts after what is rendered here; on a reconnect the browser's
