@@ -8,11 +8,11 @@
 //! the check suite of PatchPilot's own check run (its App id) is ignored, so a failed
 //! PatchPilot check never asks PatchPilot to fix itself.
 
+use super::decision::{CommandJob, CommandKind, Decision, TriggerSettings, sender_refusal};
 use super::events::{
     Account, CheckSuiteEvent, InstallationRef, PullRequestRef, PullRequestReviewCommentEvent,
     PullRequestReviewEvent, Repository, WorkflowRunEvent,
 };
-use super::triggers::{CommandJob, CommandKind, Decision, TriggerSettings, sender_refusal};
 use crate::authorization::is_our_pull_request;
 use crate::session::iteration::issue_of_branch;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::run::{remove_work_tree, set_status};
+use super::finish::{remove_work_tree, set_status};
 use crate::agent::deps::{PipelineDeps, public_session_link};
 use crate::agent::progress::{Progress, github_ref};
 use crate::agent::steps::iteration::{self, IterationState, Pushed, ask_of};

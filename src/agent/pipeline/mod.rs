@@ -10,6 +10,7 @@
 
 mod authorize;
 mod commands;
+mod finish;
 mod iterate;
 mod iteration_start;
 mod run;
@@ -62,17 +63,17 @@ impl JobHandler for Pipeline {
             return;
         }
         let message = format!("PatchPilot could not finish this session: {error}");
+        // GitHub is told first, then the status is stored, as when a session ends normally:
+        // whoever sees the session failed also sees the final comment and check run.
+        let progress = Progress::for_session(&self.deps, &session).await;
+        progress
+            .finish_stopped(&message, "Comment `/patchpilot retry` to try again.")
+            .await;
         let patch = SessionPatch {
             status: Some(SessionStatus::Failed),
             error_message: Some(message.clone()),
             ..SessionPatch::default()
         };
-        if let Err(err) = self.deps.store.update_session(session_id, &patch).await {
-            tracing::error!(session = %session_id, error = %err, "could not mark the session failed");
-        }
-        let progress = Progress::for_session(&self.deps, &session).await;
-        progress
-            .finish_stopped(&message, "Comment `/patchpilot retry` to try again.")
-            .await;
+        self.deps.record(session_id, &patch).await;
     }
 }

@@ -3,16 +3,16 @@
 //! Every way a session can end is a `Stop` with a sentence for the maintainer; only
 //! transient infrastructure errors (GitHub 5xx, network) go back to the worker for a retry.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use super::authorize;
+use super::finish::{remove_work_tree, set_status};
 use crate::agent::deps::PipelineDeps;
 use crate::agent::progress::Progress;
 use crate::agent::steps::{self, StepEnv, Stop};
-use crate::store::{Session, SessionPatch, SessionStatus};
+use crate::store::{Session, SessionStatus};
 use crate::worker::JobError;
 
 pub async fn run_session(
@@ -92,31 +92,4 @@ async fn finish(
         }
         Err(Stop::Transient(error)) => Err(JobError::Transient(error)),
     }
-}
-
-pub(super) async fn set_status(
-    deps: &PipelineDeps,
-    id: &str,
-    status: SessionStatus,
-    error: Option<&str>,
-) {
-    let patch = SessionPatch {
-        status: Some(status),
-        error_message: error.map(str::to_owned),
-        ..SessionPatch::default()
-    };
-    deps.record(id, &patch).await;
-}
-
-/// Removes a work tree; files the sandbox created belong to other uids, which root can remove.
-pub(super) async fn remove_work_tree(path: &Path) {
-    let path = path.to_owned();
-    let _ = tokio::task::spawn_blocking(move || {
-        if path.exists()
-            && let Err(err) = std::fs::remove_dir_all(&path)
-        {
-            tracing::warn!(path = %path.display(), error = %err, "could not remove a work tree");
-        }
-    })
-    .await;
 }
