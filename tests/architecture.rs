@@ -1,9 +1,9 @@
 //! The layers `src/lib.rs` promises, checked against the code's own `use` paths.
 //!
-//! Imports run one way: edge (`server`, `app`, `config`, `local_run`) → core (`webhook`, `session`,
-//! `report`, `agent`, `worker`) → boundaries (`github`, `store`, `llm`, `sandbox`). No cycle
-//! between top-level modules or between folders. Test modules are left out: they may reach
-//! anywhere.
+//! Imports run one way: edge (`main`, `server`, `app`, `config`, `local_run`) → core
+//! (`webhook`, `authorization`, `session`, `report`, `agent`, `worker`) → boundaries (`github`,
+//! `store`, `llm`, `sandbox`), with `shutdown` usable by all. No cycle between top-level
+//! modules or between folders. Test modules are left out: they may reach anywhere.
 //!
 //! `cargo test --test architecture -- --nocapture` prints both graphs.
 //!

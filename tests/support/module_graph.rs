@@ -23,8 +23,8 @@ impl Layer {
             "webhook" | "session" | "report" | "agent" | "worker" | "authorization" => {
                 Layer::Core
             }
-            "github" | "store" | "llm" | "sandbox" | "exa" => Layer::Boundary,
-            "shutdown" | "text" => Layer::Foundation,
+            "github" | "store" | "llm" | "sandbox" => Layer::Boundary,
+            "shutdown" => Layer::Foundation,
             _ => Layer::Unknown,
         }
     }

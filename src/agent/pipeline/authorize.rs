@@ -126,14 +126,14 @@ async fn reject(deps: &PipelineDeps, session: &Session, why: &str) {
         error_message: Some(format!("Not started: {why}.")),
         ..SessionPatch::default()
     };
-    if let Err(err) = deps.store.update_session(&session.id, &patch).await {
-        tracing::error!(session = %session.id, error = %err, "could not record the rejection");
-    }
-    if let Some(delivery) = &session.delivery_id {
-        let _ = deps
+    deps.record(&session.id, &patch).await;
+    if let Some(delivery) = &session.delivery_id
+        && let Err(err) = deps
             .store
             .set_delivery_outcome(delivery, &format!("rejected: {why}"))
-            .await;
+            .await
+    {
+        tracing::warn!(delivery = %delivery, error = %err, "could not record the delivery's outcome");
     }
 }
 
