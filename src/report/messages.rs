@@ -27,6 +27,7 @@ use super::model::{Outcome, ProgressView, SessionLink, StepState, StepView};
 use crate::github::client::CheckOutput;
 use crate::github::markers::session_marker;
 use crate::github::types::IssueNumber;
+use crate::session::repo_config::RepoConfigError;
 
 /// GitHub's limit on check-run `summary` and `text`, and on comment and PR bodies, minus a
 /// margin (see [`BODY_LIMIT`]).
@@ -231,23 +232,19 @@ pub fn could_not_reproduce_comment(repro_command: &str, output: &str) -> String 
     )
 }
 
-/// The comment for an invalid `.github/patchpilot.yml`.
-pub fn config_error_comment(field: Option<&str>, problem: &str, accepted: &[&str]) -> String {
-    let location = match field {
-        Some(field) => format!("the field {}", inline_code(field)),
-        None => "the file".to_owned(),
-    };
-    let accepted = accepted
+/// Why a session stopped on an invalid `.github/patchpilot.yml`: the field and the problem,
+/// and the fields accepted there before `fix` (where to fix it, and what to do then).
+pub fn invalid_repo_config(error: &RepoConfigError, fix: &str) -> Outcome {
+    let accepted = error
+        .accepted
         .iter()
         .map(|f| inline_code(f))
         .collect::<Vec<_>>()
         .join(", ");
-    format!(
-        "PatchPilot stopped: `.github/patchpilot.yml` is invalid ({location}: {}).\n\n\
-         Accepted fields: {accepted}.\n\nFix the file on the default branch, then comment \
-         `/patchpilot retry`.",
-        public_reason(problem)
-    )
+    Outcome::Stopped {
+        reason: error.to_string(),
+        remedy: format!("Accepted fields there: {accepted}. {fix}"),
+    }
 }
 
 /// What the check run shows.
@@ -568,12 +565,20 @@ mod tests {
         assert!(
             matches!(could_not_reproduce("make"), Outcome::Stopped { reason, .. } if reason.starts_with("`make` succeeded"))
         );
+        let error =
+            crate::session::repo_config::RepoConfig::parse(Some("lable: bug\n")).unwrap_err();
+        let Outcome::Stopped { reason, remedy } = invalid_repo_config(&error, "Fix it.") else {
+            panic!("a stop");
+        };
         assert_eq!(
-            config_error_comment(Some("lable"), "is not a known setting", &["label", "draft"]),
-            "PatchPilot stopped: `.github/patchpilot.yml` is invalid (the field `lable`: is not a known \
-             setting).\n\nAccepted fields: `label`, `draft`.\n\nFix the file on the default branch, then \
-             comment `/patchpilot retry`."
+            reason,
+            ".github/patchpilot.yml: field `lable`: is not a known setting"
         );
+        assert!(
+            remedy.starts_with("Accepted fields there: `label`, `test_command`"),
+            "{remedy}"
+        );
+        assert!(remedy.ends_with(". Fix it."), "{remedy}");
     }
 
     #[test]

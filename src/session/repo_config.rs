@@ -2,7 +2,7 @@
 //!
 //! Unknown fields are rejected (`deny_unknown_fields`) so a typo never silently falls back
 //! to a default; every error names the field and the fields accepted at that level, in
-//! words a maintainer can act on ([`RepoConfigError::maintainer_message`]). A missing or
+//! words a maintainer can act on (`report::messages::invalid_repo_config`). A missing or
 //! empty file means all defaults.
 
 use std::collections::BTreeMap;
@@ -144,15 +144,6 @@ impl RepoConfigError {
             problem: problem.into(),
             accepted,
         }
-    }
-
-    /// The comment posted when a session stops on this error.
-    pub fn maintainer_message(&self) -> String {
-        crate::report::messages::config_error_comment(
-            self.field.as_deref(),
-            &self.problem,
-            self.accepted,
-        )
     }
 }
 
@@ -416,15 +407,5 @@ mod tests {
             err("limits:\n  memory_mb: 0\n").field.as_deref(),
             Some("limits.memory_mb")
         );
-    }
-
-    #[test]
-    fn maintainer_message_names_field_and_accepted_fields() {
-        let text = err("lable: bug\n").maintainer_message();
-        assert!(
-            text.contains("the field `lable`: is not a known setting"),
-            "{text}"
-        );
-        assert!(text.contains("`label`, `test_command`"), "{text}");
     }
 }

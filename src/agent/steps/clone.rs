@@ -3,6 +3,7 @@
 
 use crate::agent::progress::{Progress, github_ref};
 use crate::report::PipelineStep;
+use crate::report::messages::invalid_repo_config;
 use crate::session::repo_config::{REPO_CONFIG_PATH, RepoConfig};
 use crate::store::SessionPatch;
 
@@ -41,10 +42,8 @@ pub async fn run(
         None => {
             let text = std::fs::read_to_string(env.work_dir.join(REPO_CONFIG_PATH)).ok();
             Some(RepoConfig::parse(text.as_deref()).map_err(|err| {
-                Stop::failed(
-                    err.to_string(),
-                    format!("Fix `{REPO_CONFIG_PATH}` in the repository."),
-                )
+                let fix = format!("Fix `{REPO_CONFIG_PATH}` in the repository.");
+                Stop::from_outcome(invalid_repo_config(&err, &fix))
             })?)
         }
     };

@@ -30,6 +30,7 @@ use crate::agent::deps::PipelineDeps;
 use crate::agent::git;
 use crate::agent::progress::Progress;
 use crate::github::client::GitHubError;
+use crate::report::Outcome;
 use crate::sandbox::{RunOutcome, SandboxCommand, SandboxError};
 use crate::session::repo_config::RepoConfig;
 use crate::store::{EventLevel, Session, SessionPatch};
@@ -68,6 +69,14 @@ impl Stop {
         Self::Failed {
             reason: reason.into(),
             remedy: remedy.into(),
+        }
+    }
+
+    /// A stop worded by `report::messages` (which returns `Outcome::Stopped`).
+    pub fn from_outcome(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Stopped { reason, remedy } => Self::Failed { reason, remedy },
+            other => Self::failed(format!("{other:?}"), String::new()),
         }
     }
 }

@@ -11,6 +11,7 @@
 use crate::agent::git::GitAuth;
 use crate::agent::progress::{Progress, github_ref};
 use crate::agent::prompt::RepoInstructions;
+use crate::report::messages::invalid_repo_config;
 use crate::session::issue_body::{Repro, parse_issue_body};
 use crate::session::repo_config::{REPO_CONFIG_PATH, RepoConfig};
 use crate::store::SessionPatch;
@@ -76,8 +77,12 @@ pub async fn run(env: &StepEnv, progress: &mut Progress) -> Result<Prepared, Sto
             )
             .await
             .map_err(|e| github_stop(e, "reading .github/patchpilot.yml"))?;
-        ctx.config = RepoConfig::parse(config_text.as_deref())
-            .map_err(|err| Stop::failed(err.to_string(), format!("Fix `{REPO_CONFIG_PATH}` on the default branch, then comment `/patchpilot retry`.")))?;
+        ctx.config = RepoConfig::parse(config_text.as_deref()).map_err(|err| {
+            let fix = format!(
+                "Fix `{REPO_CONFIG_PATH}` on the default branch, then comment `/patchpilot retry`."
+            );
+            Stop::from_outcome(invalid_repo_config(&err, &fix))
+        })?;
         ctx.base_branch = env
             .session
             .branch

@@ -12,10 +12,10 @@ use crate::agent::edits::AppliedFile;
 use crate::agent::git::{self, GitError, Publication, Signature, TamperKind, Tampering};
 use crate::agent::progress::{Progress, github_ref};
 use crate::github::client::NewPullRequest;
+use crate::report::PipelineStep;
 use crate::report::messages::{
     PullRequestView, commit_message, pull_request_body, pull_request_title, work_tree_tampered,
 };
-use crate::report::{Outcome, PipelineStep};
 use crate::store::SessionPatch;
 
 use super::{Cloned, Patched, Prepared, StepEnv, Stop, github_stop};
@@ -172,8 +172,5 @@ pub(super) fn git_stop(err: GitError) -> Stop {
             "Ask the PatchPilot operator to check the server logs, then comment `/patchpilot retry`.",
         );
     };
-    match work_tree_tampered(&what.to_string()) {
-        Outcome::Stopped { reason, remedy } => Stop::failed(reason, remedy),
-        _ => Stop::failed(what.to_string(), String::new()),
-    }
+    Stop::from_outcome(work_tree_tampered(&what.to_string()))
 }
