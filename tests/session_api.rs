@@ -568,6 +568,8 @@ async fn the_session_page_escapes_every_untrusted_field() {
             branch: Some(evil("branch")),
             bug_description: evil("description"),
             repro_command: Some(evil("repro")),
+            // A GitHub session: installation, repository and issue are known together.
+            installation_id: Some(1),
             repository: Some(evil("repository")),
             issue_number: Some(1),
             issue_title: Some(evil("title")),
