@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use patchpilot::store::{
-    DeliveryRecord, InstallationChange, Intake, IntakeEffect, JobOutcome, Recorded, SessionFilter,
-    SessionPatch, Store,
+    DeliveryRecord, InstallationChange, Intake, IntakeEffect, JobKind, JobOutcome, Recorded,
+    SessionFilter, SessionPatch, Store, StoreError,
 };
 use patchpilot::store::{EventLevel, NewSession, SessionStatus, TriggerKind};
 
@@ -23,7 +23,7 @@ fn at_ms(ms: i64) -> DateTime<Utc> {
 }
 
 /// Claims every job that is due now, in order; returns (kind, session id) of each.
-async fn claim_all(store: &dyn Store, owner: &str) -> Vec<(String, Option<String>)> {
+async fn claim_all(store: &dyn Store, owner: &str) -> Vec<(JobKind, Option<String>)> {
     let mut claimed = Vec::new();
     while let Some(job) = store
         .claim_job(owner, Duration::from_secs(60))
@@ -93,7 +93,7 @@ on_both_backends! {
         assert_eq!(stored.record.repository.as_deref(), Some("octo/hello"));
 
         let job = db.store.claim_job("w1", Duration::from_secs(60)).await.unwrap().unwrap();
-        assert_eq!(job.kind, "session");
+        assert_eq!(job.kind, JobKind::Session);
         assert_eq!(job.session_id.as_deref(), Some(id.as_str()));
         assert_eq!(job.attempts, 1);
     }
@@ -114,7 +114,7 @@ on_both_backends! {
         let command = |id: &str| Intake {
             delivery: delivery(id, "issue_comment"),
             outcome: "command".to_owned(),
-            effect: IntakeEffect::Job { kind: "command".to_owned(), payload: serde_json::json!({"cmd": id}) },
+            effect: IntakeEffect::Job { kind: JobKind::Command, payload: serde_json::json!({"cmd": id}) },
         };
         let first = db.store.record_deliveries(&[start("d-1", 1), command("c-1")]).await.unwrap();
         let Recorded::Accepted { session_id: Some(original) } = &first[0] else { panic!("{first:?}") };
@@ -137,10 +137,10 @@ on_both_backends! {
         }
         claimed.sort_by_key(|job| job.2.to_string());
         assert_eq!(claimed, vec![
-            ("command".to_owned(), false, serde_json::json!({"cmd": "c-1"})),
-            ("command".to_owned(), false, serde_json::json!({"cmd": "c-2"})),
-            ("session".to_owned(), true, serde_json::json!({})),
-            ("session".to_owned(), true, serde_json::json!({})),
+            (JobKind::Command, false, serde_json::json!({"cmd": "c-1"})),
+            (JobKind::Command, false, serde_json::json!({"cmd": "c-2"})),
+            (JobKind::Session, true, serde_json::json!({})),
+            (JobKind::Session, true, serde_json::json!({})),
         ]);
     }
 
@@ -165,11 +165,11 @@ on_both_backends! {
         let intake = Intake {
             delivery: delivery("d-3", "issue_comment"),
             outcome: "command".to_owned(),
-            effect: IntakeEffect::Job { kind: "command".to_owned(), payload: serde_json::json!({"cmd": "help"}) },
+            effect: IntakeEffect::Job { kind: JobKind::Command, payload: serde_json::json!({"cmd": "help"}) },
         };
         db.store.record_deliveries(&[intake]).await.unwrap();
         let job = db.store.claim_job("w", Duration::from_secs(5)).await.unwrap().unwrap();
-        assert_eq!(job.kind, "command");
+        assert_eq!(job.kind, JobKind::Command);
         assert_eq!(job.payload, serde_json::json!({"cmd": "help"}));
         assert_eq!(job.session_id, None);
     }
@@ -255,7 +255,7 @@ on_both_backends! {
 
     async fn a_lease_expires_exactly_when_the_clock_passes_it(db) {
         db.clock.set(t0());
-        let id = db.store.enqueue_job("session", None, &serde_json::json!({})).await.unwrap();
+        let id = db.store.enqueue_job(JobKind::Session, None, &serde_json::json!({})).await.unwrap();
         let lease = Duration::from_secs(30);
         let job = db.store.claim_job("w1", lease).await.unwrap().unwrap();
         assert_eq!((job.id, job.attempts), (id, 1));
@@ -277,9 +277,47 @@ on_both_backends! {
         assert_eq!(db.store.claim_job("w3", lease).await.unwrap().unwrap().attempts, 3);
     }
 
+    async fn a_job_of_a_kind_this_version_does_not_know_is_failed_for_good(db) {
+        // A newer version, mid rolling deploy, queued a kind this one has never heard of.
+        db.clock.set(t0());
+        let newer = db.store.enqueue_job(JobKind::Command, None, &serde_json::json!({})).await.unwrap();
+        db.execute("UPDATE jobs SET kind = 'rebase' WHERE id = $1", newer).await;
+        let known = db.store.enqueue_job(JobKind::Command, None, &serde_json::json!({"cmd": "help"})).await.unwrap();
+        let lease = Duration::from_secs(30);
+
+        let refused = db.store.claim_job("w1", lease).await.unwrap_err();
+        let StoreError::UnrunnableJob { id, reason } = &refused else { panic!("{refused:?}") };
+        assert_eq!(*id, newer);
+        assert_eq!(
+            reason,
+            "unknown job kind `rebase`: this version of PatchPilot runs session and command; a newer version probably wrote it"
+        );
+        assert_eq!(db.job_status(newer).await, ("failed".to_owned(), Some(reason.clone())));
+
+        // The next claim moves on, and the refused job is never claimed again.
+        let next = db.store.claim_job("w1", lease).await.unwrap().unwrap();
+        assert_eq!((next.id, next.kind), (known, JobKind::Command));
+        db.store.finish_job(known, "w1", &JobOutcome::Done).await.unwrap();
+        db.clock.advance(Duration::from_secs(86_400));
+        assert!(db.store.claim_job("w2", lease).await.unwrap().is_none(), "failed for good, not leased");
+    }
+
+    async fn a_job_whose_payload_is_not_json_is_failed_for_good(db) {
+        let session = db.store.create_session(issue_session(1)).await.unwrap();
+        let job = db.store.claim_session_job(&session.id, "w1", Duration::from_secs(30)).await.unwrap().unwrap();
+        db.store.finish_job(job.id, "w1", &JobOutcome::Retry { after: Duration::ZERO, error: "github 502".into() }).await.unwrap();
+        db.execute("UPDATE jobs SET payload = '{not json' WHERE id = $1", job.id).await;
+
+        // The local `patchpilot run` path refuses it the same way.
+        let refused = db.store.claim_session_job(&session.id, "w2", Duration::from_secs(30)).await.unwrap_err();
+        assert!(refused.to_string().starts_with(&format!("job {} cannot be run and was failed for good: its payload is not JSON", job.id)), "{refused}");
+        assert_eq!(db.job_status(job.id).await.0, "failed");
+        assert!(db.store.claim_job("w2", Duration::from_secs(30)).await.unwrap().is_none());
+    }
+
     async fn a_heartbeat_extends_the_lease_from_the_clocks_now(db) {
         db.clock.set(t0());
-        let id = db.store.enqueue_job("session", None, &serde_json::json!({})).await.unwrap();
+        let id = db.store.enqueue_job(JobKind::Session, None, &serde_json::json!({})).await.unwrap();
         let lease = Duration::from_secs(30);
         db.store.claim_job("w1", lease).await.unwrap().unwrap();
         db.clock.set(at_ms(25_000));
@@ -298,7 +336,7 @@ on_both_backends! {
 
     async fn a_retried_job_waits_for_its_back_off_on_the_clock(db) {
         db.clock.set(t0());
-        let id = db.store.enqueue_job("session", None, &serde_json::json!({})).await.unwrap();
+        let id = db.store.enqueue_job(JobKind::Session, None, &serde_json::json!({})).await.unwrap();
         let lease = Duration::from_secs(30);
         db.store.claim_job("w1", lease).await.unwrap().unwrap();
         db.clock.set(at_ms(10_000));
@@ -325,7 +363,7 @@ on_both_backends! {
         let command = |id: &str| Intake {
             delivery: delivery(id, "issue_comment"),
             outcome: "command".to_owned(),
-            effect: IntakeEffect::Job { kind: "command".to_owned(), payload: serde_json::json!({"cmd": id}) },
+            effect: IntakeEffect::Job { kind: JobKind::Command, payload: serde_json::json!({"cmd": id}) },
         };
         let install = Intake {
             delivery: delivery("i-1", "installation"),
@@ -363,11 +401,11 @@ on_both_backends! {
         db.clock.set(at_ms(-1));
         assert!(db.store.claim_job("w", Duration::from_secs(60)).await.unwrap().is_none(), "nothing is due before it was queued");
         db.clock.set(at_ms(999));
-        assert_eq!(claim_all(db.store.as_ref(), "w").await, [("session".to_owned(), Some(api.id.clone()))]);
+        assert_eq!(claim_all(db.store.as_ref(), "w").await, [(JobKind::Session, Some(api.id.clone()))]);
         db.clock.set(at_ms(1_999));
-        assert_eq!(claim_all(db.store.as_ref(), "w").await, [("session".to_owned(), Some(fast.clone())), ("command".to_owned(), None)]);
+        assert_eq!(claim_all(db.store.as_ref(), "w").await, [(JobKind::Session, Some(fast.clone())), (JobKind::Command, None)]);
         db.clock.set(at_ms(2_000));
-        assert_eq!(claim_all(db.store.as_ref(), "w").await, [("session".to_owned(), Some(portable.clone()))]);
+        assert_eq!(claim_all(db.store.as_ref(), "w").await, [(JobKind::Session, Some(portable.clone()))]);
     }
 
     async fn reconciliation_settles_lost_jobs_and_jobs_of_ended_sessions(db) {
@@ -376,7 +414,7 @@ on_both_backends! {
         // A healthy session with its queued job: left alone.
         let healthy = db.store.create_session(issue_session(1)).await.unwrap();
         // A command job belongs to no session (its NULL must not hide the orphans).
-        db.store.enqueue_job("command", None, &serde_json::json!({})).await.unwrap();
+        db.store.enqueue_job(JobKind::Command, None, &serde_json::json!({})).await.unwrap();
         // A running session whose job row is gone (a crash, an operator's cleanup).
         let orphan = db.store.create_session(issue_session(2)).await.unwrap();
         let job = db.store.claim_session_job(&orphan.id, "w", Duration::from_secs(60)).await.unwrap().unwrap();
@@ -428,7 +466,7 @@ on_both_backends! {
 
     async fn concurrent_claims_never_share_a_job(db) {
         for _ in 0..20 {
-            db.store.enqueue_job("session", None, &serde_json::json!({})).await.unwrap();
+            db.store.enqueue_job(JobKind::Session, None, &serde_json::json!({})).await.unwrap();
         }
         let mut handles = Vec::new();
         for w in 0..4 {

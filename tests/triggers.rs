@@ -4,7 +4,7 @@ mod support;
 
 use patchpilot::github::markers::check_run_external_id;
 use patchpilot::store::TriggerKind;
-use patchpilot::store::{InstallationChange, IntakeEffect};
+use patchpilot::store::{InstallationChange, IntakeEffect, JobKind};
 use patchpilot::webhook::events::{self, Event};
 use patchpilot::webhook::triggers::{self, CommandJob, CommandKind, TriggerSettings};
 use serde_json::{Value, json};
@@ -39,9 +39,10 @@ fn comment(body: &str) -> Value {
 
 fn command_of(decision: &triggers::Decision) -> CommandJob {
     match &decision.effect {
-        IntakeEffect::Job { kind, payload } if kind == triggers::COMMAND_JOB => {
-            serde_json::from_value(payload.clone()).unwrap()
-        }
+        IntakeEffect::Job {
+            kind: JobKind::Command,
+            payload,
+        } => serde_json::from_value(payload.clone()).unwrap(),
         other => panic!("expected a command job, got {other:?}"),
     }
 }

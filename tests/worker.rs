@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use patchpilot::store::NewSession;
-use patchpilot::store::{Job, JobOutcome, ORPHANED_SESSION_REASON, Store};
+use patchpilot::store::{Job, JobKind, JobOutcome, ORPHANED_SESSION_REASON, Store};
 use patchpilot::worker::{JobError, JobHandler, WorkerConfig, WorkerPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -200,6 +200,23 @@ on_both_backends! {
         let (_, reason) = handler.given_up.lock().unwrap()[0].clone();
         assert_eq!(reason, ORPHANED_SESSION_REASON);
         assert!(handler.runs.lock().unwrap().is_empty(), "a settle job never runs the session");
+        let _ = s;
+        pool.shutdown().await;
+    }
+
+    async fn a_job_of_an_unknown_kind_fails_for_good_and_the_worker_goes_on(db) {
+        // A newer version queued a kind this one cannot run, ahead of an ordinary session.
+        let newer = db.store.enqueue_job(JobKind::Session, None, &serde_json::json!({})).await.unwrap();
+        db.execute("UPDATE jobs SET kind = 'rebase' WHERE id = $1", newer).await;
+        let s = db.store.create_session(session()).await.unwrap();
+        let handler = Recorder::new(Behaviour::Succeed);
+        let pool = WorkerPool::start(db.store.clone(), handler.clone(), Arc::new(Notify::new()), config());
+        eventually("the session after it runs", || handler.runs.lock().unwrap().len() == 1).await;
+        let (ran, _) = handler.runs.lock().unwrap()[0];
+        assert_ne!(ran, newer, "the unknown kind never reaches the handler");
+        let (status, error) = db.job_status(newer).await;
+        assert_eq!(status, "failed");
+        assert!(error.as_deref().is_some_and(|e| e.starts_with("unknown job kind `rebase`")), "{error:?}");
         let _ = s;
         pool.shutdown().await;
     }

@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 pub use clock::{Clock, SystemClock};
 pub use config::DatabaseArgs;
@@ -50,6 +49,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the intake queue is shut down")]
     IntakeClosed,
+    /// A claimed job this version cannot run (an unknown kind, a payload that is not JSON).
+    /// The claim has already failed it for good with `reason`, so no worker claims it again.
+    #[error("job {id} cannot be run and was failed for good: {reason}")]
+    UnrunnableJob { id: i64, reason: String },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -110,7 +113,7 @@ pub enum IntakeEffect {
     StartSession(NewSession),
     /// A job for a command that needs the worker (cancel, status, help, ...).
     Job {
-        kind: String,
+        kind: JobKind,
         payload: serde_json::Value,
     },
     Installation(InstallationChange),
@@ -175,15 +178,69 @@ pub struct SessionFilter {
     pub limit: i64,
 }
 
+/// What a job does, stored as text in `jobs.kind`.
+///
+/// A row whose kind this version does not know (written by a newer version during a rolling
+/// deploy, or by hand) is never run: claiming it fails it for good, naming the kind (see
+/// [`StoreError::UnrunnableJob`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// Runs one session's pipeline, or ends the session visibly when its payload says so
+    /// (see [`Job::settle_reason`]).
+    Session,
+    /// Carries out a slash command that does not start a session by itself (cancel, status,
+    /// help, ...); the payload is the webhook's `CommandJob`.
+    Command,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 2] = [Self::Session, Self::Command];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Session => "session",
+            Self::Command => "command",
+        }
+    }
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for JobKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| format!("unknown job kind `{s}`"))
+    }
+}
+
 /// A unit of work for the worker.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Job {
     pub id: i64,
-    pub kind: String,
+    pub kind: JobKind,
     pub session_id: Option<String>,
     pub payload: serde_json::Value,
     /// How many times it has been claimed, this claim included.
     pub attempts: i64,
+}
+
+impl Job {
+    /// For a settle job (written by [`Store::reconcile`]): why its session ends without
+    /// running. `None` for every other job.
+    pub fn settle_reason(&self) -> Option<&str> {
+        match self.kind {
+            JobKind::Session => self.payload.get(SETTLE_KEY).and_then(|r| r.as_str()),
+            JobKind::Command => None,
+        }
+    }
 }
 
 /// How a claimed job ended.
@@ -289,12 +346,13 @@ pub trait Store: Send + Sync + 'static {
 
     async fn enqueue_job(
         &self,
-        kind: &str,
+        kind: JobKind,
         session_id: Option<&str>,
         payload: &serde_json::Value,
     ) -> StoreResult<i64>;
     /// Claims the oldest runnable job (queued and due, or running with an expired lease) for
-    /// `lease` from the store's clock.
+    /// `lease` from the store's clock. A job this version cannot run is failed on the spot
+    /// and answered with [`StoreError::UnrunnableJob`]; the next claim moves on.
     async fn claim_job(&self, owner: &str, lease: Duration) -> StoreResult<Option<Job>>;
     /// Claims the queued job of one session (the local `patchpilot run` path), if still queued.
     async fn claim_session_job(

@@ -13,7 +13,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use super::sql::impl_store;
 use super::{Clock, Intake, IntakeEffect, Recorded, StoreResult, SystemClock};
-use super::{NewSession, TriggerKind};
+use super::{JobKind, NewSession, TriggerKind};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -167,14 +167,12 @@ impl<'a> SingleStatement<'a> {
                  SELECT s_in.* FROM s_in JOIN d ON d.delivery_id = s_in.delivery_id)",
             );
         }
-        let jobs: Vec<(usize, &str, String)> = self
+        let jobs: Vec<(usize, JobKind, String)> = self
             .candidates
             .iter()
             .filter_map(|&i| match &self.batch[i].effect {
-                IntakeEffect::StartSession(_) => Some((i, "session", String::from("{}"))),
-                IntakeEffect::Job { kind, payload } => {
-                    Some((i, kind.as_str(), payload.to_string()))
-                }
+                IntakeEffect::StartSession(_) => Some((i, JobKind::Session, String::from("{}"))),
+                IntakeEffect::Job { kind, payload } => Some((i, *kind, payload.to_string())),
                 _ => None,
             })
             .collect();
@@ -183,7 +181,7 @@ impl<'a> SingleStatement<'a> {
                 ", j_in (kind, session_id, payload, status, attempts, run_after, created_at, delivery_id) AS (",
             );
             query.push_values(jobs, |mut row, (i, kind, payload)| {
-                row.push_bind(kind.to_owned())
+                row.push_bind(kind.as_str())
                     .push_bind(self.session_ids[i].clone())
                     .push_bind(payload)
                     .push_bind("queued")

@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{EventLevel, GitHubIssue, Session, SessionEvent};
-use super::{Installation, Job, StoreError, StoreResult};
+use super::{Installation, Job, JobKind, StoreError, StoreResult};
 
 pub(super) const SESSION_COLUMNS: &str = "id, repo_url, branch, bug_description, repro_command, \
     status, patch_diff, pr_url, error_message, created_at, updated_at, installation_id, \
@@ -33,12 +33,12 @@ pub(super) const FAIL_JOBS_OF_ENDED_SESSIONS: &str = "UPDATE jobs SET status = '
     AND session_id IN (SELECT id FROM sessions WHERE status NOT IN ('queued', 'running'))";
 
 /// Reconciliation: an active session with no queued or running job would stay "running"
-/// forever; it gets a settle job that ends it visibly. An uncorrelated `NOT IN` (jobs have no
+/// forever; it gets a settle job (kind `$3`, [`JobKind::Session`]) that ends it visibly. An uncorrelated `NOT IN` (jobs have no
 /// index on `session_id`, and intake should not pay for one) is evaluated once, not per
 /// session; `IS NOT NULL` matters, as one NULL would make `NOT IN` match nothing.
 pub(super) const SETTLE_ORPHANED_SESSIONS: &str = "INSERT INTO jobs \
     (kind, session_id, payload, status, attempts, run_after, created_at) \
-    SELECT 'session', s.id, $1, 'queued', 0, $2, $2 FROM sessions s \
+    SELECT $3, s.id, $1, 'queued', 0, $2, $2 FROM sessions s \
     WHERE s.status IN ('queued', 'running') AND s.id NOT IN (SELECT j.session_id FROM jobs j \
     WHERE j.status IN ('queued', 'running') AND j.session_id IS NOT NULL) RETURNING session_id";
 
@@ -158,15 +158,23 @@ pub(super) struct JobRow {
     attempts: i64,
 }
 
+/// Refuses a row this version cannot run with [`StoreError::UnrunnableJob`], naming why; the
+/// claim that read it fails it for good (see `claimed` in [`impl_store`]).
 impl TryFrom<JobRow> for Job {
     type Error = StoreError;
 
     fn try_from(row: JobRow) -> StoreResult<Self> {
+        let unrunnable = |reason: String| StoreError::UnrunnableJob { id: row.id, reason };
         Ok(Job {
+            kind: row.kind.parse::<JobKind>().map_err(|err| {
+                unrunnable(format!(
+                    "{err}: this version of PatchPilot runs {}; a newer version probably wrote it",
+                    JobKind::ALL.map(JobKind::as_str).join(" and ")
+                ))
+            })?,
             payload: serde_json::from_str(&row.payload)
-                .map_err(|err| StoreError::Corrupt(format!("job {} payload: {err}", row.id)))?,
+                .map_err(|err| unrunnable(format!("its payload is not JSON: {err}")))?,
             id: row.id,
-            kind: row.kind,
             session_id: row.session_id,
             attempts: row.attempts,
         })
@@ -320,7 +328,7 @@ macro_rules! impl_store {
                 let now = self.clock.now();
                 let mut tx = self.pool.begin().await?;
                 insert_sessions(&mut tx, &[(id.as_str(), &new, None)], now).await?;
-                insert_jobs(&mut tx, &[("session".to_owned(), Some(id.clone()), "{}".to_owned())], now).await?;
+                insert_jobs(&mut tx, &[($crate::store::JobKind::Session, Some(id.clone()), "{}".to_owned())], now).await?;
                 tx.commit().await?;
                 self.get_session(&id)
                     .await?
@@ -518,13 +526,13 @@ macro_rules! impl_store {
 
             async fn enqueue_job(
                 &self,
-                kind: &str,
+                kind: $crate::store::JobKind,
                 session_id: Option<&str>,
                 payload: &serde_json::Value,
             ) -> $crate::store::StoreResult<i64> {
                 let now = self.clock.now();
                 let mut tx = self.pool.begin().await?;
-                let ids = insert_jobs(&mut tx, &[(kind.to_owned(), session_id.map(str::to_owned), payload.to_string())], now).await?;
+                let ids = insert_jobs(&mut tx, &[(kind, session_id.map(str::to_owned), payload.to_string())], now).await?;
                 let id = ids.first().copied().ok_or_else(|| $crate::store::StoreError::Corrupt("job insert returned no id".to_owned()))?;
                 tx.commit().await?;
                 Ok(id)
@@ -544,7 +552,7 @@ macro_rules! impl_store {
                     .bind(now)
                     .fetch_optional(&self.pool)
                     .await?;
-                row.map(TryInto::try_into).transpose()
+                claimed(self, row, owner).await
             }
 
             async fn claim_session_job(
@@ -565,7 +573,7 @@ macro_rules! impl_store {
                 .bind(session_id)
                 .fetch_optional(&self.pool)
                 .await?;
-                row.map(TryInto::try_into).transpose()
+                claimed(self, row, owner).await
             }
 
             async fn heartbeat(
@@ -634,6 +642,7 @@ macro_rules! impl_store {
                 let orphans: Vec<(String,)> = sqlx::query_as($crate::store::sql::SETTLE_ORPHANED_SESSIONS)
                     .bind(payload)
                     .bind(now)
+                    .bind($crate::store::JobKind::Session.as_str())
                     .fetch_all(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -641,6 +650,24 @@ macro_rules! impl_store {
                     orphaned_sessions: orphans.into_iter().map(|(id,)| id).collect(),
                     jobs_of_ended_sessions: ended,
                 })
+            }
+        }
+
+        /// The job a claim returned. A row this version cannot run (see `TryFrom<JobRow>`) is
+        /// failed for good under the claim's lease before the refusal is returned, so no
+        /// worker, here or on another replica, claims it again.
+        async fn claimed(
+            store: &$store,
+            row: Option<$crate::store::sql::JobRow>,
+            owner: &str,
+        ) -> $crate::store::StoreResult<Option<$crate::store::Job>> {
+            use $crate::store::{JobOutcome, Store, StoreError};
+            match row.map($crate::store::Job::try_from).transpose() {
+                Err(StoreError::UnrunnableJob { id, reason }) => {
+                    store.finish_job(id, owner, &JobOutcome::Failed(reason.clone())).await?;
+                    Err(StoreError::UnrunnableJob { id, reason })
+                }
+                claimed => claimed,
             }
         }
 
@@ -700,11 +727,11 @@ macro_rules! impl_store {
                 .map(|&(i, new)| (session_ids[i].as_deref().unwrap_or_default(), new, Some(batch[i].delivery.delivery_id.as_str())))
                 .collect();
             insert_sessions(&mut tx, &sessions, now).await?;
-            let jobs: Vec<(String, Option<String>, String)> = accepted
+            let jobs: Vec<($crate::store::JobKind, Option<String>, String)> = accepted
                 .iter()
                 .filter_map(|&i| match &batch[i].effect {
-                    IntakeEffect::StartSession(_) => Some(("session".to_owned(), session_ids[i].clone(), "{}".to_owned())),
-                    IntakeEffect::Job { kind, payload } => Some((kind.clone(), None, payload.to_string())),
+                    IntakeEffect::StartSession(_) => Some(($crate::store::JobKind::Session, session_ids[i].clone(), "{}".to_owned())),
+                    IntakeEffect::Job { kind, payload } => Some((*kind, None, payload.to_string())),
                     _ => None,
                 })
                 .collect();
@@ -777,7 +804,7 @@ macro_rules! impl_store {
         /// returns their ids (callers rely on the order only for a single job).
         async fn insert_jobs(
             tx: &mut sqlx::Transaction<'_, $db>,
-            jobs: &[(String, Option<String>, String)],
+            jobs: &[($crate::store::JobKind, Option<String>, String)],
             now: chrono::DateTime<chrono::Utc>,
         ) -> $crate::store::StoreResult<Vec<i64>> {
             let mut ids = Vec::with_capacity(jobs.len());
@@ -786,7 +813,7 @@ macro_rules! impl_store {
                     "INSERT INTO jobs (kind, session_id, payload, status, attempts, run_after, created_at) ",
                 );
                 query.push_values(chunk, |mut row, (kind, session_id, payload)| {
-                    row.push_bind(kind.clone())
+                    row.push_bind(kind.as_str())
                         .push_bind(session_id.clone())
                         .push_bind(payload.clone())
                         .push_bind("queued")

@@ -33,7 +33,7 @@ use chrono::{DateTime, Utc};
 
 use super::sql::impl_store;
 use super::{Clock, Intake, IntakeEffect, Recorded, StoreResult, SystemClock};
-use super::{NewSession, TriggerKind};
+use super::{JobKind, NewSession, TriggerKind};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -294,14 +294,12 @@ impl<'a> BatchPlan<'a> {
 
     /// Jobs of deliveries not stored yet; the eighth column is only the guard's delivery id.
     fn push_jobs(&self, query: &mut QueryBuilder<Sqlite>) {
-        let jobs: Vec<(usize, &str, String)> = self
+        let jobs: Vec<(usize, JobKind, String)> = self
             .candidates
             .iter()
             .filter_map(|&i| match &self.batch[i].effect {
-                IntakeEffect::StartSession(_) => Some((i, "session", String::from("{}"))),
-                IntakeEffect::Job { kind, payload } => {
-                    Some((i, kind.as_str(), payload.to_string()))
-                }
+                IntakeEffect::StartSession(_) => Some((i, JobKind::Session, String::from("{}"))),
+                IntakeEffect::Job { kind, payload } => Some((i, *kind, payload.to_string())),
                 _ => None,
             })
             .collect();
@@ -314,7 +312,7 @@ impl<'a> BatchPlan<'a> {
              SELECT column1, column2, column3, column4, column5, column6, column7 FROM (",
         );
         query.push_values(jobs, |mut row, (i, kind, payload)| {
-            row.push_bind(kind.to_owned())
+            row.push_bind(kind.as_str())
                 .push_bind(self.session_ids[i].clone())
                 .push_bind(payload)
                 .push_bind("queued")

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::events::Account;
 use crate::authorization::{Sender, TriggerDecision, pre_check};
-use crate::store::IntakeEffect;
+use crate::store::{IntakeEffect, JobKind};
 
 /// Settings the rules depend on.
 #[derive(Clone, Debug)]
@@ -91,15 +91,12 @@ impl CommandJob {
         Decision {
             outcome: format!("command: {:?}", self.command).to_lowercase(),
             effect: IntakeEffect::Job {
-                kind: COMMAND_JOB.to_owned(),
+                kind: JobKind::Command,
                 payload: serde_json::to_value(self).unwrap_or_default(),
             },
         }
     }
 }
-
-/// Job kind for [`CommandJob`]s.
-pub const COMMAND_JOB: &str = "command";
 
 /// The payload-only part of the rules (`crate::authorization::pre_check`): bots, Apps and
 /// PatchPilot itself never start work.

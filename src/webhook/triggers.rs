@@ -15,7 +15,7 @@ use crate::session::issue_body::{Repro, parse_issue_body};
 use crate::store::{InstallationChange, IntakeEffect};
 use crate::store::{NewSession, TriggerKind};
 
-pub use super::decision::{COMMAND_JOB, CommandJob, CommandKind, Decision, TriggerSettings};
+pub use super::decision::{CommandJob, CommandKind, Decision, TriggerSettings};
 
 /// Applies the trigger rules to one verified event.
 pub fn decide(event: &Event, settings: &TriggerSettings) -> Decision {

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::store::{Job, JobOutcome, SETTLE_KEY, Store};
+use crate::store::{Job, JobOutcome, Store, StoreError};
 
 pub use config::WorkerArgs;
 
@@ -160,10 +160,20 @@ impl Worker {
         while !self.shutdown.is_cancelled() {
             match self.store.claim_job(&self.id, self.config.lease).await {
                 Ok(Some(job)) => {
-                    let span = tracing::info_span!("job", id = job.id, kind = %job.kind, session = job.session_id.as_deref().unwrap_or("-"), attempt = job.attempts);
+                    let span = tracing::info_span!(
+                        "job",
+                        id = job.id,
+                        kind = job.kind.as_str(),
+                        session = job.session_id.as_deref().unwrap_or("-"),
+                        attempt = job.attempts
+                    );
                     self.run_job(job).instrument(span).await;
                 }
                 Ok(None) => self.idle().await,
+                // The store has already failed it for good; the next job may be due now.
+                Err(err @ StoreError::UnrunnableJob { .. }) => {
+                    tracing::error!(worker = %self.id, error = %err, "refused a job this version cannot run");
+                }
                 Err(err) => {
                     tracing::error!(worker = %self.id, error = %err, "could not claim a job");
                     self.idle().await;
@@ -181,7 +191,7 @@ impl Worker {
     }
 
     async fn run_job(&self, job: Job) {
-        if let Some(reason) = job.payload.get(SETTLE_KEY).and_then(|r| r.as_str()) {
+        if let Some(reason) = job.settle_reason() {
             tracing::warn!(job = job.id, %reason, "settling a session reconciliation found");
             self.handler.give_up(&job, reason).await;
             self.finish(&job, JobOutcome::Failed(reason.to_owned()))

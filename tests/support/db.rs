@@ -54,6 +54,63 @@ pub struct TestDb {
     _dir: Option<tempfile::TempDir>,
 }
 
+impl TestDb {
+    /// Runs `sql` with `$1` bound to `id` straight on the database, behind the store's back:
+    /// what another version of PatchPilot, or an operator, may have written.
+    pub async fn execute(&self, sql: &str, id: i64) {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        if self.url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&self.url)
+                .await
+                .expect("open sqlite");
+            sqlx::query(sql)
+                .bind(id)
+                .execute(&pool)
+                .await
+                .expect("raw statement");
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(&self.url)
+                .await
+                .expect("connect to postgres");
+            sqlx::query(sql)
+                .bind(id)
+                .execute(&pool)
+                .await
+                .expect("raw statement");
+            pool.close().await;
+        }
+    }
+
+    /// A job's stored `(status, last_error)`, read straight from the database.
+    pub async fn job_status(&self, id: i64) -> (String, Option<String>) {
+        let sql = "SELECT status, last_error FROM jobs WHERE id = $1";
+        if self.url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&self.url)
+                .await
+                .expect("open sqlite");
+            let row = sqlx::query_as(sql)
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .expect("the job row");
+            pool.close().await;
+            row
+        } else {
+            let pool = sqlx::PgPool::connect(&self.url)
+                .await
+                .expect("connect to postgres");
+            let row = sqlx::query_as(sql)
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .expect("the job row");
+            pool.close().await;
+            row
+        }
+    }
+}
+
 pub async fn fresh_sqlite() -> TestDb {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}/patchpilot.db", dir.path().display());

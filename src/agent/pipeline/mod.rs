@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::deps::PipelineDeps;
 use crate::agent::progress::Progress;
-use crate::store::{Job, SessionPatch, SessionStatus};
+use crate::store::{Job, JobKind, SessionPatch, SessionStatus};
 use crate::worker::{JobError, JobHandler};
 
 /// The `JobHandler` the worker runs.
@@ -45,10 +45,14 @@ impl Pipeline {
 #[async_trait]
 impl JobHandler for Pipeline {
     async fn run(&self, job: &Job, cancel: CancellationToken) -> Result<(), JobError> {
-        match (job.kind.as_str(), &job.session_id) {
-            ("session", Some(session_id)) => run::run_session(&self.deps, session_id, cancel).await,
-            ("command", _) => commands::run_command(&self.deps, &job.payload).await,
-            (kind, _) => Err(JobError::Permanent(format!("unknown job kind `{kind}`"))),
+        match (job.kind, &job.session_id) {
+            (JobKind::Session, Some(session_id)) => {
+                run::run_session(&self.deps, session_id, cancel).await
+            }
+            (JobKind::Session, None) => Err(JobError::Permanent(
+                "a session job without a session".to_owned(),
+            )),
+            (JobKind::Command, _) => commands::run_command(&self.deps, &job.payload).await,
         }
     }
 
