@@ -672,3 +672,166 @@ async fn the_session_page_escapes_every_untrusted_field() {
     assert!(list.contains("&lt;script&gt;alert(&#39;title&#39;)"));
     assert!(!list.contains("<script>alert") && !list.contains("<img"));
 }
+
+/// The `event: session` data of a finished session's event stream.
+async fn streamed_session(server: &TestServer, id: &str) -> Value {
+    let text = server
+        .client
+        .get(format!("{}/api/sessions/{id}/events", server.url))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let data = text
+        .split("\n\n")
+        .find_map(|event| {
+            let mut lines = event.lines();
+            lines.any(|l| l == "event: session").then(|| {
+                event
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .unwrap()
+            })
+        })
+        .unwrap_or_else(|| panic!("no session event in {text}"));
+    serde_json::from_str(data).unwrap()
+}
+
+#[tokio::test]
+async fn every_route_shows_a_session_with_the_same_json_fields() {
+    let db = support::db::fresh_sqlite().await;
+    db.clock.set(
+        chrono::DateTime::parse_from_rfc3339("2001-02-03T04:05:06Z")
+            .unwrap()
+            .into(),
+    );
+    let server = TestServer::start(db, &[]).await;
+    let session = server
+        .store
+        .create_session(NewSession {
+            repo_url: "https://github.com/octo/hello.git".into(),
+            branch: Some("main".into()),
+            bug_description: "Division by zero on empty input".into(),
+            repro_command: Some("python -m pytest -x".into()),
+            installation_id: Some(7),
+            repository: Some("octo/hello".into()),
+            issue_number: Some(42),
+            issue_title: Some("Crash on empty input".into()),
+            trigger_kind: Some(patchpilot::store::TriggerKind::Comment),
+            triggered_by: Some("maintainer".into()),
+            trigger_comment_id: Some(1001),
+            feedback: Some("keep the API".into()),
+            private: Some(false),
+            parent_session_id: Some("parent".into()),
+            iteration_key: Some("comment:1001".into()),
+            iteration_request: Some("{}".into()),
+            pr_number: Some(43),
+            head_branch: Some("patchpilot/issue-42".into()),
+        })
+        .await
+        .unwrap();
+    server
+        .store
+        .update_session(
+            &session.id,
+            &SessionPatch {
+                status: Some(SessionStatus::Succeeded),
+                patch_diff: Some("--- a/x\n+++ b/x\n".into()),
+                pr_url: Some("https://github.com/octo/hello/pull/43".into()),
+                error_message: Some("none".into()),
+                base_sha: Some("b".repeat(40)),
+                head_sha: Some("c".repeat(40)),
+                check_run_id: Some(5),
+                progress_comment_id: Some(6),
+                attempt_count: Some(2),
+                add_input_tokens: Some(1200),
+                add_output_tokens: Some(340),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    server
+        .store
+        .append_event(&session.id, "clone", EventLevel::Info, "cloned")
+        .await
+        .unwrap();
+
+    let listed: Vec<Value> = server
+        .client
+        .get(format!("{}/api/sessions", server.url))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let json = serde_json::to_string_pretty(&listed[0])
+        .unwrap()
+        .replace(&session.id, "<id>");
+    insta::assert_snapshot!(json, @r#"
+    {
+      "attemptCount": 2,
+      "baseSha": "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+      "branch": "main",
+      "bugDescription": "Division by zero on empty input",
+      "cancelRequested": false,
+      "checkRunId": 5,
+      "createdAt": "2001-02-03T04:05:06Z",
+      "deliveryId": null,
+      "errorMessage": "none",
+      "feedback": "keep the API",
+      "headBranch": "patchpilot/issue-42",
+      "headSha": "cccccccccccccccccccccccccccccccccccccccc",
+      "id": "<id>",
+      "inputTokens": 1200,
+      "installationId": 7,
+      "issueNumber": 42,
+      "issueTitle": "Crash on empty input",
+      "iterationKey": "comment:1001",
+      "iterationRequest": "{}",
+      "outputTokens": 340,
+      "parentSessionId": "parent",
+      "patchDiff": "--- a/x\n+++ b/x\n",
+      "prNumber": 43,
+      "prUrl": "https://github.com/octo/hello/pull/43",
+      "private": false,
+      "progressCommentId": 6,
+      "repoUrl": "https://github.com/octo/hello.git",
+      "repository": "octo/hello",
+      "reproCommand": "python -m pytest -x",
+      "status": "succeeded",
+      "triggerCommentId": 1001,
+      "triggerKind": "comment",
+      "triggeredBy": "maintainer",
+      "updatedAt": "2001-02-03T04:05:06Z"
+    }
+    "#);
+
+    // The single session is the same object plus its logs and page address.
+    let mut one: Value = server
+        .client
+        .get(format!("{}/api/sessions/{}", server.url, session.id))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let extra = one.as_object_mut().unwrap();
+    assert_eq!(
+        extra.remove("url"),
+        Some(json!(format!("/sessions/{}", session.id)))
+    );
+    assert_eq!(
+        extra.remove("logs"),
+        Some(json!("[04:05:06] clone info: cloned\n"))
+    );
+    assert_eq!(one, listed[0]);
+    // So is the event stream's `session` event.
+    assert_eq!(streamed_session(&server, &session.id).await, listed[0]);
+}
