@@ -19,6 +19,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::access::{Denied, LinkQuery, MAX_STREAM_LIFETIME};
+use super::session_json::SessionJson;
 use crate::store::SessionFilter;
 use crate::store::{NewSession, Session, TriggerKind};
 
@@ -188,7 +189,7 @@ pub async fn list_sessions(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Vec<Session>>, ApiError> {
+) -> Result<Response, ApiError> {
     require_token(&state, &headers)?;
     let status = query
         .status
@@ -201,7 +202,9 @@ pub async fn list_sessions(
         status,
         limit: query.limit.unwrap_or(50),
     };
-    Ok(Json(state.store.list_sessions(&filter).await?))
+    let sessions = state.store.list_sessions(&filter).await?;
+    let json: Vec<SessionJson> = sessions.iter().map(SessionJson::from).collect();
+    Ok(Json(json).into_response())
 }
 
 async fn find(state: &AppState, id: &str) -> Result<Session, ApiError> {
@@ -233,7 +236,7 @@ pub async fn get_session(
             )
         })
         .collect();
-    let mut value = serde_json::to_value(&session).unwrap_or_default();
+    let mut value = serde_json::to_value(SessionJson::from(&session)).unwrap_or_default();
     value["logs"] = json!(logs);
     value["url"] = json!(crate::session::links::session_page_url(
         state.public_url.as_ref(),
@@ -341,7 +344,8 @@ pub async fn session_events(
                 if status != last_status {
                     last_status = status.clone();
                     if let Some(session) = &session {
-                        let data = serde_json::to_string(session).unwrap_or_default();
+                        let data =
+                            serde_json::to_string(&SessionJson::from(session)).unwrap_or_default();
                         batch.push(Ok(SseEvent::default().event("session").data(data)));
                     }
                 }

@@ -17,6 +17,7 @@ mod config;
 mod health;
 pub mod metrics;
 mod pages;
+mod session_json;
 mod webhook;
 
 use std::sync::Arc;

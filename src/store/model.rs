@@ -1,8 +1,7 @@
 //! The session record and its lifecycle.
 //!
-//! A session is one attempt to fix one issue (or one local `patchpilot run`). Its JSON form
-//! keeps the seed prototype's camelCase fields (`repoUrl`, `bugDescription`, ...) and adds
-//! what GitHub needs.
+//! A session is one attempt to fix one issue (or one local `patchpilot run`). This is the
+//! stored record; the API's JSON form is its own type (`server::session_json`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -147,28 +146,8 @@ impl GitHubIssue {
     }
 }
 
-fn github_fields<S: serde::Serializer>(
-    github: &Option<GitHubIssue>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Fields<'a> {
-        installation_id: Option<i64>,
-        repository: Option<&'a str>,
-        issue_number: Option<i64>,
-    }
-    Fields {
-        installation_id: github.as_ref().map(|g| g.installation_id),
-        repository: github.as_ref().map(|g| g.repository.as_str()),
-        issue_number: github.as_ref().map(|g| g.issue_number),
-    }
-    .serialize(serializer)
-}
-
 /// A stored session.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Session {
     pub id: String,
     pub repo_url: String,
@@ -183,8 +162,8 @@ pub struct Session {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Where on GitHub the session reports; `None` for API and local sessions. (Its JSON keeps
-    /// the prototype's flat `installationId`, `repository`, `issueNumber`.)
-    #[serde(flatten, serialize_with = "github_fields")]
+    /// the prototype's flat `installationId`, `repository`, `issueNumber`: see
+    /// `server::session_json`.)
     pub github: Option<GitHubIssue>,
     pub issue_title: Option<String>,
     pub trigger_kind: TriggerKind,
