@@ -352,7 +352,8 @@ mod tests {
             .serve
     }
 
-    /// What `serve` would run its pipeline with on `args`, the data directory in `dir`.
+    /// What `serve` would run its pipeline with on `args` (a refusing sandbox stands in for the
+    /// probed one, which this wiring does not look at).
     async fn serve_deps(args: &ServeArgs) -> (PipelineDeps, DataDir) {
         let store = store::connect("sqlite::memory:").await.unwrap();
         let data_dir = DataDir::create(&args.worker.data_dir).unwrap();
