@@ -12,10 +12,13 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-use crate::agent::deps::PipelineDeps;
-use crate::agent::git::RepoCache;
+use crate::agent::deps::{DataDir, PipelineDeps, PipelineDepsBuilder};
+use crate::agent::exa::ExaClient;
 use crate::agent::pipeline::Pipeline;
 use crate::config::ServeArgs;
+use crate::github::client::GitHub;
+use crate::llm::Model;
+use crate::sandbox::{Sandbox, SandboxArgs};
 use crate::server::{self, AppState, Features};
 use crate::store::{self, IntakeQueue, Store};
 use crate::webhook::signature::WebhookSecrets;
@@ -99,10 +102,64 @@ async fn bot_login(github: Option<&dyn crate::github::client::GitHub>) -> Option
     }
 }
 
-fn absolute_dir(path: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
-    std::fs::create_dir_all(path.join("work"))
-        .with_context(|| format!("could not create {} (PATCHPILOT_DATA_DIR)", path.display()))?;
-    Ok(path.canonicalize()?)
+/// The outside services `serve`'s settings name, built before anything is opened, so that an
+/// invalid setting stops start-up with its own sentence before the database or the sandbox is
+/// touched. Each is `None` when its settings are absent.
+pub struct Clients {
+    pub github: Option<Arc<dyn GitHub>>,
+    pub model: Option<Arc<dyn Model>>,
+    pub exa: Option<ExaClient>,
+}
+
+impl Clients {
+    pub fn from_args(args: &ServeArgs) -> anyhow::Result<Self> {
+        Ok(Self {
+            github: args
+                .github
+                .build()
+                .map_err(|err| anyhow::anyhow!("{err}"))?,
+            model: crate::llm::from_args(&args.model).map_err(|err| anyhow::anyhow!("{err}"))?,
+            exa: ExaClient::from_args(&args.exa).map_err(|err| anyhow::anyhow!("{err}"))?,
+        })
+    }
+}
+
+/// The pipeline's dependencies exactly as `serve` wires them from its settings: the builder
+/// brings the rules (where the repository cache and work trees live, how links are signed),
+/// this sets what the settings name. Tests start from here and override only what they must.
+pub fn pipeline_deps(
+    args: &ServeArgs,
+    clients: Clients,
+    store: Arc<dyn Store>,
+    sandbox: Arc<dyn Sandbox>,
+    data_dir: &DataDir,
+) -> PipelineDepsBuilder {
+    let secrets = args
+        .server
+        .webhook_secret
+        .as_ref()
+        .and_then(WebhookSecrets::parse);
+    PipelineDeps::builder(store, sandbox, data_dir)
+        .github(clients.github)
+        .model(clients.model)
+        .exa(clients.exa)
+        .public_url(args.server.public_url.clone())
+        .webhook_secrets(secrets.as_ref())
+        .label(args.server.label.clone())
+        .limits(args.sandbox.limits())
+        .budget(args.model.budget())
+}
+
+/// Probes the sandbox tiers (off the async threads: it runs commands), with the dependency
+/// caches under the data directory unless `PATCHPILOT_CACHE_DIR` is set.
+pub async fn probe_sandbox(
+    args: &SandboxArgs,
+    data_dir: &DataDir,
+) -> anyhow::Result<Arc<dyn Sandbox>> {
+    let args = data_dir.sandbox_args(args);
+    tokio::task::spawn_blocking(move || crate::sandbox::probe(&args))
+        .await
+        .context("sandbox probe failed")
 }
 
 fn log_features(features: &Features) {
@@ -145,32 +202,23 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         crate::shutdown::begin();
     });
     // Settings first: an invalid one stops start-up with its own sentence.
-    let github = args
-        .github
-        .build()
-        .map_err(|err| anyhow::anyhow!("{err}"))?;
-    let model = crate::llm::from_args(&args.model).map_err(|err| anyhow::anyhow!("{err}"))?;
+    let clients = Clients::from_args(&args)?;
     // Held until the process exits (the kernel releases it even on kill -9).
     let _single_server = store::SqliteStore::lock_for_serving(&args.database.database_url)
         .map_err(|err| anyhow::anyhow!("{err}"))?;
     let store = open_store(&args.database.database_url).await?;
     let (intake, intake_task) = IntakeQueue::start(store.clone(), 256);
-    let data_dir = absolute_dir(&args.worker.data_dir)?;
-    let mut sandbox_args = args.sandbox.clone();
-    sandbox_args
-        .cache_dir
-        .get_or_insert_with(|| data_dir.join("caches"));
-    let sandbox = tokio::task::spawn_blocking(move || crate::sandbox::probe(&sandbox_args))
-        .await
-        .context("sandbox probe failed")?;
+    let data_dir = DataDir::create(&args.worker.data_dir)?;
+    let sandbox = probe_sandbox(&args.sandbox, &data_dir).await?;
+    let deps = pipeline_deps(&args, clients, store.clone(), sandbox, &data_dir).build();
     let mut features = features(&args);
-    features.sandbox = sandbox.describe();
-    features.toolchains = sandbox.toolchains();
-    features.github_app = github.is_some();
-    features.model = model.as_ref().map(|m| m.name());
+    features.sandbox = deps.sandbox.describe();
+    features.toolchains = deps.sandbox.toolchains();
+    features.github_app = deps.github.is_some();
+    features.model = deps.model.as_ref().map(|m| m.name());
     log_features(&features);
     log_limits(&args.server);
-    if let Some(model) = &model {
+    if let Some(model) = &deps.model {
         let g = model.generation();
         tracing::info!(
             max_output_tokens = g.max_output_tokens,
@@ -182,27 +230,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut state = app_state(store.clone(), intake, &args, features);
     state.triggers = Arc::new(TriggerSettings {
         label: args.server.label.clone(),
-        bot_login: bot_login(github.as_deref()).await,
+        bot_login: bot_login(deps.github.as_deref()).await,
         app_id: args
             .github
             .github_app_id
             .and_then(|id| i64::try_from(id).ok()),
     });
-    let pipeline = Pipeline::new(PipelineDeps {
-        store: store.clone(),
-        github,
-        model,
-        exa: crate::agent::exa::ExaClient::from_args(&args.exa)
-            .map_err(|err| anyhow::anyhow!("{err}"))?,
-        limits: args.sandbox.limits(),
-        sandbox,
-        repo_cache: RepoCache::new(data_dir.join("repos")),
-        work_root: data_dir.join("work"),
-        public_url: args.server.public_url.clone(),
-        link_signer: state.web.link_signer().cloned(),
-        label: args.server.label.clone(),
-        budget: args.model.budget(),
-    });
+    let pipeline = Pipeline::new(deps);
     let listener = TcpListener::bind(args.server.addr)
         .await
         .with_context(|| format!("could not listen on {} (PATCHPILOT_ADDR)", args.server.addr))?;
@@ -294,5 +328,126 @@ pub fn init_logging(json: bool) {
         builder.json().flatten_event(true).init();
     } else {
         builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::llm::SessionBudget;
+    use crate::sandbox::Limits;
+    use crate::sandbox::direct::RefusedSandbox;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        Cli::try_parse_from(std::iter::once("patchpilot").chain(args.iter().copied()))
+            .unwrap()
+            .serve
+    }
+
+    /// What `serve` would run its pipeline with on `args` (a refusing sandbox stands in for the
+    /// probed one, which this wiring does not look at).
+    async fn serve_deps(args: &ServeArgs) -> (PipelineDeps, DataDir) {
+        let store = store::connect("sqlite::memory:").await.unwrap();
+        let data_dir = DataDir::create(&args.worker.data_dir).unwrap();
+        let clients = Clients::from_args(args).unwrap();
+        let deps = pipeline_deps(args, clients, store, Arc::new(RefusedSandbox), &data_dir).build();
+        (deps, data_dir)
+    }
+
+    #[tokio::test]
+    async fn serve_on_default_settings_is_the_builders_default_with_the_readmes_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let args = serve_args(&["--data-dir", data.to_str().unwrap()]);
+        let (deps, data_dir) = serve_deps(&args).await;
+
+        // README: `PATCHPILOT_DATA_DIR` holds the repository cache and the work trees, and
+        // the dependency caches default to `<PATCHPILOT_DATA_DIR>/caches`.
+        let root = data.canonicalize().unwrap();
+        assert_eq!(data_dir.root(), root);
+        assert_eq!(deps.work_root, root.join("work"));
+        assert!(
+            deps.work_root.is_dir(),
+            "the work root is created at start-up"
+        );
+        let mirror = deps
+            .repo_cache
+            .mirror_path("https://github.com/octo/calc.git");
+        assert_eq!(mirror.parent(), Some(root.join("repos").as_path()));
+        let sandbox = data_dir.sandbox_args(&args.sandbox);
+        assert_eq!(sandbox.cache_dir, Some(root.join("caches")));
+        let elsewhere = serve_args(&["--cache-dir", "/var/cache/pp"]).sandbox;
+        assert_eq!(
+            data_dir.sandbox_args(&elsewhere).cache_dir,
+            Some("/var/cache/pp".into())
+        );
+
+        // A caller that sets nothing on the builder gets exactly this.
+        let store = store::connect("sqlite::memory:").await.unwrap();
+        let built = PipelineDeps::builder(store, Arc::new(RefusedSandbox), &data_dir).build();
+        assert_eq!(built.work_root, deps.work_root);
+        assert_eq!(
+            built
+                .repo_cache
+                .mirror_path("https://github.com/octo/calc.git"),
+            mirror
+        );
+        for deps in [&deps, &built] {
+            assert!(deps.github.is_none());
+            assert!(deps.model.is_none());
+            assert!(deps.exa.is_none());
+            assert_eq!(deps.public_url, None);
+            assert!(deps.link_signer.is_none());
+            assert_eq!(deps.label, "patchpilot");
+            assert_eq!(deps.limits, Limits::default());
+            assert_eq!(deps.budget, SessionBudget::default());
+        }
+    }
+
+    #[tokio::test]
+    async fn serve_settings_reach_the_pipeline_and_its_links_open_on_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = serve_args(&[
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--webhook-secret",
+            "new-secret,old-secret",
+            "--public-url",
+            "https://pp.example",
+            "--label",
+            "autofix",
+            "--sandbox-timeout-secs",
+            "42",
+            "--model-max-turns",
+            "3",
+            "--exa-api-key",
+            "exa-key",
+        ]);
+        let (deps, _) = serve_deps(&args).await;
+        assert_eq!(deps.label, "autofix");
+        assert_eq!(deps.public_url, Some("https://pp.example".parse().unwrap()));
+        assert_eq!(deps.limits.timeout, std::time::Duration::from_secs(42));
+        assert_eq!(deps.budget.max_turns, 3);
+        assert!(deps.exa.is_some());
+
+        // A private session's link in a comment is signed with the key the server checks.
+        let (intake, _task) = IntakeQueue::start(deps.store.clone(), 1);
+        let state = app_state(deps.store.clone(), intake, &args, Features::default());
+        let now = chrono::Utc::now();
+        let link = |signer| {
+            crate::session::links::session_link(deps.public_url.as_ref(), "s1", true, signer, now)
+                .unwrap()
+        };
+        let signed = link(deps.link_signer.as_ref());
+        assert!(signed.starts_with("https://pp.example/sessions/s1?expires="));
+        assert_eq!(signed, link(state.web.link_signer()));
     }
 }

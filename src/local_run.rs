@@ -4,15 +4,13 @@
 //! a server shares the database) and its events are printed as they happen. The verified diff
 //! is printed at the end; nothing is pushed anywhere.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::deps::PipelineDeps;
-use crate::agent::git::RepoCache;
+use crate::agent::deps::{DataDir, PipelineDeps};
 use crate::agent::pipeline::Pipeline;
 use crate::llm::ModelArgs;
 use crate::sandbox::SandboxArgs;
@@ -51,25 +49,15 @@ pub async fn run_local(args: RunArgs) -> anyhow::Result<bool> {
     let store = crate::app::open_store(&args.database.database_url).await?;
     let (repo_url, branch) = resolve_repo(&args)?;
     let model = crate::llm::from_args(&args.model).map_err(|err| anyhow::anyhow!("{err}"))?;
-    let mut sandbox_args = args.sandbox.clone();
-    let caches = absolute(args.worker.data_dir.join("caches"))?;
-    sandbox_args.cache_dir.get_or_insert(caches);
-    let sandbox = tokio::task::spawn_blocking(move || crate::sandbox::probe(&sandbox_args)).await?;
+    let data_dir = DataDir::create(&args.worker.data_dir)?;
+    let sandbox = crate::app::probe_sandbox(&args.sandbox, &data_dir).await?;
     eprintln!("sandbox: {}", sandbox.describe());
-    let deps = PipelineDeps {
-        store: store.clone(),
-        github: None,
-        model,
-        exa: None,
-        limits: args.sandbox.limits(),
-        sandbox,
-        repo_cache: RepoCache::new(args.worker.data_dir.join("repos")),
-        work_root: absolute(args.worker.data_dir.join("work"))?,
-        public_url: None,
-        link_signer: None,
-        label: "patchpilot".to_owned(),
-        budget: args.model.budget(),
-    };
+    // No GitHub, no web search, no public page: the session is printed here.
+    let deps = PipelineDeps::builder(store.clone(), sandbox, &data_dir)
+        .model(model)
+        .limits(args.sandbox.limits())
+        .budget(args.model.budget())
+        .build();
     let pipeline = Pipeline::new(deps);
     let session = store
         .create_session(NewSession {
@@ -119,11 +107,6 @@ pub async fn run_local(args: RunArgs) -> anyhow::Result<bool> {
     }
     result.map_err(|err| anyhow::anyhow!("{err}"))?;
     Ok(session.status == SessionStatus::Succeeded)
-}
-
-fn absolute(path: PathBuf) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-    Ok(path.canonicalize()?)
 }
 
 /// A local path becomes an absolute path (its checked-out branch the default base).

@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use patchpilot::agent::deps::PipelineDeps;
-use patchpilot::agent::git::RepoCache;
+use patchpilot::agent::deps::DataDir;
 use patchpilot::agent::pipeline::Pipeline;
 use patchpilot::server::{self, AppState, Features};
 use patchpilot::store::{IntakeQueue, Session, SessionFilter, Store};
@@ -134,9 +133,7 @@ impl World {
         assert!(super::git_http::ref_sha(&bare, "refs/heads/main").is_some());
 
         let data = tempfile::tempdir().unwrap();
-        let data_dir = data.path().canonicalize().unwrap();
-        std::fs::create_dir_all(data_dir.join("work")).unwrap();
-        let cache_dir = data_dir.join("caches").display().to_string();
+        let data_dir = DataDir::create(data.path()).unwrap();
         let model_url = options
             .model_base_url
             .clone()
@@ -147,8 +144,6 @@ impl World {
             .fetch_add(64, std::sync::atomic::Ordering::SeqCst)
             .to_string();
         let mut argv = vec![
-            "--cache-dir",
-            cache_dir.as_str(),
             "--sandbox-uid-base",
             uid_base.as_str(),
             "--sandbox-uid-count",
@@ -183,21 +178,18 @@ impl World {
             bot_login: Some(BOT_LOGIN.into()),
             app_id: Some(TEST_APP_ID as i64),
         });
-        let sandbox = patchpilot::sandbox::probe(&args.sandbox);
-        let pipeline = Pipeline::new(PipelineDeps {
-            store: store.clone(),
-            github: Some(github.client()),
-            model: patchpilot::llm::from_args(&args.model).unwrap(),
-            exa: None,
-            limits: args.sandbox.limits(),
-            sandbox,
-            repo_cache: RepoCache::new(data_dir.join("repos")),
-            work_root: data_dir.join("work"),
-            public_url: options.public_url.as_deref().map(|u| u.parse().unwrap()),
-            link_signer: state.web.link_signer().cloned(),
-            label: "patchpilot".into(),
-            budget: args.model.budget(),
-        });
+        // `serve`'s own wiring (data directory layout, limits, budget, model, link signing),
+        // but the fake GitHub's client, whose retries are quick, and the test's public URL.
+        let sandbox = patchpilot::app::probe_sandbox(&args.sandbox, &data_dir)
+            .await
+            .unwrap();
+        let clients = patchpilot::app::Clients::from_args(&args).unwrap();
+        let deps =
+            patchpilot::app::pipeline_deps(&args, clients, store.clone(), sandbox, &data_dir)
+                .github(Some(github.client()))
+                .public_url(options.public_url.as_deref().map(|u| u.parse().unwrap()))
+                .build();
+        let pipeline = Pipeline::new(deps);
         let config = WorkerConfig {
             concurrency: 2,
             idle_poll: Duration::from_millis(100),
@@ -223,7 +215,7 @@ impl World {
             model,
             git_root,
             git_base,
-            data_dir,
+            data_dir: data_dir.root().to_owned(),
             client: reqwest::Client::builder()
                 .timeout(WAIT_TIMEOUT)
                 .build()
