@@ -61,6 +61,16 @@ fn folders_form_no_cycle() {
 }
 
 #[test]
+fn files_form_no_cycle_outside_their_front_doors() {
+    let edges = graph().sibling_edges();
+    let cycles = support_graph::cycles(&edges);
+    assert!(
+        cycles.is_empty(),
+        "file cycles (mod.rs left out): {cycles:#?}"
+    );
+}
+
+#[test]
 fn imports_run_from_edge_to_core_to_boundaries() {
     let graph = graph();
     let mut wrong = Vec::new();

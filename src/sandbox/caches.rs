@@ -14,7 +14,6 @@
 //! is under `PATCHPILOT_CACHE_MAX_BYTES`. A repository whose cache is in use is never evicted.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -23,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use super::identity::{UidLease, with_dirs_lent};
 use super::quota::DiskQuota;
+pub use super::quota::tree_bytes;
 use super::{RunOutcome, SandboxCommand, SandboxError};
 
 /// The directory every repository's cache lives under, with its size cap.
@@ -325,28 +325,6 @@ fn normalise(repo: &str) -> String {
     }
     let s = s.trim_end_matches('/');
     s.strip_suffix(".git").unwrap_or(s).to_owned()
-}
-
-/// Bytes used under `dir`, not following symlinks; hard links counted once per walk.
-pub fn tree_bytes(dir: &Path) -> u64 {
-    let mut seen = BTreeSet::new();
-    let mut total = 0u64;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.nlink() > 1 && !meta.is_dir() && !seen.insert((meta.dev(), meta.ino())) {
-            continue;
-        }
-        total += meta.blocks() * 512;
-        if meta.is_dir()
-            && let Ok(entries) = std::fs::read_dir(&path)
-        {
-            stack.extend(entries.flatten().map(|e| e.path()));
-        }
-    }
-    total
 }
 
 #[cfg(test)]

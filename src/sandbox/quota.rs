@@ -8,10 +8,10 @@
 //! [`super::Limits::disk_bytes`]. The overshoot is bounded by what the command can write in one
 //! interval (and by `RLIMIT_FSIZE` per file).
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use super::caches::tree_bytes;
 
 /// How often the watched directories are measured.
 const POLL: Duration = Duration::from_secs(1);
@@ -51,4 +51,26 @@ pub(crate) fn exceeded_message(max_bytes: u64) -> String {
         "\n[PatchPilot stopped this command: the work tree, its tmp and caches grew past the disk quota of {} MiB (PATCHPILOT_SANDBOX_DISK_MB)]\n",
         max_bytes >> 20
     )
+}
+
+/// Bytes used under `dir`, not following symlinks; hard links counted once per walk.
+pub fn tree_bytes(dir: &Path) -> u64 {
+    let mut seen = BTreeSet::new();
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.nlink() > 1 && !meta.is_dir() && !seen.insert((meta.dev(), meta.ino())) {
+            continue;
+        }
+        total += meta.blocks() * 512;
+        if meta.is_dir()
+            && let Ok(entries) = std::fs::read_dir(&path)
+        {
+            stack.extend(entries.flatten().map(|e| e.path()));
+        }
+    }
+    total
 }

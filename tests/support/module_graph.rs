@@ -71,6 +71,23 @@ impl Graph {
         self.edges(|module, _| module.to_string())
     }
 
+    /// Files as nodes, without the front doors (`mod.rs`, `lib.rs`): what one file of a folder
+    /// takes from another. A `mod.rs` and its children naturally import each other (it
+    /// declares and re-exports them, they share its types), so only these edges are checked.
+    pub fn sibling_edges(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let front_door = |name: &str| {
+            self.modules
+                .get(name)
+                .is_none_or(|m| m.folder.replace('/', "::") == name || name.is_empty())
+        };
+        let mut edges = self.module_edges();
+        edges.retain(|from, _| !front_door(from));
+        for targets in edges.values_mut() {
+            targets.retain(|to| !front_door(to));
+        }
+        edges
+    }
+
     /// Folders as nodes. A folder's `mod.rs` is its front door: it declares and wires its
     /// sub-folders, so its imports of them are not edges. Every other file's are, so a parent
     /// file that builds a child's type while the child imports the parent is a cycle.
