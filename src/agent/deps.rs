@@ -11,8 +11,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use secrecy::ExposeSecret;
-
 use crate::agent::exa::ExaClient;
 use crate::agent::git::RepoCache;
 use crate::github::client::GitHub;
@@ -145,8 +143,7 @@ impl PipelineDepsBuilder {
     /// webhook secrets (all of them during a rotation; the first signs), the same keys the
     /// server checks them with. Without secrets (the default) no link is signed.
     pub fn webhook_secrets(mut self, secrets: Option<&WebhookSecrets>) -> Self {
-        self.deps.link_signer =
-            secrets.and_then(|s| LinkSigner::new(s.iter().map(|s| s.expose_secret().as_bytes())));
+        self.deps.link_signer = secrets.and_then(WebhookSecrets::link_signer);
         self
     }
 

@@ -102,8 +102,7 @@ impl WebAccess {
                 "patchpilot/browser-sign-in/v1",
             )
         });
-        let links = webhook_secrets
-            .and_then(|s| LinkSigner::new(s.iter().map(|s| s.expose_secret().as_bytes())));
+        let links = webhook_secrets.and_then(WebhookSecrets::link_signer);
         Self {
             api_token,
             sign_in_key,

@@ -9,6 +9,8 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
+use crate::session::links::LinkSigner;
+
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     #[error("missing X-Hub-Signature-256 header")]
@@ -74,6 +76,12 @@ impl WebhookSecrets {
 
     pub fn iter(&self) -> impl Iterator<Item = &SecretString> {
         self.0.iter()
+    }
+
+    /// The signer of session-page links, keyed by these secrets: the one derivation both the
+    /// pipeline (which writes links) and the server (which checks them) use.
+    pub fn link_signer(&self) -> Option<LinkSigner> {
+        LinkSigner::new(self.iter().map(|s| s.expose_secret().as_bytes()))
     }
 }
 
