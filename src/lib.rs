@@ -1,8 +1,12 @@
 //! PatchPilot: a self-hostable GitHub App that turns bug reports into tested pull requests.
 //!
 //! Data flows one way: webhook -> store (durable) -> worker -> agent -> reporter.
-//! `server` is the HTTP edge; `session`, `webhook` (triggers), `agent` and `worker` are the
-//! core; `github`, `store`, `llm` and `sandbox` are boundaries, each behind a small trait.
+//!
+//! Imports run one way too (`tests/architecture.rs` checks it): the edge (`main`, `app`,
+//! `config`, `local_run`, `server`) uses the core (`webhook`, `authorization`, `session`,
+//! `report`, `agent`, `worker`), which uses the boundaries (`github`, `store`, `llm`,
+//! `sandbox`), each behind a small trait; `shutdown` serves every layer. No boundary imports
+//! the core, and no two modules or folders import each other.
 
 pub mod agent;
 pub mod app;
