@@ -7,11 +7,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
-use super::sql::impl_store;
+use super::sql::{IntakePlan, impl_store};
 use super::{Clock, Intake, IntakeEffect, Recorded, StoreResult, SystemClock};
 use super::{JobKind, NewSession, TriggerKind};
 
@@ -66,42 +65,25 @@ impl PostgresStore {
         if !single {
             return record_deliveries_portable(&self.pool, batch, now).await;
         }
-        let plan = SingleStatement::new(batch, now);
+        let plan = SingleStatement(IntakePlan::new(batch, now));
         let inserted: Vec<(String,)> = plan.query().build_query_as().fetch_all(&self.pool).await?;
         let inserted: HashSet<String> = inserted.into_iter().map(|(id,)| id).collect();
-        Ok(plan.results(&inserted))
+        Ok(plan.results(|id| inserted.contains(id)))
     }
 }
 
-/// One batch as a single `WITH ... INSERT` statement; its sessions and jobs get the time `now`.
-struct SingleStatement<'a> {
-    batch: &'a [Intake],
-    candidates: Vec<usize>,
-    session_ids: Vec<Option<String>>,
-    now: DateTime<Utc>,
+/// One batch as a single `WITH ... INSERT` statement (planned by [`IntakePlan`]).
+struct SingleStatement<'a>(IntakePlan<'a>);
+
+impl<'a> std::ops::Deref for SingleStatement<'a> {
+    type Target = IntakePlan<'a>;
+
+    fn deref(&self) -> &IntakePlan<'a> {
+        &self.0
+    }
 }
 
 impl<'a> SingleStatement<'a> {
-    fn new(batch: &'a [Intake], now: DateTime<Utc>) -> Self {
-        let mut seen = HashSet::with_capacity(batch.len());
-        let candidates = (0..batch.len())
-            .filter(|&i| seen.insert(batch[i].delivery.delivery_id.as_str()))
-            .collect();
-        let session_ids = batch
-            .iter()
-            .map(|intake| {
-                matches!(intake.effect, IntakeEffect::StartSession(_))
-                    .then(super::sql::new_session_id)
-            })
-            .collect();
-        Self {
-            batch,
-            candidates,
-            session_ids,
-            now,
-        }
-    }
-
     fn query(&self) -> QueryBuilder<Postgres> {
         let now = self.now;
         let mut query = QueryBuilder::<Postgres>::new(
@@ -198,27 +180,6 @@ impl<'a> SingleStatement<'a> {
         }
         query.push(" SELECT delivery_id FROM d");
         query
-    }
-
-    /// One answer per delivery, in order: accepted when this statement inserted it.
-    fn results(&self, inserted: &HashSet<String>) -> Vec<Recorded> {
-        let mut accepted = vec![false; self.batch.len()];
-        for &i in &self.candidates {
-            accepted[i] = inserted.contains(&self.batch[i].delivery.delivery_id);
-        }
-        accepted
-            .into_iter()
-            .zip(&self.session_ids)
-            .map(|(accepted, session_id)| {
-                if accepted {
-                    Recorded::Accepted {
-                        session_id: session_id.clone(),
-                    }
-                } else {
-                    Recorded::Duplicate
-                }
-            })
-            .collect()
     }
 }
 

@@ -238,6 +238,59 @@ pub(super) fn lease_deadline(from: DateTime<Utc>, lease: std::time::Duration) ->
 /// Session ids appear in links, so they must not be guessable: UUIDv7 leaks the creation time
 /// and carries only 74 random bits, UUIDv4 122. Ordering never relies on ids (lists sort by
 /// `created_at`, then id as a tie-breaker).
+/// One intake batch as both backends' single-statement paths write it: its candidates (the
+/// first of each delivery id; later copies are duplicates), the session id each
+/// session-starting delivery gets up front, and the time its rows get.
+pub(super) struct IntakePlan<'a> {
+    pub batch: &'a [super::Intake],
+    pub candidates: Vec<usize>,
+    pub session_ids: Vec<Option<String>>,
+    pub now: DateTime<Utc>,
+}
+
+impl<'a> IntakePlan<'a> {
+    pub fn new(batch: &'a [super::Intake], now: DateTime<Utc>) -> Self {
+        let mut seen = std::collections::HashSet::with_capacity(batch.len());
+        let candidates = (0..batch.len())
+            .filter(|&i| seen.insert(batch[i].delivery.delivery_id.as_str()))
+            .collect();
+        let session_ids = batch
+            .iter()
+            .map(|intake| {
+                matches!(intake.effect, super::IntakeEffect::StartSession(_)).then(new_session_id)
+            })
+            .collect();
+        Self {
+            batch,
+            candidates,
+            session_ids,
+            now,
+        }
+    }
+
+    /// One answer per delivery, in order: accepted when it is a candidate that `written`
+    /// says the statement stored (not a delivery known before).
+    pub fn results(&self, written: impl Fn(&str) -> bool) -> Vec<super::Recorded> {
+        let mut accepted = vec![false; self.batch.len()];
+        for &i in &self.candidates {
+            accepted[i] = written(&self.batch[i].delivery.delivery_id);
+        }
+        accepted
+            .into_iter()
+            .zip(&self.session_ids)
+            .map(|(accepted, session_id)| {
+                if accepted {
+                    super::Recorded::Accepted {
+                        session_id: session_id.clone(),
+                    }
+                } else {
+                    super::Recorded::Duplicate
+                }
+            })
+            .collect()
+    }
+}
+
 pub(super) fn new_session_id() -> String {
     hex::encode(rand::random::<[u8; 16]>())
 }

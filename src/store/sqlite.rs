@@ -29,9 +29,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::Mutex;
 
-use chrono::{DateTime, Utc};
-
-use super::sql::impl_store;
+use super::sql::{IntakePlan, impl_store};
 use super::{Clock, Intake, IntakeEffect, Recorded, StoreResult, SystemClock};
 use super::{JobKind, NewSession, TriggerKind};
 
@@ -181,9 +179,9 @@ impl SqliteStore {
                 slot.insert(SqliteConnection::connect_with(&options).await?)
             }
         };
-        let plan = BatchPlan::new(batch, now);
+        let plan = BatchPlan(IntakePlan::new(batch, now));
         match plan.run(connection).await {
-            Ok(known) => Ok(plan.results(&known)),
+            Ok(known) => Ok(plan.results(|id| !known.contains(id))),
             Err(err) => {
                 // The failed statement may have left the transaction open: closing the
                 // connection rolls it back, and the next batch opens a fresh one.
@@ -196,36 +194,18 @@ impl SqliteStore {
     }
 }
 
-/// What one batch writes: its distinct delivery ids (the first of each wins), the session
-/// id each session-starting delivery would get, and the time its sessions and jobs get.
-struct BatchPlan<'a> {
-    batch: &'a [Intake],
-    candidates: Vec<usize>,
-    session_ids: Vec<Option<String>>,
-    now: DateTime<Utc>,
+/// One batch as SQLite's statements write it (planned by [`IntakePlan`]).
+struct BatchPlan<'a>(IntakePlan<'a>);
+
+impl<'a> std::ops::Deref for BatchPlan<'a> {
+    type Target = IntakePlan<'a>;
+
+    fn deref(&self) -> &IntakePlan<'a> {
+        &self.0
+    }
 }
 
 impl<'a> BatchPlan<'a> {
-    fn new(batch: &'a [Intake], now: DateTime<Utc>) -> Self {
-        let mut seen = HashSet::with_capacity(batch.len());
-        let candidates = (0..batch.len())
-            .filter(|&i| seen.insert(batch[i].delivery.delivery_id.as_str()))
-            .collect();
-        let session_ids = batch
-            .iter()
-            .map(|intake| {
-                matches!(intake.effect, IntakeEffect::StartSession(_))
-                    .then(super::sql::new_session_id)
-            })
-            .collect();
-        Self {
-            batch,
-            candidates,
-            session_ids,
-            now,
-        }
-    }
-
     /// Runs the batch as one multi-statement query; returns the delivery ids that were
     /// already stored (redeliveries), which it left untouched.
     async fn run(&self, connection: &mut SqliteConnection) -> StoreResult<HashSet<String>> {
@@ -345,27 +325,6 @@ impl<'a> BatchPlan<'a> {
                 .push_bind(self.session_ids[i].clone());
         });
         query.push(" ON CONFLICT (delivery_id) DO NOTHING;");
-    }
-
-    /// One answer per delivery, in order: accepted when it was new and first in the batch.
-    fn results(&self, known: &HashSet<String>) -> Vec<Recorded> {
-        let mut accepted = vec![false; self.batch.len()];
-        for &i in &self.candidates {
-            accepted[i] = !known.contains(&self.batch[i].delivery.delivery_id);
-        }
-        accepted
-            .into_iter()
-            .zip(&self.session_ids)
-            .map(|(accepted, session_id)| {
-                if accepted {
-                    Recorded::Accepted {
-                        session_id: session_id.clone(),
-                    }
-                } else {
-                    Recorded::Duplicate
-                }
-            })
-            .collect()
     }
 }
 
